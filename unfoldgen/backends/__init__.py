@@ -1,0 +1,1 @@
+"""Stage 4: lower a Program to source text (PyTorch module, Numba kernel, derivation)."""

@@ -1,0 +1,126 @@
+"""Print IR expressions as batched PyTorch code.
+
+Per-sample tensors (inputs, states, temporaries) carry a leading batch dimension: a vector of
+one sample is ``[B, n]``, a matrix ``[B, m, n]``. Constants and parameters have none. A
+product ``C @ v`` of a constant and a batched vector is therefore printed ``v @ C.mT`` (and
+``C.T @ v`` as ``v @ C``), so no reshapes appear in the common cases.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sympy as sp
+
+from unfoldgen.backends.scalars import ScalarPrinter
+from unfoldgen.symbolic.nodes import is_negative_term
+from unfoldgen.ir.program import Program
+from unfoldgen.symbolic.nodes import SpectralNorm
+from unfoldgen.symbolic.prox.separable import V
+
+BATCHED_ROLES = ("input", "state", "temporary")
+
+
+@dataclass(frozen=True)
+class Code:
+    text: str
+    batched: bool
+    atomic: bool
+
+    def operand(self) -> str:
+        return self.text if self.atomic else f"({self.text})"
+
+
+class TorchPrinter(ScalarPrinter):
+    functions = {sp.Abs: "torch.abs", sp.sqrt: "torch.sqrt", sp.exp: "torch.exp", sp.log: "torch.log",
+                 sp.Max: "torch.maximum", sp.Min: "torch.minimum", sp.sign: "torch.sign"}
+
+    def __init__(self, program: Program, layer_index: str = "k") -> None:
+        super().__init__(self.name_of)
+        self.program = program
+        self.k = layer_index
+
+    def name_of(self, symbol: sp.Symbol) -> str:
+        if symbol == V:
+            return "v"
+        role = self.program.role(symbol.name)
+        if role in ("constant", "param"):
+            return f"self.{symbol.name}"
+        if role == "parameter":
+            parameter = self.program.parameter(symbol.name)
+            return f"self.{symbol.name}[{self.k}]" if parameter.per_layer else f"self.{symbol.name}"
+        return symbol.name
+
+    def where(self, condition: str, then: str, otherwise: str) -> str:
+        return f"torch.where({condition}, {then}, {otherwise})"
+
+    def print(self, expr: sp.Basic) -> str:
+        if isinstance(expr, sp.MatrixExpr):
+            return self.matrix(expr).text
+        if isinstance(expr, SpectralNorm):
+            return f"torch.linalg.matrix_norm({self.matrix(expr.matrix).text}, ord=2)"
+        return super().print(expr)
+
+    def matrix(self, expr: sp.MatrixExpr) -> Code:
+        if isinstance(expr, sp.MatrixSymbol):
+            return Code(self.name_of(expr), self.program.role(expr.name) in BATCHED_ROLES, True)
+        if isinstance(expr, sp.Transpose):
+            inner = self.matrix(expr.arg)
+            return Code(f"{inner.operand()}.mT", inner.batched, True)
+        if isinstance(expr, sp.Identity):
+            return Code(f"torch.eye({self.program.size(expr.shape[0])}, dtype=dtype, device=device)", False, True)
+        if isinstance(expr, sp.MatAdd):
+            return self.matadd(expr)
+        if isinstance(expr, sp.MatMul):
+            return self.matmul(expr)
+        raise NotImplementedError(f"cannot print {expr!r} for torch")
+
+    def matadd(self, expr: sp.MatAdd) -> Code:
+        terms = sorted(expr.args, key=is_negative_term)
+        first = self.matrix(terms[0])
+        text, batched = first.text, first.batched
+        for term in terms[1:]:
+            if is_negative_term(term):
+                code = self.matrix(-term)  # a product: binds tighter than '-', no parentheses
+                text += f" - {code.text}"
+            else:
+                code = self.matrix(term)
+                text += f" + {code.text}"
+            batched = batched or code.batched
+        return Code(text, batched, False)
+
+    def matmul(self, expr: sp.MatMul) -> Code:
+        scalars = [a for a in expr.args if not isinstance(a, sp.MatrixExpr)]
+        factors = [a for a in expr.args if isinstance(a, sp.MatrixExpr)]
+        code = self.chain(factors)
+        if not scalars:
+            return code
+        coeff = sp.Mul(*scalars)
+        if coeff.could_extract_minus_sign():
+            inner = self.scaled(-coeff, code)
+            return Code(f"-{inner.text}", inner.batched, False)
+        return self.scaled(coeff, code)
+
+    def scaled(self, coeff: sp.Expr, code: Code) -> Code:
+        if coeff == 1:
+            return code
+        return Code(f"{self.atom(coeff)} * {code.operand()}", code.batched, False)
+
+    def chain(self, factors: list[sp.MatrixExpr]) -> Code:
+        """Right-associated product, so matrix-vector products never become matrix-matrix."""
+        right = factors[-1]
+        code = self.matrix(right)
+        is_vector = right.shape[1] == 1
+        for factor in reversed(factors[:-1]):
+            left = self.matrix(factor)
+            if code.batched and is_vector and not left.batched:
+                if isinstance(factor, sp.Transpose):
+                    text = f"{code.operand()} @ {self.matrix(factor.arg).operand()}"
+                else:
+                    text = f"{code.operand()} @ {left.operand()}.mT"
+            elif code.batched and is_vector and left.batched:
+                text = f"({left.operand()} @ {code.operand()}.unsqueeze(-1)).squeeze(-1)"
+            else:
+                text = f"{left.operand()} @ {code.operand()}"
+            code = Code(text, code.batched or left.batched, False)
+        return code

@@ -1,0 +1,65 @@
+"""Build a spec into ``OUTDIR/<name>/`` atomically.
+
+Everything is derived and rendered in memory first; the files are written to a temporary folder
+next to the target and moved into place with one rename, so a failed or killed build never
+leaves half-written output (the previous build stays intact until the rename).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from unfoldgen.backends.derivation import emit_derivation
+from unfoldgen.backends.numba_kernel import emit_numba_kernel
+from unfoldgen.backends.render import render
+from unfoldgen.backends.torch_module import emit_torch_module
+from unfoldgen.ir import Program, lower
+from unfoldgen.spec import load_spec
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    program: Program
+    directory: Path
+    files: dict[str, str]
+
+
+def compile_program(program: Program) -> dict[str, str]:
+    """All emitted files of a program, by file name."""
+    return {
+        "__init__.py": render("__init__.py.j2", name=program.name, spec_hash=program.spec_hash),
+        "model.py": emit_torch_module(program),
+        "kernel.py": emit_numba_kernel(program),
+        "DERIVATION.md": emit_derivation(program),
+    }
+
+
+def build(spec_path: str | Path, outdir: str | Path = "generated") -> BuildResult:
+    program = lower(load_spec(spec_path))
+    files = compile_program(program)
+    target = Path(outdir) / program.name
+    write_atomically(target, files)
+    return BuildResult(program, target, files)
+
+
+def write_atomically(target: Path, files: dict[str, str]) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        for name, text in files.items():
+            (staging / name).write_text(text, encoding="utf-8")
+        backup = None
+        if target.exists():
+            backup = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
+            os.rmdir(backup)
+            os.rename(target, backup)
+        os.rename(staging, target)
+        if backup is not None:
+            shutil.rmtree(backup, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise

@@ -1,0 +1,322 @@
+"""A safe parser for the spec's math: Python ``ast`` with a whitelist, mapped to SymPy.
+
+Spec text is never evaluated. ``ast.parse`` only builds a syntax tree; every node type, name and
+function is checked against a whitelist before a SymPy object is built from it. Shapes are
+checked as the tree is walked, so a mismatch is reported with the sizes the user wrote.
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass
+from typing import Callable
+
+import sympy as sp
+
+from unfoldgen.errors import SpecError
+from unfoldgen.spec.model import Located, Spec
+
+MAX_EXPRESSION_CHARS = 4000
+MAX_AST_NODES = 2000
+MAX_ABS_NUMBER = 1e15
+MAX_EXPONENT = 16
+
+# Functions whose value is not differentiable somewhere: they belong in objective.nonsmooth.
+NONSMOOTH_FUNCTIONS = ("norm1", "norm2", "nuclear", "nonneg", "box", "ball2", "simplex", "elastic_net", "abs")
+SCALAR_FUNCTIONS: dict[str, Callable[..., sp.Expr]] = {
+    "abs": sp.Abs,
+    "sqrt": sp.sqrt,
+    "exp": sp.exp,
+    "log": sp.log,
+    "max": sp.Max,
+    "min": sp.Min,
+}
+
+
+@dataclass(frozen=True)
+class Value:
+    """A parsed expression: a SymPy object and its shape as written (dim names or ints).
+
+    Scalars have shape ``()`` and are plain SymPy expressions; vectors ``(n,)`` are ``n x 1``
+    MatrixExprs; matrices ``(m, n)`` are ``m x n`` MatrixExprs.
+    """
+
+    expr: sp.Basic
+    shape: tuple[str | int, ...]
+
+    @property
+    def is_scalar(self) -> bool:
+        return self.shape == ()
+
+
+def shape_text(shape: tuple[str | int, ...]) -> str:
+    return "scalar" if not shape else "[" + ", ".join(str(d) for d in shape) + "]"
+
+
+class Namespace:
+    """The SymPy symbols of a spec: one per dim, param, input, constant and variable."""
+
+    def __init__(self, spec: Spec) -> None:
+        self.spec = spec
+        self.dims = {name: sp.Symbol(name, integer=True, positive=True) for name in spec.dims}
+        self.params = {name: sp.Symbol(name, real=True) for name in spec.params}
+        self.tensors: dict[str, Value] = {}
+        self.roles: dict[str, str] = {}
+        for role, decls in (("input", spec.inputs), ("constant", spec.constants)):
+            for decl in decls.values():
+                self.tensors[decl.name] = self.tensor(decl.name, decl.shape)
+                self.roles[decl.name] = role
+        for var in spec.variables.values():
+            self.tensors[var.name] = self.tensor(var.name, var.shape)
+            self.roles[var.name] = "variable"
+
+    def dim(self, d: str | int) -> sp.Expr:
+        return sp.Integer(d) if isinstance(d, int) else self.dims[d]
+
+    def tensor(self, name: str, shape: tuple[str | int, ...]) -> Value:
+        """A matrix symbol (vectors are columns) or, for shape ``[]``, a real scalar symbol."""
+        if not shape:
+            return Value(sp.Symbol(name, real=True), ())
+        rows = self.dim(shape[0])
+        cols = self.dim(shape[1]) if len(shape) == 2 else sp.Integer(1)
+        return Value(sp.MatrixSymbol(name, rows, cols), shape)
+
+    def matrix_symbol(self, name: str) -> sp.MatrixSymbol:
+        expr = self.tensors[name].expr
+        assert isinstance(expr, sp.MatrixSymbol)
+        return expr
+
+    def size(self, shape: tuple[str | int, ...]) -> tuple[int, ...]:
+        return self.spec.concrete_shape(shape)
+
+
+@dataclass
+class Parser:
+    """Parse one located piece of text in one context.
+
+    ``allowed`` limits which declared names may appear (e.g. an init must not use the
+    variables), ``functions`` which matrix functions exist in this context, and ``scalars``
+    adds context-only scalar names (``L`` in a step, the element ``x`` inside ``sum(...)``).
+    """
+
+    ns: Namespace
+    where: Located
+    allowed_roles: tuple[str, ...] = ("input", "constant", "variable", "param")
+    functions: tuple[str, ...] = ()
+    scalars: dict[str, sp.Expr] | None = None
+    scalar_functions: bool = False
+
+    def error(self, node: ast.AST | None, message: str, hint: str | None = None) -> SpecError:
+        col = getattr(node, "col_offset", None)
+        if col is not None:
+            message = f"{message} (at column {col + 1} of '{self.where.text}')"
+        return self.where.error(message, hint)
+
+    def parse(self) -> Value:
+        tree = parse_tree(self.where)
+        return self.visit(tree.body)
+
+    def visit(self, node: ast.AST) -> Value:
+        method = getattr(self, f"visit_{type(node).__name__}", None)
+        if method is None:
+            raise self.error(node, f"'{ast.unparse(node)[:40]}' is not allowed in a spec expression",
+                             hint="use numbers, declared names, + - * / ** @, .T and the documented functions")
+        return method(node)
+
+    # -- leaves ---------------------------------------------------------------------------
+    def visit_Constant(self, node: ast.Constant) -> Value:
+        value = node.value
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise self.error(node, f"{value!r} is not a number")
+        if abs(value) > MAX_ABS_NUMBER or value != value:
+            raise self.error(node, f"the number {value!r} is out of range")
+        return Value(sp.Rational(str(value)) if isinstance(value, float) else sp.Integer(value), ())
+
+    def visit_Name(self, node: ast.Name) -> Value:
+        name = node.id
+        if self.scalars and name in self.scalars:
+            return Value(self.scalars[name], ())
+        if name in self.ns.params and "param" in self.allowed_roles:
+            return Value(self.ns.params[name], ())
+        role = self.ns.roles.get(name)
+        if role is not None:
+            if role not in self.allowed_roles:
+                raise self.error(node, f"the {role} '{name}' cannot be used here",
+                                 hint=f"only {', '.join(self.allowed_roles)}s may appear in {self.where.key_path}")
+            return self.ns.tensors[name]
+        if name in self.ns.dims:
+            raise self.error(node, f"'{name}' is a dim, not a value", hint="dims only give shapes")
+        raise self.error(node, f"undeclared name '{name}'",
+                         hint="declare it under inputs, constants, params or variables")
+
+    # -- operators ------------------------------------------------------------------------
+    def visit_UnaryOp(self, node: ast.UnaryOp) -> Value:
+        operand = self.visit(node.operand)
+        if isinstance(node.op, ast.USub):
+            return Value(-operand.expr, operand.shape)
+        if isinstance(node.op, ast.UAdd):
+            return operand
+        raise self.error(node, "only unary + and - are allowed")
+
+    def visit_BinOp(self, node: ast.BinOp) -> Value:
+        left, right = self.visit(node.left), self.visit(node.right)
+        op = node.op
+        if isinstance(op, (ast.Add, ast.Sub)):
+            if left.shape != right.shape and not (left.is_scalar and right.is_scalar):
+                raise self.error(node, f"cannot add shapes {shape_text(left.shape)} and {shape_text(right.shape)}",
+                                 hint="both sides of + and - must have the same shape")
+            if self.ns.size(left.shape) != self.ns.size(right.shape):
+                raise self.error(node, f"cannot add shapes {shape_text(left.shape)} and {shape_text(right.shape)}")
+            expr = left.expr + right.expr if isinstance(op, ast.Add) else left.expr - right.expr
+            return Value(expr, left.shape)
+        if isinstance(op, ast.MatMult):
+            return self.matmul(node, left, right)
+        if isinstance(op, ast.Mult):
+            if left.is_scalar or right.is_scalar:
+                return Value(left.expr * right.expr, right.shape if left.is_scalar else left.shape)
+            raise self.error(node, "'*' multiplies by a scalar only", hint="use '@' for matrix products")
+        if isinstance(op, ast.Div):
+            if not right.is_scalar:
+                raise self.error(node, "division is by a scalar only")
+            if right.expr == 0:
+                raise self.error(node, "division by zero")
+            return Value(left.expr / right.expr, left.shape)
+        if isinstance(op, ast.Pow):
+            return self.power(node, left, right)
+        raise self.error(node, f"the operator '{type(op).__name__}' is not allowed",
+                         hint="use + - * / ** and @")
+
+    def power(self, node: ast.BinOp, base: Value, exponent: Value) -> Value:
+        if not (base.is_scalar and exponent.is_scalar):
+            raise self.error(node, "'**' applies to scalars only", hint="use sum_squares(v) for ||v||^2")
+        if not exponent.expr.is_number or abs(float(exponent.expr)) > MAX_EXPONENT:
+            raise self.error(node, f"exponents must be numbers between -{MAX_EXPONENT} and {MAX_EXPONENT}")
+        if base.expr.is_number and abs(float(base.expr)) > 1e3:
+            raise self.error(node, "powers of large numbers are not allowed")
+        return Value(base.expr ** exponent.expr, ())
+
+    def matmul(self, node: ast.AST, left: Value, right: Value) -> Value:
+        if left.is_scalar or right.is_scalar:
+            raise self.error(node, "'@' needs a matrix or vector on each side", hint="use '*' with a scalar")
+        if len(left.shape) == 1:
+            raise self.error(node, "a vector on the left of '@' must be transposed",
+                             hint="write dot(a, b) for an inner product")
+        inner_left, inner_right = left.shape[-1], right.shape[0]
+        if self.ns.spec.size_of(inner_left) != self.ns.spec.size_of(inner_right):
+            raise self.error(node, f"shapes {shape_text(left.shape)} and {shape_text(right.shape)} "
+                                   f"do not match in '@' ({inner_left} != {inner_right})")
+        shape = (left.shape[0],) + right.shape[1:]
+        return Value(left.expr * right.expr, shape)
+
+    def visit_Attribute(self, node: ast.Attribute) -> Value:
+        if node.attr != "T":
+            raise self.error(node, f"'.{node.attr}' is not allowed", hint="only '.T' (transpose) is")
+        value = self.visit(node.value)
+        if len(value.shape) != 2:
+            raise self.error(node, "only matrices can be transposed with .T")
+        return Value(value.expr.T, (value.shape[1], value.shape[0]))
+
+    def visit_Call(self, node: ast.Call) -> Value:
+        if not isinstance(node.func, ast.Name) or node.keywords:
+            raise self.error(node, "only plain calls of documented functions are allowed")
+        name = node.func.id
+        if self.scalar_functions and name in SCALAR_FUNCTIONS:
+            args = [self.visit(arg) for arg in node.args]
+            if any(not a.is_scalar for a in args):
+                raise self.error(node, f"{name}() here applies to scalars")
+            try:
+                return Value(SCALAR_FUNCTIONS[name](*(a.expr for a in args)), ())
+            except TypeError:
+                raise self.error(node, f"wrong number of arguments to {name}()") from None
+        handler = getattr(self, f"call_{name}", None)
+        if name not in self.functions or handler is None:
+            if name in NONSMOOTH_FUNCTIONS and "sum_squares" in self.functions:
+                raise self.error(node, f"{name}() is not differentiable, so it cannot be in the smooth part",
+                                 hint="move this term to objective.nonsmooth")
+            known = ", ".join(self.functions) or "none"
+            raise self.error(node, f"unknown function '{name}' here", hint=f"functions allowed here: {known}")
+        return handler(node, [self.visit(arg) for arg in node.args])
+
+    def expect_args(self, node: ast.AST, args: list[Value], count: int, name: str) -> None:
+        if len(args) != count:
+            raise self.error(node, f"{name}() takes {count} argument(s), got {len(args)}")
+
+    # -- smooth functions -----------------------------------------------------------------
+    def call_sum_squares(self, node: ast.AST, args: list[Value]) -> Value:
+        self.expect_args(node, args, 1, "sum_squares")
+        (v,) = args
+        if v.is_scalar:
+            return Value(v.expr**2, ())
+        return Value(sp.Trace(v.expr.T * v.expr), ())
+
+    def call_quad_form(self, node: ast.AST, args: list[Value]) -> Value:
+        self.expect_args(node, args, 2, "quad_form")
+        v, q = args
+        if len(v.shape) != 1 or len(q.shape) != 2:
+            raise self.error(node, "quad_form(x, Q) needs a vector x and a square matrix Q")
+        self.matmul(node, q, v)
+        return Value(sp.Trace(v.expr.T * q.expr * v.expr), ())
+
+    def call_dot(self, node: ast.AST, args: list[Value]) -> Value:
+        self.expect_args(node, args, 2, "dot")
+        a, b = args
+        if a.shape != b.shape or a.is_scalar:
+            raise self.error(node, f"dot() needs two vectors or matrices of one shape, got "
+                                   f"{shape_text(a.shape)} and {shape_text(b.shape)}")
+        return Value(sp.Trace(a.expr.T * b.expr), ())
+
+    def call_trace(self, node: ast.AST, args: list[Value]) -> Value:
+        self.expect_args(node, args, 1, "trace")
+        (m,) = args
+        if len(m.shape) != 2 or self.ns.spec.size_of(m.shape[0]) != self.ns.spec.size_of(m.shape[1]):
+            raise self.error(node, "trace() needs a square matrix")
+        return Value(sp.Trace(m.expr), ())
+
+
+def parse_tree(where: Located) -> ast.Expression:
+    """Parse text into a syntax tree, with limits on size and depth (nothing is executed)."""
+    text = where.text.strip()
+    if not text:
+        raise where.error("the expression is empty")
+    if len(text) > MAX_EXPRESSION_CHARS:
+        raise where.error(f"the expression is longer than {MAX_EXPRESSION_CHARS} characters")
+    try:
+        tree = ast.parse(text, mode="eval")
+    except SyntaxError as exc:
+        raise where.error(f"invalid expression syntax: {exc.msg}",
+                          hint="write Python-style math, e.g. 0.5 * sum_squares(A @ x - y)") from None
+    except (RecursionError, MemoryError, ValueError):
+        raise where.error("the expression is nested too deeply") from None
+    count = sum(1 for _ in ast.walk(tree))
+    if count > MAX_AST_NODES:
+        raise where.error(f"the expression has more than {MAX_AST_NODES} parts")
+    return tree
+
+
+SMOOTH_FUNCTIONS = ("sum_squares", "quad_form", "dot", "trace")
+
+
+def parse_smooth(ns: Namespace, where: Located) -> Value:
+    value = Parser(ns, where, functions=SMOOTH_FUNCTIONS).parse()
+    if not value.is_scalar:
+        raise where.error(f"the smooth objective must be a scalar, got {shape_text(value.shape)}",
+                          hint="wrap vector expressions in sum_squares(...) or dot(...)")
+    return value
+
+
+def parse_init(ns: Namespace, where: Located, shape: tuple[str | int, ...]) -> Value | None:
+    """A variable's initial value: ``zeros`` (returns None) or an expression of inputs/constants."""
+    if where.text.strip() == "zeros":
+        return None
+    value = Parser(ns, where, allowed_roles=("input", "constant", "param")).parse()
+    if ns.size(value.shape) != ns.size(shape):
+        raise where.error(f"init has shape {shape_text(value.shape)} but the variable is {shape_text(shape)}")
+    return value
+
+
+def parse_scalar(ns: Namespace, where: Located, extra: dict[str, sp.Expr]) -> sp.Expr:
+    """A scalar of params and numbers (and the names in ``extra``, e.g. ``L``)."""
+    value = Parser(ns, where, allowed_roles=("param",), scalars=extra, scalar_functions=True).parse()
+    if not value.is_scalar:
+        raise where.error("expected a scalar")
+    return value.expr

@@ -1,0 +1,204 @@
+"""Combine the nonsmooth terms of each variable into one proximal operator.
+
+The prox of a sum is not the composition of the proxes in general. What is exact, and what we
+use: one term alone; several separable terms merged into one scalar penalty (``norm1`` plus
+``sum_squares`` is the catalog's elastic net, anything else is derived); and, in one dimension,
+the prox of a convex penalty plus the indicator of an interval is the penalty's prox followed
+by the projection on the interval. Any other combination is rejected with a hint.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sympy as sp
+
+from unfoldgen.errors import SpecError
+from unfoldgen.symbolic.language import Namespace
+from unfoldgen.symbolic.prox.catalog import CATALOG, ProxEntry
+from unfoldgen.symbolic.prox.separable import TAU, V, NotDerivable, derive_separable_prox
+from unfoldgen.symbolic.prox.terms import ELEMENT, NonsmoothTerm
+
+# The step size t of the iteration, as the classical hyperparameter values are written.
+STEP = sp.Symbol("t", positive=True)
+
+
+@dataclass(frozen=True)
+class Hyper:
+    """A hyperparameter of a prox, with its classical value for the step ``STEP``."""
+
+    name: str
+    classical: sp.Expr
+    description: str
+
+    @property
+    def symbol(self) -> sp.Symbol:
+        return sp.Symbol(self.name, real=True)
+
+
+@dataclass(frozen=True)
+class ProxStage:
+    """One helper applied to the running value: ``v <- operator(v, *args)``.
+
+    ``operator`` names a helper of the emitted code (see ``templates/``), or ``piecewise``
+    for a derived separable prox whose ``formula`` is an expression of ``V``.
+    """
+
+    operator: str
+    args: tuple[sp.Expr, ...]
+    formula: sp.Expr | None = None
+
+
+@dataclass(frozen=True)
+class ProxOperator:
+    """The proximal operator of all nonsmooth terms of one variable."""
+
+    variable: str
+    terms: tuple[NonsmoothTerm, ...]
+    stages: tuple[ProxStage, ...]
+    hypers: tuple[Hyper, ...]
+    elementwise: bool
+    closed_form: str
+
+    @property
+    def function_name(self) -> str:
+        return f"prox_{self.variable}"
+
+    @property
+    def arguments(self) -> tuple[sp.Symbol, ...]:
+        """The emitted function's arguments after ``v``: hyperparameters, then spec params."""
+        hyper = [h.symbol for h in self.hypers]
+        params: set[sp.Symbol] = set()
+        for stage in self.stages:
+            for expr in (*stage.args, stage.formula if stage.formula is not None else sp.S.Zero):
+                params |= {s for s in expr.free_symbols if s not in hyper and s != V}
+        return (*hyper, *sorted(params, key=lambda s: s.name))
+
+    @property
+    def is_indicator(self) -> bool:
+        return all(t.entry is not None and not t.entry.weighted for t in self.terms)
+
+    def definition(self) -> str:
+        return " + ".join(t.latex() for t in self.terms)
+
+
+def build_prox_operators(ns: Namespace, terms: list[NonsmoothTerm]) -> dict[str, ProxOperator]:
+    by_variable: dict[str, list[NonsmoothTerm]] = {}
+    for term in terms:
+        by_variable.setdefault(term.variable, []).append(term)
+    return {var: _compose(ns, var, tuple(group)) for var, group in by_variable.items()}
+
+
+def _compose(ns: Namespace, variable: str, terms: tuple[NonsmoothTerm, ...]) -> ProxOperator:
+    others = [t for t in terms if not t.is_separable and not t.is_interval]
+    if others:
+        if len(terms) > 1:
+            names = ", ".join(f"'{t.where.text}'" for t in terms)
+            raise terms[1].where.error(
+                f"no closed-form prox for the sum of {names} on '{variable}'",
+                hint=f"keep {others[0].entry.name if others[0].entry else 'this term'}() as the only "
+                     f"nonsmooth term of '{variable}', or split the variable (ADMM)",
+            )
+        return _single_catalog(variable, others[0])
+    separable = [t for t in terms if t.is_separable]
+    intervals = [t for t in terms if t.is_interval]
+    stages: list[ProxStage] = []
+    hypers: list[Hyper] = []
+    closed_forms: list[str] = []
+    if separable:
+        stage, stage_hypers, closed = _separable_stage(ns, variable, separable)
+        stages.append(stage)
+        hypers.extend(stage_hypers)
+        closed_forms.append(closed)
+    if intervals:
+        stage, closed = _interval_stage(intervals)
+        stages.append(stage)
+        closed_forms.append(closed)
+    closed_form = closed_forms[0] if len(closed_forms) == 1 else (
+        rf"\Pi_{{\text{{interval}}}}\left({closed_forms[0]}\right) \text{{ (prox, then projection: exact for separable penalties)}}"
+    )
+    return ProxOperator(variable, terms, tuple(stages), tuple(hypers), True, closed_form)
+
+
+def _hypers_of(entry: ProxEntry, weight: sp.Expr, args: tuple[sp.Expr, ...]) -> list[Hyper]:
+    values = entry.classical_hyper(STEP, weight, args)
+    return [Hyper(name, value, f"{name} of the {entry.name} prox") for name, value in zip(entry.hyper, values)]
+
+
+def _format_closed_form(entry: ProxEntry, weight: sp.Expr, args: tuple[sp.Expr, ...]) -> str:
+    fields = {"w": "" if weight == 1 else sp.latex(weight)}
+    fields.update({f"a{i}": sp.latex(a) for i, a in enumerate(args)})
+    return entry.closed_form.format(**fields)
+
+
+def _single_catalog(variable: str, term: NonsmoothTerm) -> ProxOperator:
+    entry = term.entry
+    assert entry is not None
+    hypers = _hypers_of(entry, term.weight, term.args)
+    stage_args = tuple(h.symbol for h in hypers) + (() if entry.weighted else term.args)
+    stage = ProxStage(entry.operator, stage_args)
+    return ProxOperator(variable, (term,), (stage,), tuple(hypers), entry.elementwise,
+                        _format_closed_form(entry, term.weight, term.args))
+
+
+def _separable_stage(ns: Namespace, variable: str, terms: list[NonsmoothTerm]) -> tuple[ProxStage, list[Hyper], str]:
+    kinds = sorted(t.entry.name for t in terms if t.entry is not None)
+    if len(terms) == 1 and terms[0].entry is not None:
+        entry, weight, args = terms[0].entry, terms[0].weight, terms[0].args
+    elif kinds == ["norm1", "sum_squares"] and len(terms) == 2:
+        l1 = next(t for t in terms if t.entry and t.entry.name == "norm1").weight
+        l2 = next(t for t in terms if t.entry and t.entry.name == "sum_squares").weight
+        entry, weight, args = CATALOG["elastic_net"], sp.Integer(1), (l1, 2 * l2)
+    else:
+        return _derived_stage(ns, variable, terms)
+    hypers = _hypers_of(entry, weight, args)
+    return ProxStage(entry.operator, tuple(h.symbol for h in hypers)), hypers, _format_closed_form(entry, weight, args)
+
+
+def _derived_stage(ns: Namespace, variable: str, terms: list[NonsmoothTerm]) -> tuple[ProxStage, list[Hyper], str]:
+    penalty = sp.Add(*(t.scalar_penalty() for t in terms))
+    values = {ns.params[p]: v for p, v in ns.spec.params.items()}
+    try:
+        formula = derive_separable_prox(penalty, ELEMENT, values)
+    except NotDerivable as exc:
+        raise terms[0].where.error(
+            f"cannot derive the prox of {penalty.subs(ELEMENT, sp.Symbol(variable))}: {exc}",
+            hint="use a convex penalty built from abs, max, min and polynomials of degree <= 2, "
+                 "or a catalog function (norm1, sum_squares, elastic_net, ...)",
+        ) from None
+    hyper = Hyper("prox_step", STEP, "step size inside the derived prox")
+    formula = formula.xreplace({TAU: hyper.symbol})
+    closed = sp.latex(formula.xreplace({V: sp.Symbol("v")}))
+    return ProxStage("piecewise", (hyper.symbol,), formula), [hyper], closed
+
+
+def _interval_stage(terms: list[NonsmoothTerm]) -> tuple[ProxStage, str]:
+    lows, highs = [], []
+    for term in terms:
+        assert term.entry is not None and term.entry.interval is not None
+        lo, hi = term.entry.interval(term.args)
+        if lo is not None:
+            lows.append(lo)
+        if hi is not None:
+            highs.append(hi)
+    lo_expr = sp.Max(*lows) if lows else None
+    if not highs:
+        if lo_expr == 0:
+            return ProxStage("project_nonneg", ()), r"\max(\cdot, 0)"
+        assert lo_expr is not None
+        highs = [sp.S.Infinity]
+    hi_expr = sp.Min(*highs)
+    lo_expr = lo_expr if lo_expr is not None else sp.S.NegativeInfinity
+    return ProxStage("project_box", (lo_expr, hi_expr)), rf"\min(\max(\cdot, {sp.latex(lo_expr)}), {sp.latex(hi_expr)})"
+
+
+def check_interval_nonempty(ns: Namespace, operator: ProxOperator) -> None:
+    """A box whose lower bound exceeds its upper bound (with the spec's params) is an error."""
+    values = {ns.params[p]: v for p, v in ns.spec.params.items()}
+    for stage in operator.stages:
+        if stage.operator == "project_box":
+            lo, hi = (a.subs(values) for a in stage.args)
+            if lo.is_number and hi.is_number and float(lo) > float(hi):
+                raise SpecError(f"the box constraint on '{operator.variable}' is empty ({lo} > {hi})",
+                                key_path=operator.terms[-1].where.key_path,
+                                line=operator.terms[-1].where.line, hint="swap the bounds")
