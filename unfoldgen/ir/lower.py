@@ -160,7 +160,7 @@ class _Lowering:
             x_next = self.tensor(f"{self.var}_next")
             states.append(State(z, self.shape, init_expr, "the extrapolated point where FISTA takes its gradient"))
             temporaries.append(State(x_next, self.shape, None, f"the new iterate of {self.var}"))
-            momentum = self.add_parameter("momentum", fista_momentum(spec.layers),
+            momentum = self.add_parameter("momentum", fista_momentum(spec.algorithm.layers),
                                           "FISTA extrapolation weight beta_k = (t_k - 1)/t_{k+1}", varies_per_layer=True)
             g_at_z = gradient.xreplace({self.x: z})
             steps = [

@@ -1,0 +1,33 @@
+# Set-up and checks. `make demo` and `make test` work on a fresh clone: they create .venv.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test generated lint clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	# The CPU build of torch (an open range would download a multi-GB CUDA build).
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e ".[test]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	$(PY) -m unfoldgen.demo
+
+test: install
+	$(PY) -m pytest -q
+
+# Rebuild the committed output of every bundled spec.
+generated: install
+	for spec in specs/*.yaml; do $(VENV)/bin/unfoldgen build $$spec -o generated || exit 1; done
+
+lint: install
+	$(VENV)/bin/ruff check unfoldgen tests generated
+
+clean:
+	rm -rf $(VENV) .pytest_cache
