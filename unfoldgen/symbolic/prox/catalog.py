@@ -57,7 +57,7 @@ CATALOG: dict[str, ProxEntry] = {
             scalar_penalty=lambda u, w, a: w * sp.Abs(u),
         ),
         ProxEntry(
-            name="sum_squares", operator="scale", arity=0, weighted=True, elementwise=True,
+            name="sum_squares", operator="ridge_shrink", arity=0, weighted=True, elementwise=True,
             hyper=("scale",), classical_hyper=lambda t, w, a: (1 / (1 + 2 * t * w),),
             definition=r"{w} \|{x}\|_2^2",
             closed_form=r"s\, v, \quad s = \frac{{1}}{{1 + 2 t {w}}}",

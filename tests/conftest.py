@@ -1,0 +1,70 @@
+"""Helpers: build a (possibly resized) spec into a temporary folder and import its output."""
+
+from __future__ import annotations
+
+import importlib.util
+import itertools
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+import yaml
+
+from unfoldgen.build import build
+
+ROOT = Path(__file__).resolve().parents[1]
+SPECS = sorted((ROOT / "specs").glob("*.yaml"))
+_counter = itertools.count()
+
+
+def load_module(path: Path) -> ModuleType:
+    name = f"generated_{path.parent.name}_{path.stem}_{next(_counter)}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+class Built:
+    def __init__(self, directory: Path, program: Any) -> None:
+        self.directory = directory
+        self.program = program
+        self.model = load_module(directory / "model.py")
+        self._kernel: ModuleType | None = None
+        self.params: dict[str, float] = {}
+
+    @property
+    def kernel(self) -> ModuleType:
+        if self._kernel is None:
+            self._kernel = load_module(self.directory / "kernel.py")
+        return self._kernel
+
+
+def write_spec(tmp: Path, data: dict[str, Any]) -> Path:
+    path = tmp / f"{data['name']}.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def variant(name: str, tmp: Path, dims: dict[str, int] | None = None, layers: int | None = None,
+            **changes: Any) -> Built:
+    """Build bundled spec ``name`` with other dims/layers/keys into ``tmp``."""
+    data = yaml.safe_load((ROOT / "specs" / f"{name}.yaml").read_text())
+    if dims:
+        data["dims"].update(dims)
+    if layers:
+        data["algorithm"]["layers"] = layers
+    data.update(changes)
+    result = build(write_spec(tmp, data), tmp / "out")
+    return Built(result.directory, result.program)
+
+
+@pytest.fixture
+def rng():
+    import numpy as np
+
+    return np.random.default_rng(1234)
