@@ -82,6 +82,7 @@ def _convert(
     if budget[0] < 0:
         raise SpecError(
             f"the spec expands to more than {MAX_NODES} YAML nodes",
+            line=node.start_mark.line + 1,
             hint="remove deeply repeated aliases (&anchor / *alias)",
         )
     source.lines.setdefault(path, node.start_mark.line + 1)
