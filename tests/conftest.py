@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
-import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -12,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from unfoldgen.build import build
+from unfoldgen.build import build, load_generated_module
 
 ROOT = Path(__file__).resolve().parents[1]
 SPECS = sorted((ROOT / "specs").glob("*.yaml"))
@@ -20,13 +18,7 @@ _counter = itertools.count()
 
 
 def load_module(path: Path) -> ModuleType:
-    name = f"generated_{path.parent.name}_{path.stem}_{next(_counter)}"
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_generated_module(path, f"generated_{path.parent.name}_{path.stem}_{next(_counter)}")
 
 
 class Built:

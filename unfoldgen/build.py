@@ -7,11 +7,14 @@ leaves half-written output (the previous build stays intact until the rename).
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 from unfoldgen.backends.derivation import emit_derivation
 from unfoldgen.backends.numba_kernel import emit_numba_kernel
@@ -63,3 +66,13 @@ def write_atomically(target: Path, files: dict[str, str]) -> None:
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+
+
+def load_generated_module(path: Path, name: str) -> ModuleType:
+    """Import one generated file (model.py or kernel.py) under a unique module name."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module

@@ -3,8 +3,6 @@ random problem, and print their agreement and per-sample time."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -12,16 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from unfoldgen.build import build
-
-
-def _load(path: Path, name: str):  # noqa: ANN202 - a generated module
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+from unfoldgen.build import build, load_generated_module
 
 
 def main() -> None:
@@ -29,8 +18,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as outdir:
         result = build(root / "specs" / "lista.yaml", outdir)
         print(f"built {result.program.name} into {result.directory}")
-        model_module = _load(result.directory / "model.py", "demo_lista_model")
-        kernel = _load(result.directory / "kernel.py", "demo_lista_kernel")
+        model_module = load_generated_module(result.directory / "model.py", "demo_lista_model")
+        kernel = load_generated_module(result.directory / "kernel.py", "demo_lista_kernel")
         m, n = result.program.constants["A"]
         rng = np.random.default_rng(0)
         A = rng.standard_normal((m, n)) / np.sqrt(m)
