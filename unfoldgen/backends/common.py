@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sympy as sp
-
 from unfoldgen.ir.program import Program
 from unfoldgen.symbolic.prox import ProxOperator
 
@@ -35,7 +33,3 @@ def kernel_param_names(program: Program) -> tuple[list[str], list[str]]:
 
 def argument_names(prox: ProxOperator) -> list[str]:
     return [a.name for a in prox.arguments]
-
-
-def free_names(expr: sp.Basic) -> set[str]:
-    return {s.name for s in expr.free_symbols}

@@ -148,6 +148,4 @@ class Program:
             exprs = [step.expr] if isinstance(step, Assign) else [step.argument, *step.values]
             for expr in exprs:
                 used |= {s.name for s in expr.free_symbols if s.name in self.params}
-        for prox in self.proxes:
-            used |= {s.name for s in prox.arguments if s.name in self.params}
         return sorted(used)
