@@ -42,8 +42,8 @@ def unrolled(A, step, momentum, lam, y, x):
     """All 100 layers for one sample; x receive(s) the result."""
     dtype = x.dtype
     x_momentum = np.empty((100,), dtype)  # the extrapolated point where FISTA takes its gradient
-    grad_x = np.empty((100,), dtype)  # gradient of the smooth part at the current point
     x_next = np.empty((100,), dtype)  # the new iterate of x
+    grad_x = np.empty((100,), dtype)  # gradient of the smooth part at the current point
     tmp0 = np.empty((50,), dtype)  # A @ x_momentum - y
     x[:] = 0.0
     x_momentum[:] = 0.0

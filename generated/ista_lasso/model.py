@@ -55,8 +55,8 @@ class Unfolded(torch.nn.Module):
         if tuple(self.A.shape) != (50, 100):
             raise ValueError(f"constant 'A' must have shape (50, 100), got {tuple(self.A.shape)}")
         self.register_buffer("lam", _tensor(lam, reference))
-        lipschitz = torch.linalg.matrix_norm(self.A, ord=2) ** 2  # Lipschitz constant of the smooth gradient
-        # step: step size t of the gradient step (fixed, tied, shared by all layers)
+        lipschitz = torch.linalg.matrix_norm(self.A, ord=2) ** 2  # Lipschitz constant of the gradient in x
+        # step: step size t of the gradient step in x (fixed, tied, shared by all layers)
         step = _tensor((1.0 / lipschitz), reference)
         self.register_buffer("step", step)
 

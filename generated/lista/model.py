@@ -38,6 +38,16 @@ def _layerwise(value):
     return value.detach().reshape(1, *value.shape).repeat(LAYERS, *([1] * value.dim())).clone()
 
 
+def _softplus(raw):
+    """log(1 + exp(raw)), computed stably; positive parameters are stored through its inverse."""
+    return torch.logaddexp(raw, torch.zeros_like(raw))
+
+
+def _inverse_softplus(value):
+    """raw with _softplus(raw) = value, so a positive parameter starts at its classical value."""
+    return value + torch.log(-torch.expm1(-value))
+
+
 class Unfolded(torch.nn.Module):
     """proximal gradient (ISTA) for 'lista', 16 layers.
 
@@ -56,13 +66,21 @@ class Unfolded(torch.nn.Module):
         if tuple(self.A.shape) != (250, 500):
             raise ValueError(f"constant 'A' must have shape (250, 500), got {tuple(self.A.shape)}")
         self.register_buffer("lam", _tensor(lam, reference))
-        lipschitz = torch.linalg.matrix_norm(self.A, ord=2) ** 2  # Lipschitz constant of the smooth gradient
-        # step: step size t of the gradient step (trainable, untied, one per layer)
+        lipschitz = torch.linalg.matrix_norm(self.A, ord=2) ** 2  # Lipschitz constant of the gradient in x
+        # step: step size t of the gradient step in x (trainable, untied, one per layer, kept positive by softplus)
         step = _tensor((1.0 / lipschitz), reference)
-        self.step = torch.nn.Parameter(_layerwise(step))
-        # threshold: threshold of the norm1 prox (trainable, untied, one per layer)
+        self.step_raw = torch.nn.Parameter(_inverse_softplus(_layerwise(step)))
+        # threshold: threshold of the norm1 prox (trainable, untied, one per layer, kept positive by softplus)
         threshold = _tensor(self.lam / lipschitz, reference)
-        self.threshold = torch.nn.Parameter(_layerwise(threshold))
+        self.threshold_raw = torch.nn.Parameter(_inverse_softplus(_layerwise(threshold)))
+
+    def layer_values(self):
+        """What the layers read besides the stored tensors: positive parameters through softplus,
+        and derived tensors that depend on trainable parameters."""
+        dtype, device = self.A.dtype, self.A.device  # noqa: F841
+        step = _softplus(self.step_raw)  # step > 0
+        threshold = _softplus(self.threshold_raw)  # threshold > 0
+        return step, threshold
 
     def forward(self, *, y, all_layers=False):
         """Inputs are batch-first tensors; returns {'x': ...} of the last layer
@@ -70,13 +88,14 @@ class Unfolded(torch.nn.Module):
         if tuple(y.shape[1:]) != (250,):
             raise ValueError(f"input 'y' must have shape [batch, 250], got {tuple(y.shape)}")
         y = y.to(dtype=self.A.dtype, device=self.A.device)
+        step, threshold = self.layer_values()
         x = torch.zeros(y.shape[0], 500, dtype=y.dtype, device=y.device)
         layers = []
         for k in range(LAYERS):
             # grad_x = A.T @ (A @ x - y)
             grad_x = (x @ self.A.mT - y) @ self.A
             # x = prox_x(x - step*grad_x, threshold)
-            x = prox_x(x - self.step[k] * grad_x, self.threshold[k])
+            x = prox_x(x - step[k] * grad_x, threshold[k])
             if all_layers:
                 layers.append({"x": x})
         return layers if all_layers else {"x": x}
@@ -86,8 +105,9 @@ class Unfolded(torch.nn.Module):
         def array(tensor, shape):
             return np.ascontiguousarray(tensor.detach().cpu().numpy().reshape(shape))
 
+        step, threshold = self.layer_values()
         return {
             "A": array(self.A, (250, 500)),
-            "step": array(self.step, (16,)),
-            "threshold": array(self.threshold, (16,)),
+            "step": array(step, (16,)),
+            "threshold": array(threshold, (16,)),
         }

@@ -6,7 +6,7 @@ import sympy as sp
 
 from unfoldgen.backends.common import METHOD_TITLES
 from unfoldgen.backends.render import render
-from unfoldgen.ir.program import Parameter, Program
+from unfoldgen.ir.program import Parameter, Program, RandomInit
 
 
 def parameter_rows(program: Program) -> list[dict[str, object]]:
@@ -25,10 +25,15 @@ def parameter_rows(program: Program) -> list[dict[str, object]]:
 
 
 def _init_latex(parameter: Parameter) -> str:
-    if isinstance(parameter.init, tuple):
-        values = ", ".join(f"{float(v):.4g}" for v in parameter.init[:4])
-        return rf"\beta_k: {values}" + (r", \dots" if len(parameter.init) > 4 else "")
-    return sp.latex(parameter.init.subs(sp.Symbol("lipschitz", positive=True), sp.Symbol("L")))
+    init = parameter.init
+    if isinstance(init, RandomInit):
+        return "0" if init.zero else rf"\mathcal{{U}}(\pm 1/\sqrt{{{init.fan_in}}})"
+    if isinstance(init, tuple):
+        values = ", ".join(f"{float(v):.4g}" for v in init[:4])
+        return rf"\beta_k: {values}" + (r", \dots" if len(init) > 4 else "")
+    lipschitz = {s: sp.Symbol("L" + s.name[len("lipschitz"):]) for s in init.free_symbols
+                 if s.name.startswith("lipschitz")}
+    return sp.latex(init.xreplace(lipschitz))
 
 
 def emit_derivation(program: Program) -> str:
@@ -36,10 +41,12 @@ def emit_derivation(program: Program) -> str:
     return render(
         "DERIVATION.md.j2",
         name=program.name, spec_hash=program.spec_hash, description=program.description,
-        variable=d["variable"], smooth=d["smooth"], nonsmooth=d["nonsmooth"], params=d["params"],
-        gradient=d["gradient"], hessian=d["hessian"], lipschitz=d["lipschitz"],
-        lipschitz_exact=d["lipschitz_exact"], method_title=METHOD_TITLES[program.method],
-        layers=program.layers,
+        variables=d["variables"], smooth=d.get("smooth"), nonsmooth=d.get("nonsmooth", []),
+        params=program.params, method_title=METHOD_TITLES[program.method], layers=program.layers,
+        derived=[{"name": x.name, "math": sp.latex(x.expr), "description": x.description} for x in program.derived],
+        networks=[{"name": n.name, "description": n.description, "kind": n.kind,
+                   "sizes": " -> ".join(map(str, n.sizes)), "activation": n.activation} for n in program.networks],
+        init_steps=[s.comment for s in program.init_steps],
         proxes=[{"function": p.function_name, "definition": p.definition(), "closed_form": p.closed_form}
                 for p in program.proxes],
         steps=[s.comment for s in program.steps],

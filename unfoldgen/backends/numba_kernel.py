@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-
-
 from unfoldgen.backends.common import (
     METHOD_TITLES,
     argument_names,
@@ -13,8 +11,9 @@ from unfoldgen.backends.common import (
     used_operators,
 )
 from unfoldgen.backends.numba_lowering import Buffer, NumbaLowering, NumbaScalarPrinter
+from unfoldgen.backends.numba_networks import network_function
 from unfoldgen.backends.render import render
-from unfoldgen.ir.program import Program
+from unfoldgen.ir.program import ApplyNetwork, ApplyProx, Program
 from unfoldgen.symbolic.prox import ProxOperator
 from unfoldgen.symbolic.prox.separable import V
 
@@ -34,6 +33,15 @@ def _prox_lines(prox: ProxOperator) -> list[str]:
     return lines
 
 
+def _networks(program: Program) -> list[dict[str, object]]:
+    functions = []
+    for network in program.networks:
+        step = next(s for s in program.steps if isinstance(s, ApplyNetwork) and s.network == network)
+        inputs = [(i.name, program.tensor_shape(i.name)) for i in step.inputs]
+        functions.append(network_function(network, inputs))
+    return functions
+
+
 def emit_numba_kernel(program: Program) -> str:
     lowering = NumbaLowering(program)
     outputs = [s for s in program.states if s.name in program.outputs]
@@ -41,6 +49,7 @@ def emit_numba_kernel(program: Program) -> str:
     init = []
     for state in program.states:
         init += lowering.initial(state.name, state.init)
+    init_steps = [{"comment": step.comment, "statements": lowering.step(step)} for step in program.init_steps]
     steps = [{"comment": step.comment, "statements": lowering.step(step)} for step in program.steps]
     buffers = [Buffer(s.name, s.shape, s.description) for s in (*internal_states, *program.temporaries)]
     buffers += lowering.buffers
@@ -48,6 +57,7 @@ def emit_numba_kernel(program: Program) -> str:
     inputs = list(program.inputs)
     signature = ", ".join(arrays + scalars + inputs + [o.name for o in outputs])
     batch_call = ", ".join(arrays + scalars + [f"{n}[b]" for n in inputs] + [f"{o.name}[b]" for o in outputs])
+    support = next((s.support for s in program.steps if isinstance(s, ApplyProx) and s.support), None)
     return render(
         "kernel.py.j2",
         name=program.name, spec_hash=program.spec_hash, layers=program.layers,
@@ -56,10 +66,8 @@ def emit_numba_kernel(program: Program) -> str:
         outputs=[{"name": o.name, "shape": shape_literal(o.shape)} for o in outputs],
         array_params=arrays, scalar_params=scalars, signature=signature, batch_call=batch_call,
         buffers=[{"name": b.name, "shape": shape_literal(b.shape), "comment": b.comment} for b in buffers],
-        init=init, steps=steps, used=used_operators(program),
+        init=init, init_steps=init_steps, steps=steps, used=used_operators(program), support=support,
+        networks=_networks(program),
         proxes=[{"name": p.function_name, "args": argument_names(p), "definition": prox_definition(p),
                  "elementwise": p.elementwise, "lines": _prox_lines(p)} for p in program.proxes],
     )
-
-
-

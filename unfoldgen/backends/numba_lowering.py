@@ -12,10 +12,11 @@ from dataclasses import dataclass, field
 
 import sympy as sp
 
+from unfoldgen.backends.numba_networks import network_call
 from unfoldgen.backends.scalars import ScalarPrinter
-from unfoldgen.symbolic.nodes import is_negative_term
 from unfoldgen.ir.mathtext import math_text
-from unfoldgen.ir.program import ApplyProx, Assign, Program, Step
+from unfoldgen.ir.program import ApplyNetwork, ApplyProx, Assign, Program, Step
+from unfoldgen.symbolic.nodes import LowRankFactor, is_negative_term
 from unfoldgen.symbolic.prox.separable import V
 
 INDEX_NAMES = ("i", "j")
@@ -68,10 +69,27 @@ class NumbaLowering:
     def shape_of(self, expr: sp.MatrixExpr) -> tuple[int, ...]:
         return self.program.shape_of(expr)
 
-    def buffer(self, expr: sp.MatrixExpr) -> str:
+    def buffer(self, expr: sp.MatrixExpr, shape: tuple[int, ...] | None = None, comment: str | None = None) -> str:
         name = f"tmp{len(self.buffers)}"
-        self.buffers.append(Buffer(name, self.shape_of(expr), math_text(expr)))
+        self.buffers.append(Buffer(name, shape or self.shape_of(expr), comment or math_text(expr)))
         return name
+
+    def layer_index(self, name: str) -> str | None:
+        """``k`` for tensors with one value per layer, ``0`` for tied parameters, else None."""
+        role = self.program.role(name)
+        if role == "parameter":
+            return "k" if self.program.parameter(name).per_layer else "0"
+        if role == "derived":
+            return "k" if self.program.derived_value(name).per_layer else None
+        return None
+
+    def array_name(self, name: str) -> str:
+        layer = self.layer_index(name)
+        return name if layer is None else f"{name}[{layer}]"
+
+    def indexed(self, name: str, idx: tuple[str, ...]) -> str:
+        layer = self.layer_index(name)
+        return f"{name}[{', '.join(((layer,) if layer else ()) + idx)}]"
 
     # -- elementwise ------------------------------------------------------------------------
     def element(self, expr: sp.Basic, idx: tuple[str, ...], out: list[Statement]) -> str:
@@ -79,9 +97,9 @@ class NumbaLowering:
         if not isinstance(expr, sp.MatrixExpr):
             return self.scalars.atom(expr)
         if isinstance(expr, sp.MatrixSymbol):
-            return f"{expr.name}[{', '.join(idx)}]"
+            return self.indexed(expr.name, idx)
         if isinstance(expr, sp.Transpose) and isinstance(expr.arg, sp.MatrixSymbol):
-            return f"{expr.arg.name}[{', '.join(reversed(idx))}]"
+            return self.indexed(expr.arg.name, tuple(reversed(idx)))
         if isinstance(expr, sp.MatAdd):
             terms = sorted(expr.args, key=is_negative_term)
             return f"({self.join_terms(self.element(terms[0], idx, out), terms[1:], idx, out)})"
@@ -98,6 +116,8 @@ class NumbaLowering:
             if not scalars:
                 return inner
             return f"{self.scalars.atom(sp.Mul(*scalars))}*{inner}"
+        if isinstance(expr, sp.Inverse):
+            return f"{self.array(expr, out)}[{', '.join(idx)}]"
         raise NotImplementedError(f"cannot lower {expr!r} for numba")
 
     def join_terms(self, first: str, terms: list[sp.MatrixExpr], idx: tuple[str, ...], out: list[Statement]) -> str:
@@ -121,9 +141,15 @@ class NumbaLowering:
     def array(self, expr: sp.MatrixExpr, out: list[Statement]) -> str:
         """An array name (or ``name.T``) holding ``expr``, materialising it when needed."""
         if isinstance(expr, sp.MatrixSymbol):
-            return expr.name
+            return self.array_name(expr.name)
         if isinstance(expr, sp.Transpose) and isinstance(expr.arg, sp.MatrixSymbol):
-            return f"{expr.arg.name}.T"
+            return f"{self.array_name(expr.arg.name)}.T"
+        if isinstance(expr, sp.Inverse):
+            work = self.buffer(expr.arg)
+            self.assign(work, expr.arg, out)
+            name = self.buffer(expr)
+            out.append(Statement("call", value=f"invert({work}, {name})"))
+            return name
         name = self.buffer(expr)
         self.assign(name, expr, out)
         return name
@@ -134,7 +160,12 @@ class NumbaLowering:
         idx = INDEX_NAMES[: len(shape)]
         reads_target = any(s.name == target for s in expr.free_symbols)
         if isinstance(expr, sp.MatrixSymbol) and wrap == "{}":
-            out.append(Statement("copy", target=target, value=expr.name))
+            out.append(Statement("copy", target=target, value=self.array_name(expr.name)))
+            return
+        if isinstance(expr, LowRankFactor):
+            source = self.array(expr.matrix, out)
+            rank = self.program.size(expr.rank)
+            out.append(Statement("call", value=f"svd_factor({source}, {rank}, {expr.side}, {target})"))
             return
         terms = list(expr.args) if isinstance(expr, sp.MatAdd) else [expr]
         direct = next((t for t in terms if self.is_pure_product(t)), None)
@@ -157,14 +188,39 @@ class NumbaLowering:
         if isinstance(step, Assign):
             self.assign(step.target.name, step.expr, out)
             return out
-        assert isinstance(step, ApplyProx)
+        if isinstance(step, ApplyNetwork):
+            return self.network(step)
         values = ", ".join(self.scalars.print(v) for v in step.values)
+        if step.support is not None:
+            work = self.buffer(step.argument, comment="magnitudes, sorted for support selection")
+            self.assign(step.target.name, step.argument, out)
+            out.append(Statement("call", value=f"soft_threshold_support({step.target.name}, {values}, SUPPORT[k], {work})"))
+            return out
         call = f"{step.prox.function_name}({{}}{', ' + values if values else ''})"
         if step.prox.elementwise:
             self.assign(step.target.name, step.argument, out, wrap=call)
         else:
             self.assign(step.target.name, step.argument, out)
             out.append(Statement("call", value=call.format(step.target.name)))
+        return out
+
+    def network(self, step: ApplyNetwork) -> list[Statement]:
+        """Run the network into its output buffer, then ``target = base + output``."""
+        network = step.network
+        layer = "k" if network.per_layer else "0"
+        buffers = [Buffer(name, shape, comment) for name, shape, comment in network_call(network).buffers]
+        names = {b.name for b in self.buffers}
+        self.buffers += [b for b in buffers if b.name not in names]
+        weights = [f"{name}[{layer}]" for name in network.parameter_names()]
+        args = [i.name for i in step.inputs] + weights + [b.name for b in buffers]
+        out = [Statement("call", value=f"{network.name}({', '.join(args)})")]
+        shape = network.output_shape
+        idx = INDEX_NAMES[: len(shape)]
+        output = buffers[-1].name
+        flat = idx[0] if len(shape) == 1 else f"{idx[0]}*{shape[1]} + {idx[1]}"
+        element = f"{output}[{flat}]" if network.kind == "mlp" else f"{output}[0, {', '.join(idx)}]"
+        value = f"{self.indexed(step.base.name, idx)} + {element}"
+        out.append(Statement("loop", target=step.target.name, value=value, shape=shape, indices=idx))
         return out
 
     def initial(self, name: str, expr: sp.MatrixExpr | None) -> list[Statement]:

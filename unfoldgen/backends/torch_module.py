@@ -2,21 +2,35 @@
 
 from __future__ import annotations
 
+import math
+
 import sympy as sp
 
 from unfoldgen.backends.common import (
     METHOD_TITLES,
     argument_names,
-    kernel_param_names,
+    kernel_arrays,
     prox_definition,
     shape_literal,
     used_operators,
 )
 from unfoldgen.backends.render import render
 from unfoldgen.backends.torch_printer import TorchPrinter
-from unfoldgen.ir.program import ApplyProx, Assign, Parameter, Program
+from unfoldgen.ir.program import (
+    ApplyNetwork,
+    ApplyProx,
+    Assign,
+    Derived,
+    Network,
+    Parameter,
+    Program,
+    RandomInit,
+    Step,
+)
 from unfoldgen.symbolic.prox import ProxOperator
 from unfoldgen.symbolic.prox.separable import V
+
+TORCH_ACTIVATIONS = {"relu": "torch.relu({})", "tanh": "torch.tanh({})", "softplus": "_softplus({})"}
 
 
 class _LocalNames(TorchPrinter):
@@ -43,14 +57,25 @@ def _prox_lines(program: Program, prox: ProxOperator) -> list[str]:
 
 
 def _init_code(printer: TorchPrinter, parameter: Parameter) -> str:
-    if isinstance(parameter.init, tuple):
-        values = ", ".join(repr(float(v)) for v in parameter.init)
+    init = parameter.init
+    if isinstance(init, RandomInit):
+        shape = _stored_shape(printer.program, parameter)
+        if init.zero:
+            return f"torch.zeros({shape}, dtype=dtype, device=device)"
+        return f"_uniform(generator, {shape}, {1 / math.sqrt(init.fan_in)!r}, reference)"
+    if isinstance(init, tuple):
+        values = ", ".join(repr(float(v)) for v in init)
         return f"_tensor([{values}], reference)"
-    return f"_tensor({printer.print(parameter.init)}, reference)"
+    return f"_tensor({printer.print(init)}, reference)"
+
+
+def _stored_shape(program: Program, parameter: Parameter) -> str:
+    return shape_literal(((program.layers,) if parameter.per_layer else ()) + parameter.shape)
 
 
 def _storage(parameter: Parameter) -> str:
-    if parameter.per_layer and not isinstance(parameter.init, tuple):
+    """The stored tensor: one copy per layer of a classical value for untied parameters."""
+    if parameter.per_layer and not isinstance(parameter.init, (tuple, RandomInit)):
         return f"_layerwise({parameter.name})"
     return parameter.name
 
@@ -69,11 +94,53 @@ def _state_init(printer: TorchPrinter, program: Program, batch_input: str) -> li
     return states
 
 
-def _step_code(printer: TorchPrinter, step: Assign | ApplyProx) -> str:
+def _step_code(printer: TorchPrinter, step: Step) -> str:
     if isinstance(step, Assign):
         return f"{step.target.name} = {printer.print(step.expr)}"
+    if isinstance(step, ApplyNetwork):
+        inputs = ", ".join(i.name for i in step.inputs)
+        return f"{step.target.name} = {step.base.name} + self.{step.network.name}(k, {inputs})"
     args = [printer.print(step.argument)] + [printer.print(v) for v in step.values]
+    if step.support is not None:
+        return f"{step.target.name} = soft_threshold_support({', '.join(args)}, SUPPORT[k])"
     return f"{step.target.name} = {step.prox.function_name}({', '.join(args)})"
+
+
+def _network_code(program: Program, network: Network, inputs: tuple[str, ...]) -> dict[str, object]:
+    """The lines of the module method that runs one network on a batch."""
+    index = "[k]" if network.per_layer else ""
+    activation = TORCH_ACTIVATIONS[network.activation]
+    lines = []
+    if network.kind == "mlp":
+        lines.append(f"hidden = torch.cat([{', '.join(f'{i}.flatten(1)' for i in inputs)}], dim=1)")
+        for i in range(network.depth):
+            weight, bias = (f"self.{n}{index}" for n in network.weight_names(i))
+            value = f"hidden @ {weight}.mT + {bias}"
+            lines.append(f"hidden = {activation.format(value) if i < network.depth - 1 else value}")
+        lines.append(f"return hidden.reshape(-1, {', '.join(map(str, network.output_shape))})")
+    else:
+        lines.append(f"hidden = {inputs[0]}.unsqueeze(1)")
+        for i in range(network.depth):
+            weight, bias = (f"self.{n}{index}" for n in network.weight_names(i))
+            value = f"torch.nn.functional.conv2d(hidden, {weight}, {bias}, padding=1)"
+            lines.append(f"hidden = {activation.format(value) if i < network.depth - 1 else value}")
+        lines.append("return hidden.squeeze(1)")
+    sizes = " -> ".join(map(str, network.sizes))
+    kind = "dense layers" if network.kind == "mlp" else "3x3 convolutions, channels"
+    return {"name": network.name, "inputs": inputs, "lines": lines,
+            "doc": f"{network.description}: {kind} {sizes}, {network.activation}; "
+                   f"{'one per layer' if network.per_layer else 'shared by all layers'}, the last layer starts at zero."}
+
+
+def _network_inputs(program: Program, network: Network) -> tuple[str, ...]:
+    step = next(s for s in program.steps if isinstance(s, ApplyNetwork) and s.network == network)
+    return tuple(i.name for i in step.inputs)
+
+
+def _derived_code(printer: TorchPrinter, derived: Derived) -> str:
+    if derived.per_layer:
+        return f"torch.stack([{printer.print(derived.expr)} for k in range(LAYERS)])"
+    return printer.print(derived.expr)
 
 
 def emit_torch_module(program: Program) -> str:
@@ -81,35 +148,62 @@ def emit_torch_module(program: Program) -> str:
     inputs = [{"name": n, "shape": shape_literal(s), "shape_text": ", ".join(map(str, s))}
               for n, s in program.inputs.items()]
     batch_input = next(iter(program.inputs))
-    arrays, scalars = kernel_param_names(program)
-    kernel_params = [(name, shape_literal(program.constants[name])) for name in program.constants]
-    for parameter in program.parameters:
-        leading = program.layers if parameter.per_layer else 1
-        kernel_params.append((parameter.name, shape_literal((leading, *parameter.shape))))
-    kernel_params += [(name, "()") for name in scalars]
     constants = [{"name": n, "shape": shape_literal(s)} for n, s in program.constants.items()]
     reference = constants[0]["name"] if constants else "0.0"
+    dynamic = [d for d in program.layer_tensors if program.is_dynamic(d)]
+    positive = [p for p in program.parameters if p.positive]
     return render(
         "model.py.j2",
         name=program.name, spec_hash=program.spec_hash, layers=program.layers,
         method_title=METHOD_TITLES[program.method], description=program.description or program.name,
-        inputs=inputs, constants=constants,
+        inputs=inputs, constants=constants, seed=program.seed,
         params=[{"name": n, "value": repr(v)} for n, v in program.params.items()],
-        derived=[{"name": d.name, "code": printer.print(d.expr), "comment": d.description} for d in program.derived],
+        derived=[{"name": d.name, "code": printer.print(d.expr), "comment": d.description}
+                 for d in program.derived if not d.shape],
+        static_tensors=[{"name": d.name, "code": _derived_code(printer, d), "comment": d.description}
+                        for d in program.layer_tensors if not program.is_dynamic(d)],
+        layer_values=[{"name": p.name, "code": f"_softplus(self.{p.name}_raw)", "comment": f"{p.name} > 0"}
+                      for p in positive]
+                     + [{"name": d.name, "code": _derived_code(printer, d), "comment": d.description}
+                        for d in dynamic],
         parameters=[{"name": p.name, "init_code": _init_code(printer, p), "storage": _storage(p),
+                     "attribute": f"{p.name}_raw" if p.positive else p.name, "positive": p.positive,
                      "trainable": p.trainable, "comment": _parameter_comment(p)} for p in program.parameters],
+        random=any(isinstance(p.init, RandomInit) for p in program.parameters),
         states=_state_init(printer, program, batch_input),
+        init_steps=[{"comment": s.comment, "code": _step_code(printer, s)} for s in program.init_steps],
         steps=[{"comment": s.comment, "code": _step_code(printer, s)} for s in program.steps],
         outputs=list(program.outputs), outputs_doc="{" + ", ".join(f"'{o}': ..." for o in program.outputs) + "}",
         used=used_operators(program),
         proxes=[{"name": p.function_name, "args": argument_names(p), "definition": prox_definition(p),
                  "lines": _prox_lines(program, p)} for p in program.proxes],
-        kernel_params=kernel_params, reference=reference,
-        dtype_source=program.constants and next(iter(program.constants)) or program.parameters[0].name,
+        networks=[_network_code(program, n, _network_inputs(program, n)) for n in program.networks],
+        support=_support(program),
+        kernel_params=[{"name": name, "shape": shape_literal(shape), "source": source}
+                       for name, shape, source in kernel_arrays(program, torch_sources(program))]
+                      + [{"name": name, "shape": "()", "source": f"self.{name}"} for name in program.used_params()],
+        reference=reference,
+        dtype_source=program.constants and next(iter(program.constants)) or f"{program.parameters[0].name}"
+                     + ("_raw" if program.parameters[0].positive else ""),
     )
+
+
+def torch_sources(program: Program) -> dict[str, str]:
+    """Where ``kernel_params()`` reads each array: an attribute or a local of ``layer_values()``."""
+    sources = {name: f"self.{name}" for name in program.constants}
+    for derived in program.layer_tensors:
+        sources[derived.name] = derived.name if program.is_dynamic(derived) else f"self.{derived.name}"
+    for parameter in program.parameters:
+        sources[parameter.name] = parameter.name if parameter.positive else f"self.{parameter.name}"
+    return sources
+
+
+def _support(program: Program) -> tuple[int, ...] | None:
+    return next((s.support for s in program.steps if isinstance(s, ApplyProx) and s.support), None)
 
 
 def _parameter_comment(parameter: Parameter) -> str:
     tying = "untied, one per layer" if parameter.per_layer else "tied, shared by all layers"
     kind = "trainable" if parameter.trainable else "fixed"
-    return f"{parameter.name}: {parameter.description} ({kind}, {tying})"
+    positive = ", kept positive by softplus" if parameter.positive else ""
+    return f"{parameter.name}: {parameter.description} ({kind}, {tying}{positive})"

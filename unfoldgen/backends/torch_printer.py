@@ -13,9 +13,8 @@ from dataclasses import dataclass
 import sympy as sp
 
 from unfoldgen.backends.scalars import ScalarPrinter
-from unfoldgen.symbolic.nodes import is_negative_term
 from unfoldgen.ir.program import Program
-from unfoldgen.symbolic.nodes import SpectralNorm
+from unfoldgen.symbolic.nodes import AnalyticWeight, LowRankFactor, SpectralNorm, is_negative_term
 from unfoldgen.symbolic.prox.separable import V
 
 BATCHED_ROLES = ("input", "state", "temporary")
@@ -41,15 +40,25 @@ class TorchPrinter(ScalarPrinter):
         self.k = layer_index
 
     def name_of(self, symbol: sp.Symbol) -> str:
+        """Constants, params and stored parameters are attributes; positive parameters (through
+        softplus) and derived tensors that depend on trainable parameters are locals of forward."""
         if symbol == V:
             return "v"
-        role = self.program.role(symbol.name)
+        name = symbol.name
+        role = self.program.role(name)
         if role in ("constant", "param"):
-            return f"self.{symbol.name}"
+            return f"self.{name}"
         if role == "parameter":
-            parameter = self.program.parameter(symbol.name)
-            return f"self.{symbol.name}[{self.k}]" if parameter.per_layer else f"self.{symbol.name}"
-        return symbol.name
+            parameter = self.program.parameter(name)
+            stored = name if parameter.positive else f"self.{name}"
+            return f"{stored}[{self.k}]" if parameter.per_layer else stored
+        if role == "derived":
+            derived = self.program.derived_value(name)
+            if not derived.shape:
+                return name
+            stored = name if self.program.is_dynamic(derived) else f"self.{name}"
+            return f"{stored}[{self.k}]" if derived.per_layer else stored
+        return name
 
     def where(self, condition: str, then: str, otherwise: str) -> str:
         return f"torch.where({condition}, {then}, {otherwise})"
@@ -69,6 +78,15 @@ class TorchPrinter(ScalarPrinter):
             return Code(f"{inner.operand()}.mT", inner.batched, True)
         if isinstance(expr, sp.Identity):
             return Code(f"torch.eye({self.program.size(expr.shape[0])}, dtype=dtype, device=device)", False, True)
+        if isinstance(expr, sp.Inverse):
+            inner = self.matrix(expr.arg)
+            return Code(f"torch.linalg.inv({inner.text})", inner.batched, True)
+        if isinstance(expr, AnalyticWeight):
+            return Code(f"analytic_weight({self.matrix(expr.matrix).text})", False, True)
+        if isinstance(expr, LowRankFactor):
+            inner = self.matrix(expr.matrix)
+            rank = self.program.size(expr.rank)
+            return Code(f"svd_factor({inner.text}, {rank}, {expr.side})", inner.batched, True)
         if isinstance(expr, sp.MatAdd):
             return self.matadd(expr)
         if isinstance(expr, sp.MatMul):

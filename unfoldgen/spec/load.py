@@ -14,10 +14,17 @@ from typing import Any
 
 from unfoldgen.errors import SpecError
 from unfoldgen.spec.model import (
+    ACTIVATIONS,
     METHODS,
+    NETWORK_KINDS,
+    OBJECTIVE_POLICIES,
     TYING_CHOICES,
     AlgorithmSpec,
+    CustomAlgorithm,
+    CustomStep,
     LearnSpec,
+    NetworkSpec,
+    SupportSelection,
     Located,
     Spec,
     TensorDecl,
@@ -47,6 +54,13 @@ RESERVED_NAMES = {
     "sum", "abs", "sqrt", "exp", "log", "max", "min", "sign", "zeros", "inf", "pi", "e",
     "norm1", "norm2", "nuclear", "nonneg", "box", "ball2", "simplex", "sum_squares",
     "elastic_net", "quad_form", "dot", "trace", "all_layers", "dtype", "device", "out",
+    # custom-algorithm functions
+    "inv", "soft_threshold", "project_nonneg", "project_box", "singular_value_threshold", "block_shrink",
+    "svd_left", "svd_right",
+    # attributes of torch.nn.Module that a constant or a parameter would shadow
+    "forward", "parameters", "buffers", "modules", "children", "state_dict", "training", "train", "eval",
+    "to", "cuda", "cpu", "float", "double", "half", "type", "apply", "zero_grad", "kernel_params",
+    "layer_values", "hidden",
 }
 _IDENTIFIER = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,30}$")
 
@@ -136,7 +150,7 @@ def load_spec_text(text: str, file: str = "<spec>") -> Spec:
     params = _read_params(reader, data.get("params"), taken)
     variables = _read_variables(reader, data["variables"], dims, taken)
     smooth, nonsmooth = _read_objective(reader, data["objective"])
-    algorithm = _read_algorithm(reader, data["algorithm"])
+    algorithm = _read_algorithm(reader, data["algorithm"], variables, taken)
     learn = _read_learn(reader, data.get("learn"))
     description = data.get("description", "")
     if not isinstance(description, str):
@@ -256,10 +270,24 @@ def _read_objective(reader: _Reader, value: Any) -> tuple[Located, tuple[Located
     return smooth, nonsmooth
 
 
-def _read_algorithm(reader: _Reader, value: Any) -> AlgorithmSpec:
+ALGORITHM_KEYS = {
+    "method": "the iteration to unroll",
+    "layers": "how many iterations become layers",
+    "step": "the step size, e.g. 1/L (L: Lipschitz constant of the smooth gradient)",
+    "penalty": "admm/hqs: the penalty rho of the splitting",
+    "dual_step": "admm: the step of the dual update (1 is classical ADMM)",
+    "hyperparameters": "custom: the iteration's scalars with their classical values",
+    "initialize": "custom: steps run once before the first layer",
+    "update": "custom: the steps of one layer",
+    "outputs": "custom: the variables the network returns",
+}
+CUSTOM_ONLY = ("hyperparameters", "initialize", "update", "outputs")
+
+
+def _read_algorithm(reader: _Reader, value: Any, variables: dict[str, VariableDecl], taken: set[str]) -> AlgorithmSpec:
     path: tuple[str | int, ...] = ("algorithm",)
     algorithm = reader.mapping(value, path, "algorithm")
-    reader.check_keys(algorithm, path, {"method": "", "layers": "", "step": ""})
+    reader.check_keys(algorithm, path, ALGORITHM_KEYS)
     method = algorithm.get("method")
     if method not in METHODS:
         raise reader.error(path + ("method",), f"unknown method {method!r}", hint="one of: " + ", ".join(METHODS))
@@ -267,13 +295,88 @@ def _read_algorithm(reader: _Reader, value: Any) -> AlgorithmSpec:
     if isinstance(layers, bool) or not isinstance(layers, int) or not 1 <= layers <= MAX_LAYERS:
         raise reader.error(path + ("layers",), f"layers must be an integer in 1..{MAX_LAYERS}, got {layers!r}")
     step = reader.text(algorithm.get("step", "1/L"), path + ("step",), "step")
-    return AlgorithmSpec(method, layers, step, reader.located(path, "algorithm"))
+    splitting = method in ("admm", "hqs")
+    for key, allowed in (("penalty", splitting), ("dual_step", method == "admm")):
+        if key in algorithm and not allowed:
+            raise reader.error(path + (key,), f"'{key}' does not apply to {method}",
+                               hint="penalty applies to admm and hqs, dual_step to admm")
+    penalty = reader.text(algorithm.get("penalty", 1.0), path + ("penalty",), "penalty") if splitting else None
+    dual_step = reader.text(algorithm.get("dual_step", 1.0), path + ("dual_step",), "dual_step") if method == "admm" else None
+    custom = None
+    if method == "custom":
+        custom = _read_custom(reader, algorithm, variables, taken)
+    else:
+        for key in CUSTOM_ONLY:
+            if key in algorithm:
+                raise reader.error(path + (key,), f"'{key}' is only for method: custom",
+                                   hint=f"{method} derives its steps from the objective")
+    return AlgorithmSpec(method, layers, step, reader.located(path, "algorithm"), penalty, dual_step, custom)
+
+
+def _read_custom(reader: _Reader, algorithm: dict[str, Any], variables: dict[str, VariableDecl],
+                 taken: set[str]) -> CustomAlgorithm:
+    path: tuple[str | int, ...] = ("algorithm",)
+    hyper: dict[str, Located] = {}
+    positive: set[str] = set()
+    hyper_path = path + ("hyperparameters",)
+    for key, decl in reader.mapping(algorithm.get("hyperparameters"), hyper_path, "hyperparameters").items():
+        here = hyper_path + (key,)
+        reader.name(key, here, taken)
+        if isinstance(decl, dict):
+            reader.check_keys(decl, here, {"value": "the classical value", "positive": "keep it > 0 when learned"})
+            if "value" not in decl:
+                raise reader.error(here, f"hyperparameter '{key}' has no value", hint="e.g. eta: {value: 0.5, positive: true}")
+            if decl.get("positive", True) is True:
+                positive.add(key)
+            decl = decl["value"]
+        else:
+            positive.add(key)
+        hyper[key] = reader.text(decl, here, "a hyperparameter value")
+    initialize = _read_custom_steps(reader, algorithm.get("initialize"), path + ("initialize",), variables, taken, False)
+    update = _read_custom_steps(reader, algorithm.get("update"), path + ("update",), variables, taken, True)
+    if not update:
+        raise reader.error(path, "a custom algorithm needs 'update' steps",
+                           hint="e.g. update: [{x: x - eta * A.T @ (A @ x - y)}]")
+    outputs_value = algorithm.get("outputs", list(variables))
+    if not isinstance(outputs_value, list) or not outputs_value:
+        raise reader.error(path + ("outputs",), "outputs must be a list of variables")
+    for i, name in enumerate(outputs_value):
+        if name not in variables:
+            raise reader.error(path + ("outputs", i), f"'{name}' is not a variable",
+                               hint="declared variables: " + ", ".join(variables))
+    return CustomAlgorithm(hyper, frozenset(positive), initialize, update, tuple(outputs_value))
+
+
+def _read_custom_steps(reader: _Reader, value: Any, path: tuple[str | int, ...],
+                       variables: dict[str, VariableDecl], taken: set[str],
+                       temporaries_allowed: bool) -> tuple[CustomStep, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, dict):
+        value = [{k: v} for k, v in value.items()]
+    if not isinstance(value, list):
+        raise reader.error(path, "steps must be a list of 'name: expression' entries", hint="e.g. - x: x - eta * g")
+    steps = []
+    for i, entry in enumerate(value):
+        if not isinstance(entry, dict) or len(entry) != 1:
+            raise reader.error(path + (i,), "each step is one 'name: expression' entry", hint="e.g. - x: x - eta * g")
+        ((target, expr),) = entry.items()
+        here = path + (i, target)
+        if target not in variables:
+            if not temporaries_allowed:
+                raise reader.error(here, f"'{target}' is not a variable", hint="initialize sets variables only")
+            if not isinstance(target, str) or not _IDENTIFIER.match(target) or keyword.iskeyword(target) \
+                    or target in RESERVED_NAMES or target in taken:
+                raise reader.error(here, f"'{target}' cannot name a temporary",
+                                   hint="use a new name that is not a declared dim, input, constant or param")
+        steps.append(CustomStep(str(target), reader.text(expr, here, "a step")))
+    return tuple(steps)
 
 
 def _read_learn(reader: _Reader, value: Any) -> LearnSpec:
     path: tuple[str | int, ...] = ("learn",)
     learn = reader.mapping(value, path, "learn")
-    reader.check_keys(learn, path, {"hyperparameters": "paradigm 1: step sizes, thresholds, momentum"})
+    reader.check_keys(learn, path, LEARN_KEYS)
     hyper_path = path + ("hyperparameters",)
     hyper: dict[str, Located] = {}
     for key, tying in reader.mapping(learn.get("hyperparameters"), hyper_path, "learn.hyperparameters").items():
@@ -281,4 +384,73 @@ def _read_learn(reader: _Reader, value: Any) -> LearnSpec:
             raise reader.error(hyper_path + (key,), f"'{tying}' is not a tying",
                                hint="one of: " + ", ".join(TYING_CHOICES))
         hyper[str(key)] = reader.located(hyper_path + (key,), tying)
-    return LearnSpec(hyperparameters=hyper)
+    objective = None
+    if "objective" in learn:
+        if learn["objective"] not in OBJECTIVE_POLICIES:
+            raise reader.error(path + ("objective",), f"unknown objective policy {learn['objective']!r}",
+                               hint="one of: " + ", ".join(OBJECTIVE_POLICIES))
+        objective = reader.located(path + ("objective",), learn["objective"])
+    seed = learn.get("seed", 0)
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**31:
+        raise reader.error(path + ("seed",), f"seed must be an integer in 0..2**31-1, got {seed!r}")
+    return LearnSpec(
+        hyperparameters=hyper, objective=objective,
+        support_selection=_read_support(reader, learn.get("support_selection"), path + ("support_selection",)),
+        correction=_read_network(reader, learn.get("correction"), path + ("correction",), "mlp"),
+        prox=_read_network(reader, learn.get("prox"), path + ("prox",), None),
+        seed=seed,
+    )
+
+
+LEARN_KEYS = {
+    "hyperparameters": "paradigm 1: step sizes, thresholds, penalties, momentum",
+    "objective": "paradigm 2: learn the linear maps of the update (untied, tied, coupled, analytic)",
+    "support_selection": "paradigm 2 option: entries of largest magnitude skip the threshold",
+    "correction": "paradigm 3: a small MLP adds a correction to each layer",
+    "prox": "paradigm 4: a learned operator in place of the prox",
+    "seed": "seed of the networks' random initialisation",
+}
+NETWORK_KEYS = {
+    "network": "mlp or cnn (cnn: 3x3 convolutions, for matrix variables)",
+    "widths": "hidden layer widths (mlp) or channel counts (cnn)",
+    "activation": "relu, tanh or softplus",
+    "tying": "per_layer or shared",
+}
+
+
+def _read_support(reader: _Reader, value: Any, path: tuple[str | int, ...]) -> SupportSelection | None:
+    if value is None:
+        return None
+    section = reader.mapping(value, path, "support_selection")
+    reader.check_keys(section, path, {"fraction": "share added per layer", "max_fraction": "the cap"})
+    numbers = []
+    for key in ("fraction", "max_fraction"):
+        number = section.get(key)
+        if isinstance(number, bool) or not isinstance(number, (int, float)) or not 0 <= number <= 1:
+            raise reader.error(path + (key,), f"{key} must be a number in [0, 1], got {number!r}",
+                               hint="LISTA-CPSS uses fraction: 0.012, max_fraction: 0.13")
+        numbers.append(float(number))
+    return SupportSelection(numbers[0], numbers[1], reader.located(path, "support_selection"))
+
+
+def _read_network(reader: _Reader, value: Any, path: tuple[str | int, ...], default_kind: str | None) -> NetworkSpec | None:
+    if value is None:
+        return None
+    section = reader.mapping(value, path, format_path(path))
+    allowed = dict(NETWORK_KEYS) if default_kind is None else {k: v for k, v in NETWORK_KEYS.items() if k != "network"}
+    reader.check_keys(section, path, allowed)
+    kind = section.get("network", default_kind or "mlp")
+    if kind not in NETWORK_KINDS:
+        raise reader.error(path + ("network",), f"unknown network {kind!r}", hint="one of: " + ", ".join(NETWORK_KINDS))
+    widths = section.get("widths", [32])
+    if not isinstance(widths, list) or not widths or any(
+            isinstance(w, bool) or not isinstance(w, int) or not 1 <= w <= 100_000 for w in widths):
+        raise reader.error(path + ("widths",), f"widths must be a non-empty list of positive integers, got {widths!r}",
+                           hint="e.g. widths: [64, 64]")
+    activation = section.get("activation", "relu")
+    if activation not in ACTIVATIONS:
+        raise reader.error(path + ("activation",), f"unknown activation {activation!r}", hint="one of: " + ", ".join(ACTIVATIONS))
+    tying = section.get("tying", "per_layer")
+    if tying not in ("per_layer", "shared"):
+        raise reader.error(path + ("tying",), f"'{tying}' is not a tying for a network", hint="per_layer or shared")
+    return NetworkSpec(kind, tuple(widths), activation, tying, reader.located(path, format_path(path)))

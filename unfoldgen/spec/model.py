@@ -7,7 +7,11 @@ from dataclasses import dataclass, field
 from unfoldgen.errors import SpecError
 
 TYING_CHOICES = ("per_layer", "shared", "fixed")
-METHODS = ("gradient_descent", "proximal_gradient", "fista", "projected_gradient")
+METHODS = ("gradient_descent", "proximal_gradient", "fista", "projected_gradient",
+           "block_proximal_gradient", "admm", "hqs", "custom")
+OBJECTIVE_POLICIES = ("untied", "tied", "coupled", "analytic")
+ACTIVATIONS = ("relu", "tanh", "softplus")
+NETWORK_KINDS = ("mlp", "cnn")
 
 
 @dataclass(frozen=True)
@@ -41,19 +45,76 @@ class VariableDecl:
 
 
 @dataclass(frozen=True)
+class CustomStep:
+    """``target = expression`` in a custom algorithm (``initialize`` or ``update``)."""
+
+    target: str
+    expr: Located
+
+
+@dataclass(frozen=True)
+class CustomAlgorithm:
+    """An iteration written out by the user, for algorithms the objective does not determine.
+
+    ``hyperparameters`` are the iteration's scalars with their classical values (learnable
+    like any other); ``initialize`` runs once, ``update`` is one layer; a target that is not a
+    variable is a temporary of the layer.
+    """
+
+    hyperparameters: dict[str, Located]
+    positive: frozenset[str]
+    initialize: tuple[CustomStep, ...]
+    update: tuple[CustomStep, ...]
+    outputs: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class AlgorithmSpec:
     method: str
     layers: int
     step: Located
     where: Located
+    penalty: Located | None = None  # ADMM / HQS penalty (rho)
+    dual_step: Located | None = None  # ADMM dual step
+    custom: CustomAlgorithm | None = None
+
+
+@dataclass(frozen=True)
+class NetworkSpec:
+    """A small network of paradigm 3 (correction) or 4 (learned prox)."""
+
+    kind: str
+    widths: tuple[int, ...]
+    activation: str
+    tying: str
+    where: Located
+
+
+@dataclass(frozen=True)
+class SupportSelection:
+    """LISTA-CPSS: at layer k the ``min(fraction*(k+1), max_fraction)`` share of entries of
+    largest magnitude pass the soft threshold untouched."""
+
+    fraction: float
+    max_fraction: float
+    where: Located
 
 
 @dataclass(frozen=True)
 class LearnSpec:
-    """What becomes trainable. ``hyperparameters`` maps a hyperparameter name to a tying
-    (``per_layer``, ``shared`` or ``fixed``). The other paradigms get sibling sections."""
+    """What becomes trainable, one section per paradigm.
+
+    ``hyperparameters`` (1) maps a hyperparameter name to a tying (``per_layer``, ``shared`` or
+    ``fixed``); ``objective`` (2) names the policy for the linear maps of the update;
+    ``correction`` (3) and ``prox`` (4) describe networks; ``seed`` seeds their initialisation.
+    """
 
     hyperparameters: dict[str, Located] = field(default_factory=dict)
+    objective: Located | None = None
+    support_selection: SupportSelection | None = None
+    correction: NetworkSpec | None = None
+    prox: NetworkSpec | None = None
+    seed: int = 0
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,96 @@
+"""The Numba functions that run the networks of paradigms 3 and 4, one sample at a time.
+
+Each network becomes one ``@njit`` function taking its inputs, its weights for the current
+layer, and buffers allocated once per sample by the kernel, so nothing is allocated in the
+layer loop: dense layers are ``np.dot`` into a buffer plus a bias-and-activation loop; 3x3
+convolutions (zero padding) are direct loops (``conv3x3`` in the kernel).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from unfoldgen.ir.program import Network
+
+NUMBA_ACTIVATIONS = {"relu": "max({}, 0.0)", "tanh": "math.tanh({})", "softplus": "softplus({})"}
+
+
+@dataclass(frozen=True)
+class NetworkCode:
+    buffers: list[tuple[str, tuple[int, ...], str]]  # the last one receives the output
+    signature: list[str]
+
+
+def network_call(network: Network) -> NetworkCode:
+    return _mlp(network) if network.kind == "mlp" else _cnn(network)
+
+
+def _weights(network: Network) -> list[str]:
+    return [name for i in range(network.depth) for name in (f"w{i}", f"b{i}")]
+
+
+def _mlp(network: Network) -> NetworkCode:
+    sizes = network.sizes
+    buffers = [(f"{network.name}_h{i}", (sizes[i],), f"{network.name}: layer {i} activations")
+               for i in range(network.depth)]
+    buffers.append((f"{network.name}_out", (sizes[-1],), f"{network.name}: output"))
+    return NetworkCode(buffers, _weights(network))
+
+
+def mlp_lines(network: Network, inputs: list[tuple[str, tuple[int, ...]]]) -> list[str]:
+    """Body of the dense network: features, then ``h <- act(W h + b)`` per layer."""
+    lines = ["# features: the inputs, flattened and concatenated"]
+    offset = 0
+    for name, shape in inputs:
+        if len(shape) == 1:
+            lines.append(f"hidden0[{offset}:{offset + shape[0]}] = {name}")
+        else:
+            lines += [f"for i in range({shape[0]}):",
+                      f"    hidden0[{offset} + i*{shape[1]}:{offset} + (i + 1)*{shape[1]}] = {name}[i]"]
+        offset += math.prod(shape)
+    activation = NUMBA_ACTIVATIONS[network.activation]
+    for i in range(network.depth):
+        source = f"hidden{i}"
+        target = f"hidden{i + 1}" if i < network.depth - 1 else "out"
+        lines.append(f"np.dot(w{i}, {source}, {target})")
+        value = f"{target}[i] + b{i}[i]"
+        if i < network.depth - 1:
+            value = activation.format(value)
+        lines += [f"for i in range({network.sizes[i + 1]}):", f"    {target}[i] = {value}"]
+    return lines
+
+
+def _cnn(network: Network) -> NetworkCode:
+    rows, cols = network.output_shape
+    buffers = [(f"{network.name}_h{i}", (network.sizes[i], rows, cols), f"{network.name}: layer {i} channels")
+               for i in range(network.depth)]
+    buffers.append((f"{network.name}_out", (1, rows, cols), f"{network.name}: output"))
+    return NetworkCode(buffers, _weights(network))
+
+
+def cnn_lines(network: Network, inputs: list[tuple[str, tuple[int, ...]]]) -> list[str]:
+    (name, (rows, cols)), = inputs
+    lines = [f"hidden0[0] = {name}"]
+    activation = NUMBA_ACTIVATIONS[network.activation]
+    for i in range(network.depth):
+        source = f"hidden{i}"
+        target = f"hidden{i + 1}" if i < network.depth - 1 else "out"
+        lines.append(f"conv3x3({source}, w{i}, b{i}, {target})")
+        if i < network.depth - 1:
+            lines += [f"flat = {target}.reshape({target}.size)",
+                      "for i in range(flat.size):",
+                      f"    flat[i] = {activation.format('flat[i]')}"]
+    return lines
+
+
+def network_function(network: Network, inputs: list[tuple[str, tuple[int, ...]]]) -> dict[str, object]:
+    """What the kernel template needs to emit the network's function."""
+    code = network_call(network)
+    hidden = [f"hidden{i}" for i in range(network.depth)]
+    arguments = [name for name, _ in inputs] + code.signature + hidden + ["out"]
+    lines = mlp_lines(network, inputs) if network.kind == "mlp" else cnn_lines(network, inputs)
+    sizes = " -> ".join(map(str, network.sizes))
+    kind = "dense layers" if network.kind == "mlp" else "3x3 convolutions, channels"
+    return {"name": network.name, "arguments": arguments, "lines": lines,
+            "doc": f"{network.description}: {kind} {sizes}, {network.activation}. Writes `out`."}

@@ -1,0 +1,203 @@
+"""The bookkeeping every lowering shares: fresh names, states, parameters and the learn section.
+
+A :class:`LayerBuilder` collects what one method lays out (states, temporaries, steps) and
+what the paradigms add (parameters, derived tensors, networks), then assembles the
+:class:`Program`. Hyperparameters are created through :meth:`LayerBuilder.hyperparameter`, which
+reads their tying from ``learn.hyperparameters``; keys left unread at the end are reported.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import sympy as sp
+
+from unfoldgen.errors import SpecError
+from unfoldgen.ir.program import (
+    ApplyNetwork,
+    ApplyProx,
+    Assign,
+    Derived,
+    Init,
+    Network,
+    Parameter,
+    Program,
+    State,
+    Step,
+)
+from unfoldgen.spec.model import Located, Spec
+from unfoldgen.symbolic.language import Namespace
+from unfoldgen.symbolic.objective import SmoothPart
+from unfoldgen.symbolic.prox import ProxOperator
+
+# Names the emitted code itself uses as locals or helpers.
+EMITTED_NAMES = {"hidden", "reference", "generator", "array", "layers", "values"}
+
+
+class LayerBuilder:
+    def __init__(self, spec: Spec, ns: Namespace, smooth: SmoothPart | None,
+                 proxes: dict[str, ProxOperator]) -> None:
+        self.spec = spec
+        self.ns = ns
+        self.smooth = smooth
+        self.proxes = proxes
+        self.taken = set(spec.dims) | set(ns.roles) | set(spec.params) | EMITTED_NAMES
+        self.learn = dict(spec.learn.hyperparameters)
+        self.offered: list[str] = []  # hyperparameter names this network has (for hints)
+        self.states: list[State] = []
+        self.temporaries: list[State] = []
+        self.steps: list[Step] = []
+        self.init_steps: list[Step] = []
+        self.parameters: list[Parameter] = []
+        self.derived: list[Derived] = []
+        self.networks: list[Network] = []
+        self.used_proxes: list[ProxOperator] = []
+
+    # -- names and tensors ------------------------------------------------------------------
+    def fresh(self, name: str) -> str:
+        while name in self.taken:
+            name += "_"
+        self.taken.add(name)
+        return name
+
+    def variable(self, name: str) -> sp.MatrixSymbol:
+        return self.ns.matrix_symbol(name)
+
+    def shape_of(self, symbol: sp.MatrixExpr) -> tuple[int, ...]:
+        sizes = {self.ns.dims[name]: value for name, value in self.spec.dims.items()}
+        rows, cols = (int(sp.sympify(d).subs(sizes)) for d in symbol.shape)
+        return (rows,) if cols == 1 else (rows, cols)
+
+    def state(self, symbol: sp.MatrixSymbol, init: sp.MatrixExpr | None, description: str) -> sp.MatrixSymbol:
+        self.states.append(State(symbol, self.shape_of(symbol), init, description))
+        return symbol
+
+    def temporary(self, name: str, like: sp.MatrixExpr, description: str) -> sp.MatrixSymbol:
+        symbol = sp.MatrixSymbol(self.fresh(name), *like.shape)
+        self.temporaries.append(State(symbol, self.shape_of(symbol), None, description))
+        return symbol
+
+    def suffix(self, name: str, variable: str) -> str:
+        """``step`` for a single variable, ``step_L`` when several variables have one each."""
+        return name if len(self.spec.variables) == 1 else f"{name}_{variable}"
+
+    # -- steps ------------------------------------------------------------------------------
+    def assign(self, target: sp.MatrixSymbol, expr: sp.MatrixExpr, comment: str | None = None) -> None:
+        from unfoldgen.ir.mathtext import math_text
+
+        self.steps.append(Assign(target, expr, comment or f"{target.name} = {math_text(expr)}"))
+
+    def apply_prox(self, target: sp.MatrixSymbol, prox: ProxOperator, argument: sp.MatrixExpr,
+                   values: tuple[sp.Expr, ...], support: tuple[int, ...] | None = None) -> None:
+        from unfoldgen.ir.mathtext import math_text
+
+        call = ", ".join([math_text(argument)] + [math_text(v) for v in values])
+        name = "soft_threshold_support" if support else prox.function_name
+        comment = f"{target.name} = {name}({call}{', support[k]' if support else ''})"
+        self.steps.append(ApplyProx(target, prox, argument, values, comment, support))
+        if support is None and prox not in self.used_proxes:
+            self.used_proxes.append(prox)
+
+    def apply_network(self, target: sp.MatrixSymbol, network: Network, inputs: tuple[sp.MatrixSymbol, ...],
+                      base: sp.MatrixSymbol) -> None:
+        args = ", ".join(i.name for i in inputs)
+        comment = f"{target.name} = {base.name} + {network.name}_k({args})"
+        self.steps.append(ApplyNetwork(target, network, inputs, base, comment))
+
+    # -- parameters -------------------------------------------------------------------------
+    def tying(self, name: str) -> Located | None:
+        self.offered.append(name)
+        return self.learn.pop(name, None)
+
+    def hyperparameter(self, name: str, init: sp.Expr | tuple[sp.Expr, ...], description: str,
+                       positive: bool = True, varies_per_layer: bool = False) -> Parameter:
+        """A scalar of the iteration; trainable when ``learn.hyperparameters`` says so."""
+        where = self.tying(name)
+        tying = where.text if where is not None else "fixed"
+        if varies_per_layer and tying == "shared":
+            assert where is not None
+            raise where.error(f"'{name}' differs from layer to layer in the classical algorithm, so it cannot be shared",
+                              hint="use per_layer or fixed")
+        stored = "per_layer" if (tying == "per_layer" or varies_per_layer) else "shared"
+        trainable = tying != "fixed"
+        if trainable and positive:
+            self.check_positive(name, init, where)
+        parameter = Parameter(name, (), stored, trainable, init, description, positive and trainable)
+        self.parameters.append(parameter)
+        return parameter
+
+    def check_positive(self, name: str, init: sp.Expr | tuple[sp.Expr, ...], where: Located | None) -> None:
+        values = {self.ns.params[p]: v for p, v in self.spec.params.items()}
+        for value in init if isinstance(init, tuple) else (init,):
+            number = value.subs(values)
+            if number.is_number and not float(number) > 0:
+                message = f"'{name}' starts at {number}, but a learned {name} is kept positive (softplus)"
+                raise (where.error(message, hint="give it a positive classical value") if where
+                       else SpecError(message))
+
+    def matrix_parameter(self, name: str, init: sp.MatrixExpr, tying: str, description: str) -> Parameter:
+        shape = self.shape_of(init)
+        if len(shape) == 1:
+            shape = (shape[0], 1)
+        parameter = Parameter(self.fresh(name), shape, tying, True, init, description)
+        self.parameters.append(parameter)
+        return parameter
+
+    def network_parameter(self, name: str, shape: tuple[int, ...], per_layer: bool, init: Init,
+                          description: str) -> Parameter:
+        parameter = Parameter(self.fresh(name), shape, "per_layer" if per_layer else "shared", True, init, description)
+        self.parameters.append(parameter)
+        return parameter
+
+    def derive(self, name: str, expr: sp.Basic, description: str, shape: tuple[int, ...] = ()) -> Derived:
+        per_layer = any(p.per_layer and expr.has(p.symbol) for p in self.parameters)
+        derived = Derived(self.fresh(name), expr, description, shape, per_layer)
+        self.derived.append(derived)
+        return derived
+
+    # -- assembly ---------------------------------------------------------------------------
+    def reject_unknown_learn_keys(self) -> None:
+        if not self.learn:
+            return
+        name, where = next(iter(self.learn.items()))
+        raise where.error(f"'{name}' is not a hyperparameter of this network",
+                          hint="hyperparameters here: " + ", ".join(sorted(set(self.offered))))
+
+    def program(self, outputs: tuple[str, ...], derivation: dict[str, object]) -> Program:
+        self.reject_unknown_learn_keys()
+        spec = self.spec
+        program = Program(
+            name=spec.name, description=spec.description, method=spec.algorithm.method,
+            layers=spec.algorithm.layers, dims=dict(spec.dims),
+            inputs={n: self.ns.size(d.shape) for n, d in spec.inputs.items()},
+            constants={n: self.ns.size(d.shape) for n, d in spec.constants.items()},
+            params=dict(spec.params), states=tuple(self.states), temporaries=tuple(self.temporaries),
+            derived=tuple(self.derived), parameters=tuple(self.parameters), steps=tuple(self.steps),
+            outputs=outputs, proxes=tuple(self.used_proxes), networks=tuple(self.networks),
+            init_steps=tuple(self.init_steps), derivation=derivation,
+            spec_hash=hashlib.sha256(spec.text.encode()).hexdigest(), seed=spec.learn.seed,
+        )
+        _reject_unread_parameters(program, spec)
+        return program
+
+
+def _reject_unread_parameters(program: Program, spec: Spec) -> None:
+    """A learned parameter that no step reads would never train: say so instead."""
+    read: set[str] = set()
+    for step in (*program.init_steps, *program.steps):
+        if isinstance(step, ApplyNetwork):
+            read.update(step.network.parameter_names())
+        exprs = [step.expr] if isinstance(step, Assign) else (
+            [step.argument, *step.values] if isinstance(step, ApplyProx) else [])
+        for expr in exprs:
+            read |= {s.name for s in expr.free_symbols}
+    for derived in program.derived:
+        if derived.name in read:
+            read |= {s.name for s in derived.expr.free_symbols}
+    for parameter in program.parameters:
+        if parameter.trainable and parameter.name not in read:
+            where = spec.learn.hyperparameters.get(parameter.name) or spec.learn.objective
+            message = (f"'{parameter.name}' is learned, but no layer reads it: "
+                       "with learned linear maps the step lives inside the maps")
+            hint = f"drop '{parameter.name}' from learn.hyperparameters (or set it to fixed)"
+            raise where.error(message, hint) if where else SpecError(message, hint=hint)
