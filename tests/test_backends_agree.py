@@ -7,7 +7,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 from conftest import SPECS, variant
 
 
@@ -19,15 +18,16 @@ def relative(a, b) -> float:
     return float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-300))
 
 
-@pytest.mark.parametrize("path", SPECS, ids=lambda p: p.stem)
-def test_torch_and_numba_agree(tmp_path, rng, path):
-    built = variant(path.stem, tmp_path, dims={"m": 12, "n": 8}, layers=6)
+def assert_backends_agree(built, rng, batch: int = 5) -> None:
+    """Perturb every trainable parameter, then compare the module with the kernel (float64,
+    float32, and the single-sample path)."""
     constants = {name: rng.standard_normal(shape) / 3 for name, shape in built.program.constants.items()}
     model = built.model.Unfolded(**constants, dtype=torch.float64)
+    torch.manual_seed(0)
     with torch.no_grad():
-        for parameter in model.parameters():  # perturb every trainable parameter
-            parameter.mul_(1 + 0.2 * torch.rand_like(parameter))
-    inputs = random_inputs(built, rng, 5)
+        for parameter in model.parameters():  # perturb every trainable parameter (also off zero)
+            parameter.mul_(1 + 0.2 * torch.rand_like(parameter)).add_(0.05 * torch.randn_like(parameter))
+    inputs = random_inputs(built, rng, batch)
     with torch.no_grad():
         expected = model(**{k: torch.from_numpy(v) for k, v in inputs.items()})
     params = model.kernel_params()
@@ -40,6 +40,28 @@ def test_torch_and_numba_agree(tmp_path, rng, path):
         assert got32[name].dtype == np.float32
         assert relative(got32[name], reference) < 1e-4
         assert relative(one[name], reference[2]) < 1e-8
+
+
+@pytest.mark.parametrize("path", SPECS, ids=lambda p: p.stem)
+def test_torch_and_numba_agree(tmp_path, rng, path):
+    assert_backends_agree(variant(path.stem, tmp_path, dims={"m": 8, "n": 12}, layers=6), rng)
+
+
+VARIANTS = {
+    "hqs": ("admm_lasso", {"algorithm": {"method": "hqs", "layers": 6, "penalty": 0.5},
+                           "learn": {"hyperparameters": {"penalty": "per_layer"}}}),
+    "cnn_prox": ("rpca", {"learn": {"prox": {"network": "cnn", "widths": [3, 2], "activation": "softplus"}}}),
+    "tied_maps_tanh_correction": ("ista_lasso", {"learn": {"objective": "tied", "correction": {
+        "widths": [7, 5], "activation": "tanh", "tying": "shared"}}}),
+    "admm_untied_maps_learned_prox": ("admm_lasso", {"learn": {"objective": "untied", "prox": {"widths": [6]}}}),
+    "fista_coupled": ("fista_lasso", {"learn": {"objective": "coupled", "hyperparameters": {"momentum": "per_layer"}}}),
+}
+
+
+@pytest.mark.parametrize("name", sorted(VARIANTS))
+def test_paradigm_variants_agree(tmp_path, rng, name):
+    spec, changes = VARIANTS[name]
+    assert_backends_agree(variant(spec, tmp_path, dims={"m": 8, "n": 12}, layers=4, **changes), rng)
 
 
 def test_kernel_rejects_wrong_shapes(tmp_path, rng):

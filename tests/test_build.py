@@ -5,8 +5,8 @@ from __future__ import annotations
 import filecmp
 
 import pytest
-
 from conftest import ROOT, SPECS
+
 from unfoldgen.build import build
 
 

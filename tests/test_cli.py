@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 from click.testing import CliRunner
-
 from conftest import ROOT
+
 from unfoldgen.cli import main
 
 GOOD = (ROOT / "specs" / "ista_lasso.yaml").read_text()

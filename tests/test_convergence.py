@@ -6,9 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from scipy.optimize import lsq_linear, nnls
-
 from conftest import variant
+from scipy.optimize import lsq_linear, nnls
 
 
 def problem(rng, m: int, n: int):

@@ -8,9 +8,9 @@ import inspect
 import numpy as np
 import pytest
 import torch
+from conftest import Built, write_spec
 from scipy.optimize import minimize, minimize_scalar
 
-from conftest import Built, write_spec
 from unfoldgen.build import build
 
 T = 0.7  # the prox scale t
@@ -91,7 +91,7 @@ def test_norm1_plus_nonneg_composes_exactly(tmp_path):
     combo = Built(build(write_spec(tmp_path, data), tmp_path / "out").directory, None)
     combo.params = {"lam": 0.3}
     v = VECTORS[0]
-    h = lambda u: 0.3 * abs(u) if u >= 0 else 1e6 * abs(u)  # noqa: E731 - a steep exterior penalty
+    h = lambda u: 0.3 * abs(u) if u >= 0 else 1e6 * abs(u)
     expected = separable_minimum(h, v)
     np.testing.assert_allclose(apply(combo, v, threshold=T * 0.3), expected, atol=1e-5)
     assert module is not None
@@ -101,7 +101,7 @@ def test_norm1_plus_nonneg_composes_exactly(tmp_path):
 def test_norm2_block_shrink_and_ball_moreau(tmp_path, v):
     shrink = prox_module(tmp_path, "lam * norm2(x)", ["n"], {"lam": 0.3})
     got = apply(shrink, v, threshold=T * 0.3)
-    objective = lambda u: 0.5 * np.sum((u - v) ** 2) + T * 0.3 * np.linalg.norm(u)  # noqa: E731
+    objective = lambda u: 0.5 * np.sum((u - v) ** 2) + T * 0.3 * np.linalg.norm(u)
     numeric = minimize(objective, v, method="Powell", options={"xtol": 1e-12, "ftol": 1e-15}).x
     assert objective(got) <= objective(numeric) + 1e-10
     np.testing.assert_allclose(got, numeric, atol=1e-4)
@@ -134,7 +134,7 @@ def test_nuclear_singular_value_threshold(tmp_path, rng):
     module = prox_module(tmp_path, "lam * nuclear(x)", ["m", "n"], {"lam": 0.5})
     v = rng.standard_normal((4, 3))
     got = apply(module, v, threshold=T * 0.5)
-    objective = lambda u: 0.5 * np.sum((u - v) ** 2) + T * 0.5 * np.linalg.norm(u, "nuc")  # noqa: E731
+    objective = lambda u: 0.5 * np.sum((u - v) ** 2) + T * 0.5 * np.linalg.norm(u, "nuc")
     for _ in range(200):
         assert objective(got) <= objective(got + 1e-3 * rng.standard_normal((4, 3))) + 1e-12
     u, s, vt = np.linalg.svd(v, full_matrices=False)

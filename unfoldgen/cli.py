@@ -8,8 +8,9 @@ from __future__ import annotations
 import functools
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import click
 
@@ -92,15 +93,20 @@ def show(spec: Path) -> None:
 
 
 def _show_text(program: Any, rows: list[dict[str, Any]]) -> str:
+    from unfoldgen.backends.common import prox_definition
     from unfoldgen.ir.mathtext import math_text
 
     lines = [f"{program.name}: {program.method}, {program.layers} layers", ""]
-    lines.append("gradient:")
-    lines += [f"  {step.comment}" for step in program.steps if step.comment.startswith("grad")]
+    gradients = [v for v in program.derivation.get("variables", []) if v.get("gradient_text")]
+    if gradients:
+        lines.append("gradient:")
+        lines += [f"  grad_{v['name']} = {v['gradient_text']}" for v in gradients]
     for derived in program.derived:
         lines.append(f"{derived.name} = {math_text(derived.expr)}   ({derived.description})")
     for prox in program.proxes:
-        lines.append(f"{prox.function_name}: prox of {' + '.join(t.where.text for t in prox.terms)}")
+        lines.append(f"{prox.function_name}: prox of {prox_definition(prox)}")
+    if program.init_steps:
+        lines += ["", "initialization:"] + [f"  {step.comment}" for step in program.init_steps]
     lines += ["", "one layer:"] + [f"  {step.comment}" for step in program.steps]
     header = ("name", "shape", "tying", "trainable", "count")
     table = [header] + [tuple(str(r[h]) for h in header) for r in rows]

@@ -15,7 +15,7 @@ import sympy as sp
 from unfoldgen.backends.numba_networks import network_call
 from unfoldgen.backends.scalars import ScalarPrinter
 from unfoldgen.ir.mathtext import math_text
-from unfoldgen.ir.program import ApplyNetwork, ApplyProx, Assign, Program, Step
+from unfoldgen.ir.program import ApplyNetwork, Assign, Program, Step
 from unfoldgen.symbolic.nodes import LowRankFactor, is_negative_term
 from unfoldgen.symbolic.prox.separable import V
 

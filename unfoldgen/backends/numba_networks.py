@@ -70,7 +70,7 @@ def _cnn(network: Network) -> NetworkCode:
 
 
 def cnn_lines(network: Network, inputs: list[tuple[str, tuple[int, ...]]]) -> list[str]:
-    (name, (rows, cols)), = inputs
+    ((name, _),) = inputs
     lines = [f"hidden0[0] = {name}"]
     activation = NUMBA_ACTIVATIONS[network.activation]
     for i in range(network.depth):

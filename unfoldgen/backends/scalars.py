@@ -5,7 +5,7 @@ A backend says how a symbol, a conditional and a few functions look; the arithme
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import sympy as sp
 

@@ -24,6 +24,7 @@ from unfoldgen.ir.program import (
     Program,
     State,
     Step,
+    step_expressions,
 )
 from unfoldgen.spec.model import Located, Spec
 from unfoldgen.symbolic.language import Namespace
@@ -93,7 +94,7 @@ class LayerBuilder:
 
         call = ", ".join([math_text(argument)] + [math_text(v) for v in values])
         name = "soft_threshold_support" if support else prox.function_name
-        comment = f"{target.name} = {name}({call}{', support[k]' if support else ''})"
+        comment = f"{target.name} = {name}({call}{', SUPPORT[k]' if support else ''})"
         self.steps.append(ApplyProx(target, prox, argument, values, comment, support))
         if support is None and prox not in self.used_proxes:
             self.used_proxes.append(prox)
@@ -165,36 +166,40 @@ class LayerBuilder:
 
     def program(self, outputs: tuple[str, ...], derivation: dict[str, object]) -> Program:
         self.reject_unknown_learn_keys()
+        read = self.read_names()
+        _reject_unread_trainable(self.parameters, read, self.spec)
+        # A fixed parameter no layer reads only shaped initial values (the step inside learned maps).
+        parameters = tuple(p for p in self.parameters if p.trainable or p.name in read)
         spec = self.spec
-        program = Program(
+        return Program(
             name=spec.name, description=spec.description, method=spec.algorithm.method,
             layers=spec.algorithm.layers, dims=dict(spec.dims),
             inputs={n: self.ns.size(d.shape) for n, d in spec.inputs.items()},
             constants={n: self.ns.size(d.shape) for n, d in spec.constants.items()},
             params=dict(spec.params), states=tuple(self.states), temporaries=tuple(self.temporaries),
-            derived=tuple(self.derived), parameters=tuple(self.parameters), steps=tuple(self.steps),
+            derived=tuple(self.derived), parameters=parameters, steps=tuple(self.steps),
             outputs=outputs, proxes=tuple(self.used_proxes), networks=tuple(self.networks),
             init_steps=tuple(self.init_steps), derivation=derivation,
             spec_hash=hashlib.sha256(spec.text.encode()).hexdigest(), seed=spec.learn.seed,
         )
-        _reject_unread_parameters(program, spec)
-        return program
+
+    def read_names(self) -> set[str]:
+        """Every name the steps read, directly or through a derived tensor."""
+        read: set[str] = set()
+        for step in (*self.init_steps, *self.steps):
+            if isinstance(step, ApplyNetwork):
+                read.update(step.network.parameter_names())
+            for expr in step_expressions(step):
+                read |= {s.name for s in expr.free_symbols}
+        for derived in self.derived:
+            if derived.name in read:
+                read |= {s.name for s in derived.expr.free_symbols}
+        return read
 
 
-def _reject_unread_parameters(program: Program, spec: Spec) -> None:
+def _reject_unread_trainable(parameters: list[Parameter], read: set[str], spec: Spec) -> None:
     """A learned parameter that no step reads would never train: say so instead."""
-    read: set[str] = set()
-    for step in (*program.init_steps, *program.steps):
-        if isinstance(step, ApplyNetwork):
-            read.update(step.network.parameter_names())
-        exprs = [step.expr] if isinstance(step, Assign) else (
-            [step.argument, *step.values] if isinstance(step, ApplyProx) else [])
-        for expr in exprs:
-            read |= {s.name for s in expr.free_symbols}
-    for derived in program.derived:
-        if derived.name in read:
-            read |= {s.name for s in derived.expr.free_symbols}
-    for parameter in program.parameters:
+    for parameter in parameters:
         if parameter.trainable and parameter.name not in read:
             where = spec.learn.hyperparameters.get(parameter.name) or spec.learn.objective
             message = (f"'{parameter.name}' is learned, but no layer reads it: "

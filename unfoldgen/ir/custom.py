@@ -178,10 +178,10 @@ def _prox_call(b: LayerBuilder, parser: CustomParser, node: ast.Call,
         values.append(scalar.expr)
     hypers = tuple(Hyper(h, sp.Integer(0), f"{h} of {name}") for h in call.hypers)
     stage = ProxStage(call.operator, tuple(h.symbol for h in hypers))
-    prox = ProxOperator(b.fresh(target) if _prox_named(b, target) else target, (), (stage,), hypers,
-                        call.elementwise, f"{name}(v{''.join(', ' + h for h in call.hypers)})")
+    prox = ProxOperator(target, (), (stage,), hypers, call.elementwise,
+                        f"{name}(v{''.join(', ' + h for h in call.hypers)})")
+    existing = next((p for p in b.used_proxes if p.variable == target), None)
+    if existing is not None and existing != prox:
+        raise parser.error(node, f"'{target}' is already the result of another prox in this iteration",
+                           hint="assign this one to a new temporary name")
     return value, prox, tuple(values)
-
-
-def _prox_named(b: LayerBuilder, target: str) -> bool:
-    return any(p.variable == target for p in b.used_proxes)

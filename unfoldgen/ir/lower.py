@@ -12,6 +12,7 @@ from unfoldgen.errors import SpecError
 from unfoldgen.ir.builder import LayerBuilder
 from unfoldgen.ir.custom import lower_custom
 from unfoldgen.ir.gradient_methods import lower_gradient_method
+from unfoldgen.ir.mathtext import math_text
 from unfoldgen.ir.program import Program
 from unfoldgen.ir.splitting import lower_splitting
 from unfoldgen.spec.model import Spec
@@ -20,12 +21,14 @@ from unfoldgen.symbolic.objective import SmoothPart, derive_smooth
 from unfoldgen.symbolic.prox import ProxOperator, build_prox_operators, parse_nonsmooth_term
 from unfoldgen.symbolic.prox.compose import check_interval_nonempty
 
+
 def lower(spec: Spec) -> Program:
     ns = Namespace(spec)
     if spec.algorithm.method == "custom":
         builder = LayerBuilder(spec, ns, None, {})
         outputs = lower_custom(builder)
-        return builder.program(outputs, {"variables": [{"name": v} for v in spec.variables]})
+        return builder.program(outputs, {"variables": [{"name": v, "gradient": None} for v in spec.variables]})
+    assert spec.smooth is not None
     smooth = derive_smooth(ns, spec.smooth)
     terms = [parse_nonsmooth_term(ns, where) for where in spec.nonsmooth]
     proxes = build_prox_operators(ns, terms)
@@ -66,6 +69,7 @@ def _derivation(spec: Spec, smooth: SmoothPart, proxes: dict[str, ProxOperator])
         variables.append({
             "name": var,
             "gradient": sp.latex(smooth.gradients[var]),
+            "gradient_text": math_text(smooth.gradients[var]),
             "hessian": sp.latex(lipschitz.hessian) if lipschitz and lipschitz.hessian is not None else None,
             "lipschitz": sp.latex(lipschitz.value) if lipschitz else None,
             "lipschitz_exact": bool(lipschitz and lipschitz.exact),

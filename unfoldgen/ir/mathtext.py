@@ -29,6 +29,9 @@ class _CommentPrinter(StrPrinter):
             text += f" - {self._print(-term)}" if is_negative_term(term) else f" + {self._print(term)}"
         return text
 
+    def _print_Inverse(self, expr: sp.Inverse) -> str:
+        return f"inv({self._print(expr.arg)})"
+
     def _print_Dummy(self, expr: sp.Dummy) -> str:
         return expr.name
 

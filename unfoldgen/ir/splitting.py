@@ -44,6 +44,7 @@ def quadratic_parts(b: LayerBuilder, var: str) -> tuple[sp.MatrixExpr, sp.Matrix
     x = b.variable(var)
     gradient = b.smooth.gradients[var]
     where = b.spec.smooth
+    assert where is not None
     per_sample = per_sample_symbols(b)
     try:
         maps, rest = linear_maps(gradient, per_sample, where)
@@ -69,7 +70,7 @@ def lower_splitting(b: LayerBuilder) -> tuple[str, ...]:
     prox = b.proxes.get(var)
     if prox is None:
         raise SpecError(f"{method} needs a nonsmooth term to split off", key_path="objective.nonsmooth",
-                        line=spec.smooth.line, hint="without one the problem is a single linear solve")
+                        line=spec.algorithm.where.line, hint="without one the problem is a single linear solve")
     if spec.learn.correction is not None:
         raise spec.learn.correction.where.error(f"a learned correction applies to gradient methods, not {method}",
                                                 hint="learn the prox (learn.prox) or the linear maps instead")

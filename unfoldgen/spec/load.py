@@ -23,10 +23,10 @@ from unfoldgen.spec.model import (
     CustomAlgorithm,
     CustomStep,
     LearnSpec,
-    NetworkSpec,
-    SupportSelection,
     Located,
+    NetworkSpec,
     Spec,
+    SupportSelection,
     TensorDecl,
     VariableDecl,
 )
@@ -50,7 +50,7 @@ MAX_ELEMENTS = 100_000_000
 MAX_LAYERS = 100_000
 # Names the generated code uses itself, or that would read ambiguously in a spec.
 RESERVED_NAMES = {
-    "L", "k", "self", "torch", "np", "numba", "nn", "math", "params", "batch", "layers",
+    "k", "self", "torch", "np", "numba", "nn", "math", "params", "batch", "layers",
     "sum", "abs", "sqrt", "exp", "log", "max", "min", "sign", "zeros", "inf", "pi", "e",
     "norm1", "norm2", "nuclear", "nonneg", "box", "ball2", "simplex", "sum_squares",
     "elastic_net", "quad_form", "dot", "trace", "all_layers", "dtype", "device", "out",
@@ -139,8 +139,9 @@ def load_spec_text(text: str, file: str = "<spec>") -> Spec:
     if not isinstance(data, dict):
         raise reader.error((), "the spec must be a mapping of keys such as name, dims, objective")
     reader.check_keys(data, (), TOP_KEYS)
+    custom = isinstance(data.get("algorithm"), dict) and data["algorithm"].get("method") == "custom"
     for key in REQUIRED_TOP:
-        if key not in data:
+        if key not in data and not (custom and key == "objective"):
             raise reader.error((), f"missing key '{key}'", hint=f"'{key}' is {TOP_KEYS[key]}")
     taken: set[str] = set()
     name = _read_spec_name(reader, data["name"])
@@ -149,7 +150,7 @@ def load_spec_text(text: str, file: str = "<spec>") -> Spec:
     constants = _read_tensors(reader, data.get("constants"), ("constants",), dims, taken)
     params = _read_params(reader, data.get("params"), taken)
     variables = _read_variables(reader, data["variables"], dims, taken)
-    smooth, nonsmooth = _read_objective(reader, data["objective"])
+    smooth, nonsmooth = _read_objective(reader, data.get("objective"), custom)
     algorithm = _read_algorithm(reader, data["algorithm"], variables, taken)
     learn = _read_learn(reader, data.get("learn"))
     description = data.get("description", "")
@@ -251,7 +252,10 @@ def _read_variables(reader: _Reader, value: Any, dims: dict[str, int], taken: se
     return variables
 
 
-def _read_objective(reader: _Reader, value: Any) -> tuple[Located, tuple[Located, ...]]:
+def _read_objective(reader: _Reader, value: Any, custom: bool) -> tuple[Located | None, tuple[Located, ...]]:
+    """A custom iteration may omit the objective (it is then only needed for unsupervised training)."""
+    if value is None and custom:
+        return None, ()
     objective = reader.mapping(value, ("objective",), "objective")
     reader.check_keys(objective, ("objective",), {"smooth": "", "nonsmooth": ""})
     if "smooth" not in objective:

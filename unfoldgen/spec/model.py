@@ -126,7 +126,7 @@ class Spec:
     constants: dict[str, TensorDecl]
     params: dict[str, float]
     variables: dict[str, VariableDecl]
-    smooth: Located
+    smooth: Located | None  # None only for a custom iteration without an objective
     nonsmooth: tuple[Located, ...]
     algorithm: AlgorithmSpec
     learn: LearnSpec

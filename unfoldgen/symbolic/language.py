@@ -8,8 +8,8 @@ checked as the tree is walked, so a mismatch is reported with the sizes the user
 from __future__ import annotations
 
 import ast
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import sympy as sp
 

@@ -10,8 +10,8 @@ hyperparameters that helper takes with their classical values for a step ``t``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import sympy as sp
 

@@ -16,7 +16,7 @@ import sympy as sp
 from unfoldgen.errors import SpecError
 from unfoldgen.symbolic.language import Namespace
 from unfoldgen.symbolic.prox.catalog import CATALOG, ProxEntry
-from unfoldgen.symbolic.prox.separable import TAU, V, NotDerivable, derive_separable_prox
+from unfoldgen.symbolic.prox.separable import TAU, NotDerivable, V, derive_separable_prox
 from unfoldgen.symbolic.prox.terms import ELEMENT, NonsmoothTerm
 
 # The step size t of the iteration, as the classical hyperparameter values are written.
