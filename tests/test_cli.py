@@ -35,8 +35,10 @@ def test_build_check_show(tmp_path):
     assert run("check", str(spec)).exit_code == 0
     shown = run("show", str(spec)).output
     assert "grad_x = A.T @ (A @ x - y)" in shown
-    assert "threshold  scalar  untied (per layer)  yes        16" in shown
-    assert "total trainable: 32" in shown
+    rows = {line.split()[0]: line.split() for line in shown.splitlines()[-5:-1]}
+    assert rows["W_x"][1:] == ["500x500", "untied", "(per", "layer)", "yes", "4000000"]
+    assert rows["W_y"][-1] == "2000000" and rows["threshold"][-1] == "16"
+    assert "total trainable: 6000016" in shown  # untied LISTA 250x500, 16 layers
 
 
 def test_console_script_exit_code(tmp_path):
