@@ -15,6 +15,7 @@ from click.testing import CliRunner
 from conftest import ROOT, variant
 
 from unfoldgen.cli import main
+from unfoldgen.errors import SpecError
 
 SMALL = {"m": 20, "n": 60}
 RPCA_SMALL = {"m": 12, "n": 10, "r": 2}
@@ -251,3 +252,27 @@ def test_show_prints_the_parameter_table(name, total):
     assert result.exit_code == 0, result.output
     assert "name" in result.output and "tying" in result.output and "count" in result.output
     assert f"total trainable: {total}" in result.output
+
+
+@pytest.mark.parametrize("changes,message", [
+    ({"learn": {"objective": "untied"}}, "learns its declared hyperparameters only"),
+    ({"learn": {"hyperparameters": {"zeta0": "per_layer"}}}, "no value before the first layer"),
+])
+def test_custom_iteration_errors(tmp_path, changes, message):
+    with pytest.raises(SpecError, match=message):
+        variant("rpca_factorized", tmp_path, dims=RPCA_SMALL, **changes)
+
+
+@pytest.mark.parametrize("name,changes,message", [
+    ("rpca", {"learn": {"objective": "untied"}}, "single-variable methods"),
+    ("ista_lasso", {"learn": {"objective": "coupled", "hyperparameters": {"step": "per_layer", "threshold": "shared"}}},
+     "no layer reads it"),
+    ("nnls", {"learn": {"objective": "untied", "support_selection": {"fraction": 0.1, "max_fraction": 0.2}}},
+     "soft thresholding"),
+    ("admm_lasso", {"learn": {"correction": {"widths": [4]}}}, "gradient methods"),
+    ("admm_lasso", {"learn": {"objective": "analytic"}}, "untied or tied"),
+    ("ista_lasso", {"learn": {"prox": {"network": "cnn"}}}, "matrix variable"),
+])
+def test_paradigm_errors(tmp_path, name, changes, message):
+    with pytest.raises(SpecError, match=message):
+        variant(name, tmp_path, dims={"m": 8, "n": 12}, layers=2, **changes)

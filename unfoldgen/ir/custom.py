@@ -89,6 +89,12 @@ class CustomParser(Parser):
 def lower_custom(b: LayerBuilder) -> tuple[str, ...]:
     custom = b.spec.algorithm.custom
     assert custom is not None
+    learn = b.spec.learn
+    for section in (learn.objective, learn.support_selection, learn.correction, learn.prox):
+        if section is not None:
+            where = section if isinstance(section, Located) else section.where
+            raise where.error("a custom iteration learns its declared hyperparameters only",
+                              hint="write the learned map or network into the steps, or use a derived method")
     scalars: dict[str, sp.Expr] = {}
     for name, where in custom.hyperparameters.items():
         value = parse_scalar(b.ns, where, {})

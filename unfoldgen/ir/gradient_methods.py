@@ -183,7 +183,7 @@ def lower_gradient_method(b: LayerBuilder) -> tuple[str, ...]:
         lower_fista(b, variables[0])
         return (variables[0],)
     if method == "block_proximal_gradient" and b.spec.learn.objective is not None:
-        raise b.spec.learn.objective.where.error("learned linear maps apply to single-variable methods")
+        raise b.spec.learn.objective.error("learned linear maps apply to single-variable methods")
     for var in variables:
         x = b.variable(var)
         proximal_update(b, var, x, x, step_parameter(b, var))

@@ -91,7 +91,7 @@ def lower_splitting(b: LayerBuilder) -> tuple[str, ...]:
     argument = inverse.symbol * (rho.symbol * pull - offset)
     if spec.learn.objective is not None:
         if spec.learn.objective.text not in ("untied", "tied"):
-            raise spec.learn.objective.where.error(f"{method} learns its linear maps untied or tied",
+            raise spec.learn.objective.error(f"{method} learns its linear maps untied or tied",
                                                    hint="coupled and analytic apply to proximal gradient (LISTA)")
         tying = "per_layer" if spec.learn.objective.text == "untied" else "shared"
         argument = learned_maps(b, argument, per_sample_symbols(b), {rho.symbol: rho_value},
