@@ -32,7 +32,7 @@ def used_operators(program: Program) -> list[str]:
                 operators.add("svd_factor")
             if isinstance(expr, sp.Inverse) or expr.atoms(sp.Inverse):
                 operators.add("inverse")
-    if any(getattr(step, "support", None) for step in program.steps):
+    if program.support:
         operators |= {"soft_threshold", "soft_threshold_support"}
     operators |= {f"network_{n.kind}" for n in program.networks}
     operators |= {f"activation_{n.activation}" for n in program.networks}
@@ -47,32 +47,26 @@ def shape_literal(shape: tuple[int, ...]) -> str:
     return "(" + ", ".join(str(n) for n in shape) + ("," if len(shape) == 1 else "") + ")"
 
 
-def kernel_arrays(program: Program, sources: dict[str, str]) -> list[tuple[str, tuple[int, ...], str]]:
-    """The kernel's array arguments, in order: ``(name, shape, source)``.
+def kernel_arrays(program: Program) -> list[tuple[str, tuple[int, ...]]]:
+    """The kernel's array arguments, in order, with their shapes.
 
     Constants as they are; derived tensors with a leading layer axis when they vary per layer;
     parameters with a leading axis of ``layers`` (untied) or 1 (tied), so the kernel indexes
-    ``[k]`` or ``[0]``. ``sources`` says where the PyTorch module reads each one.
+    ``[k]`` or ``[0]``.
     """
-    arrays = [(name, shape, sources[name]) for name, shape in program.constants.items()]
+    arrays = list(program.constants.items())
     for derived in program.layer_tensors:
         leading = (program.layers,) if derived.per_layer else ()
-        arrays.append((derived.name, leading + derived.shape, sources[derived.name]))
+        arrays.append((derived.name, leading + derived.shape))
     for parameter in program.parameters:
         leading = program.layers if parameter.per_layer else 1
-        arrays.append((parameter.name, (leading, *parameter.shape), sources[parameter.name]))
+        arrays.append((parameter.name, (leading, *parameter.shape)))
     return arrays
 
 
 def kernel_param_names(program: Program) -> tuple[list[str], list[str]]:
     """Array arguments (constants, derived tensors, parameters) and scalar arguments (spec params)."""
-    arrays = [name for name, _, _ in kernel_arrays(program, _names(program))]
-    return arrays, program.used_params()
-
-
-def _names(program: Program) -> dict[str, str]:
-    names = list(program.constants) + [d.name for d in program.layer_tensors] + [p.name for p in program.parameters]
-    return {name: name for name in names}
+    return [name for name, _ in kernel_arrays(program)], program.used_params()
 
 
 def argument_names(prox: ProxOperator) -> list[str]:

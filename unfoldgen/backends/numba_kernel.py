@@ -13,7 +13,7 @@ from unfoldgen.backends.common import (
 from unfoldgen.backends.numba_lowering import Buffer, NumbaLowering, NumbaScalarPrinter
 from unfoldgen.backends.numba_networks import network_function
 from unfoldgen.backends.render import render
-from unfoldgen.ir.program import ApplyNetwork, ApplyProx, Program
+from unfoldgen.ir.program import Program
 from unfoldgen.symbolic.prox import ProxOperator
 from unfoldgen.symbolic.prox.separable import V
 
@@ -36,8 +36,7 @@ def _prox_lines(prox: ProxOperator) -> list[str]:
 def _networks(program: Program) -> list[dict[str, object]]:
     functions = []
     for network in program.networks:
-        step = next(s for s in program.steps if isinstance(s, ApplyNetwork) and s.network == network)
-        inputs = [(i.name, program.tensor_shape(i.name)) for i in step.inputs]
+        inputs = [(i.name, program.tensor_shape(i.name)) for i in program.network_inputs(network)]
         functions.append(network_function(network, inputs))
     return functions
 
@@ -57,7 +56,6 @@ def emit_numba_kernel(program: Program) -> str:
     inputs = list(program.inputs)
     signature = ", ".join(arrays + scalars + inputs + [o.name for o in outputs])
     batch_call = ", ".join(arrays + scalars + [f"{n}[b]" for n in inputs] + [f"{o.name}[b]" for o in outputs])
-    support = next((s.support for s in program.steps if isinstance(s, ApplyProx) and s.support), None)
     return render(
         "kernel.py.j2",
         name=program.name, spec_hash=program.spec_hash, layers=program.layers,
@@ -66,7 +64,7 @@ def emit_numba_kernel(program: Program) -> str:
         outputs=[{"name": o.name, "shape": shape_literal(o.shape)} for o in outputs],
         array_params=arrays, scalar_params=scalars, signature=signature, batch_call=batch_call,
         buffers=[{"name": b.name, "shape": shape_literal(b.shape), "comment": b.comment} for b in buffers],
-        init=init, init_steps=init_steps, steps=steps, used=used_operators(program), support=support,
+        init=init, init_steps=init_steps, steps=steps, used=used_operators(program), support=program.support,
         networks=_networks(program),
         proxes=[{"name": p.function_name, "args": argument_names(p), "definition": prox_definition(p),
                  "elementwise": p.elementwise, "lines": _prox_lines(p)} for p in program.proxes],

@@ -18,7 +18,6 @@ from unfoldgen.backends.render import render
 from unfoldgen.backends.torch_printer import TorchPrinter
 from unfoldgen.ir.program import (
     ApplyNetwork,
-    ApplyProx,
     Assign,
     Derived,
     Network,
@@ -106,7 +105,7 @@ def _step_code(printer: TorchPrinter, step: Step) -> str:
     return f"{step.target.name} = {step.prox.function_name}({', '.join(args)})"
 
 
-def _network_code(program: Program, network: Network, inputs: tuple[str, ...]) -> dict[str, object]:
+def _network_code(network: Network, inputs: tuple[str, ...]) -> dict[str, object]:
     """The lines of the module method that runs one network on a batch."""
     index = "[k]" if network.per_layer else ""
     activation = TORCH_ACTIVATIONS[network.activation]
@@ -130,11 +129,6 @@ def _network_code(program: Program, network: Network, inputs: tuple[str, ...]) -
     return {"name": network.name, "inputs": inputs, "lines": lines,
             "doc": f"{network.description}: {kind} {sizes}, {network.activation}; "
                    f"{'one per layer' if network.per_layer else 'shared by all layers'}, the last layer starts at zero."}
-
-
-def _network_inputs(program: Program, network: Network) -> tuple[str, ...]:
-    step = next(s for s in program.steps if isinstance(s, ApplyNetwork) and s.network == network)
-    return tuple(i.name for i in step.inputs)
 
 
 def _derived_code(printer: TorchPrinter, derived: Derived) -> str:
@@ -177,10 +171,10 @@ def emit_torch_module(program: Program) -> str:
         used=used_operators(program),
         proxes=[{"name": p.function_name, "args": argument_names(p), "definition": prox_definition(p),
                  "lines": _prox_lines(program, p)} for p in program.proxes],
-        networks=[_network_code(program, n, _network_inputs(program, n)) for n in program.networks],
-        support=_support(program),
+        networks=[_network_code(n, tuple(i.name for i in program.network_inputs(n))) for n in program.networks],
+        support=program.support,
         kernel_params=[{"name": name, "shape": shape_literal(shape), "source": source}
-                       for name, shape, source in kernel_arrays(program, torch_sources(program))]
+                       for (name, shape), source in zip(kernel_arrays(program), torch_sources(program))]
                       + [{"name": name, "shape": "()", "source": f"self.{name}"} for name in program.used_params()],
         reference=reference,
         dtype_source=program.constants and next(iter(program.constants)) or f"{program.parameters[0].name}"
@@ -188,18 +182,13 @@ def emit_torch_module(program: Program) -> str:
     )
 
 
-def torch_sources(program: Program) -> dict[str, str]:
-    """Where ``kernel_params()`` reads each array: an attribute or a local of ``layer_values()``."""
-    sources = {name: f"self.{name}" for name in program.constants}
-    for derived in program.layer_tensors:
-        sources[derived.name] = derived.name if program.is_dynamic(derived) else f"self.{derived.name}"
-    for parameter in program.parameters:
-        sources[parameter.name] = parameter.name if parameter.positive else f"self.{parameter.name}"
+def torch_sources(program: Program) -> list[str]:
+    """Where ``kernel_params()`` reads each array of :func:`kernel_arrays`, in the same order:
+    an attribute, or a local of ``layer_values()``."""
+    sources = [f"self.{name}" for name in program.constants]
+    sources += [d.name if program.is_dynamic(d) else f"self.{d.name}" for d in program.layer_tensors]
+    sources += [p.name if p.positive else f"self.{p.name}" for p in program.parameters]
     return sources
-
-
-def _support(program: Program) -> tuple[int, ...] | None:
-    return next((s.support for s in program.steps if isinstance(s, ApplyProx) and s.support), None)
 
 
 def _parameter_comment(parameter: Parameter) -> str:

@@ -13,6 +13,7 @@ import hashlib
 import sympy as sp
 
 from unfoldgen.errors import SpecError
+from unfoldgen.ir.mathtext import math_text
 from unfoldgen.ir.program import (
     ApplyNetwork,
     ApplyProx,
@@ -84,14 +85,10 @@ class LayerBuilder:
 
     # -- steps ------------------------------------------------------------------------------
     def assign(self, target: sp.MatrixSymbol, expr: sp.MatrixExpr, comment: str | None = None) -> None:
-        from unfoldgen.ir.mathtext import math_text
-
         self.steps.append(Assign(target, expr, comment or f"{target.name} = {math_text(expr)}"))
 
     def apply_prox(self, target: sp.MatrixSymbol, prox: ProxOperator, argument: sp.MatrixExpr,
                    values: tuple[sp.Expr, ...], support: tuple[int, ...] | None = None) -> None:
-        from unfoldgen.ir.mathtext import math_text
-
         call = ", ".join([math_text(argument)] + [math_text(v) for v in values])
         name = "soft_threshold_support" if support else prox.function_name
         comment = f"{target.name} = {name}({call}{', SUPPORT[k]' if support else ''})"

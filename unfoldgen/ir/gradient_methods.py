@@ -23,6 +23,7 @@ from unfoldgen.ir.builder import LayerBuilder
 from unfoldgen.ir.networks import build_network
 from unfoldgen.ir.objective_maps import analytic_argument, coupled_argument, learned_maps
 from unfoldgen.ir.program import Parameter
+from unfoldgen.spec.model import Located
 from unfoldgen.symbolic.language import parse_init, parse_scalar
 from unfoldgen.symbolic.objective import require_lipschitz
 from unfoldgen.symbolic.prox import ProxOperator
@@ -40,20 +41,28 @@ def fista_momentum(layers: int) -> tuple[sp.Expr, ...]:
     return tuple(values)
 
 
+def positive_scalar(b: LayerBuilder, where: Located, what: str, extra: dict[str, sp.Expr] | None = None) -> sp.Expr:
+    """A scalar of params (and ``extra`` names, known only when the model is built) that must
+    be positive with the spec's params."""
+    value = parse_scalar(b.ns, where, extra or {})
+    if extra and any(value.has(s) for s in extra.values()):
+        return value
+    numeric = value.subs({b.ns.params[p]: v for p, v in b.spec.params.items()})
+    if not numeric.is_number or not float(numeric) > 0:
+        raise where.error(f"{what} must be positive, got {numeric}")
+    return value
+
+
 def step_parameter(b: LayerBuilder, var: str) -> Parameter:
     """The step of ``var``'s gradient step, from ``algorithm.step`` (``L``: its Lipschitz constant)."""
     where = b.spec.algorithm.step
     lipschitz_symbol = sp.Symbol(b.suffix("lipschitz", var), positive=True)
-    value = parse_scalar(b.ns, where, {"L": lipschitz_symbol})
+    value = positive_scalar(b, where, "the step", {"L": lipschitz_symbol})
     if value.has(lipschitz_symbol):
         assert b.smooth is not None
         lipschitz = require_lipschitz(b.smooth, var, where)
         kind = "" if lipschitz.exact else " (upper bound)"
         b.derive(lipschitz_symbol.name, lipschitz.value, f"Lipschitz constant of the gradient in {var}{kind}")
-    else:
-        numeric = value.subs({b.ns.params[p]: v for p, v in b.spec.params.items()})
-        if not numeric.is_number or not float(numeric) > 0:
-            raise where.error(f"the step must be positive, got {numeric}")
     return b.hyperparameter(b.suffix("step", var), value, f"step size t of the gradient step in {var}")
 
 

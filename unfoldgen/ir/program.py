@@ -60,10 +60,6 @@ class Parameter:
     def per_layer(self) -> bool:
         return self.tying == "per_layer"
 
-    @property
-    def is_network_weight(self) -> bool:
-        return isinstance(self.init, RandomInit)
-
     def count(self, layers: int) -> int:
         return math.prod(self.shape) * (layers if self.per_layer else 1)
 
@@ -238,6 +234,15 @@ class Program:
         """True when a derived tensor depends on trainable parameters (recomputed in forward)."""
         names = {s.name for s in derived.expr.free_symbols}
         return any(p.trainable and p.name in names for p in self.parameters)
+
+    def network_inputs(self, network: Network) -> tuple[sp.MatrixSymbol, ...]:
+        """The tensors a network reads (from the step that applies it)."""
+        return next(s.inputs for s in self.steps if isinstance(s, ApplyNetwork) and s.network == network)
+
+    @property
+    def support(self) -> tuple[int, ...] | None:
+        """The support-selection schedule, when the network selects supports."""
+        return next((s.support for s in self.steps if isinstance(s, ApplyProx) and s.support), None)
 
     def total_parameters(self, trainable_only: bool = True) -> int:
         return sum(p.count(self.layers) for p in self.parameters if p.trainable or not trainable_only)

@@ -23,19 +23,10 @@ from unfoldgen.ir.gradient_methods import (
     initial_value,
     learned_prox_update,
     per_sample_symbols,
+    positive_scalar,
     prox_values,
 )
 from unfoldgen.ir.objective_maps import learned_maps, linear_maps
-from unfoldgen.spec.model import Located
-from unfoldgen.symbolic.language import parse_scalar
-
-
-def positive_scalar(b: LayerBuilder, where: Located) -> sp.Expr:
-    value = parse_scalar(b.ns, where, {})
-    numeric = value.subs({b.ns.params[p]: v for p, v in b.spec.params.items()})
-    if not numeric.is_number or not float(numeric) > 0:
-        raise where.error(f"expected a positive value, got {numeric}")
-    return value
 
 
 def quadratic_parts(b: LayerBuilder, var: str) -> tuple[sp.MatrixExpr, sp.MatrixExpr]:
@@ -80,7 +71,7 @@ def lower_splitting(b: LayerBuilder) -> tuple[str, ...]:
         dual = b.state(sp.MatrixSymbol(b.fresh(f"{var}_dual"), *z.shape), None, "the scaled dual variable u")
     hessian, offset = quadratic_parts(b, var)
     assert spec.algorithm.penalty is not None
-    rho_value = positive_scalar(b, spec.algorithm.penalty)
+    rho_value = positive_scalar(b, spec.algorithm.penalty, "the penalty")
     rho = b.hyperparameter("penalty", rho_value, "penalty rho of the splitting")
     size = z.shape[0]
     rho_in_inverse = rho.symbol if rho.trainable else rho_value
@@ -105,6 +96,6 @@ def lower_splitting(b: LayerBuilder) -> tuple[str, ...]:
         apply_update(b, var, z, prox_argument, prox, values)
     if dual is not None:
         assert spec.algorithm.dual_step is not None
-        mu = b.hyperparameter("dual_step", positive_scalar(b, spec.algorithm.dual_step), "step mu of the dual update")
+        mu = b.hyperparameter("dual_step", positive_scalar(b, spec.algorithm.dual_step, "the dual step"), "step mu of the dual update")
         b.assign(dual, dual + mu.symbol * (solve - z))
     return (var,)
