@@ -17,6 +17,8 @@ import numpy as np
 import torch
 
 LAYERS = 20
+# Trainable tensors with one slice per layer (leading axis): layer-wise training trains slices.
+PER_LAYER_PARAMETERS = ("penalty_raw", "dual_step_raw")
 INPUT_SHAPES = {"y": (100,)}
 
 
@@ -84,26 +86,33 @@ class Unfolded(torch.nn.Module):
         inverse = torch.stack([torch.linalg.inv(penalty[k] * torch.eye(200, dtype=dtype, device=device) + self.A.mT @ self.A) for k in range(LAYERS)])  # (H + rho I)^{-1}, the x-update's linear solve
         return penalty, dual_step, inverse
 
-    def forward(self, *, y, all_layers=False):
+    def forward(self, *, y, all_layers=False, layers=None, on_layer=None):
         """Inputs are batch-first tensors; returns {'x': ...} of the last layer
-        (or the list of per-layer dicts with ``all_layers=True``)."""
+        (or the list of per-layer dicts with ``all_layers=True``). ``layers`` runs only the
+        first layers (layer-wise training); ``on_layer(k, outputs)`` sees each layer's outputs
+        without keeping them (long evaluation runs)."""
+        depth = LAYERS if layers is None else layers
+        if not 1 <= depth <= LAYERS:
+            raise ValueError(f"layers must be in 1..{LAYERS}, got {layers}")
         if tuple(y.shape[1:]) != (100,):
             raise ValueError(f"input 'y' must have shape [batch, 100], got {tuple(y.shape)}")
         y = y.to(dtype=self.A.dtype, device=self.A.device)
         penalty, dual_step, inverse = self.layer_values()
         x = torch.zeros(y.shape[0], 200, dtype=y.dtype, device=y.device)
         x_dual = torch.zeros(y.shape[0], 200, dtype=y.dtype, device=y.device)
-        layers = []
-        for k in range(LAYERS):
+        history = []
+        for k in range(depth):
             # x_solve = inverse @ (penalty*(x - x_dual) + A.T @ y)
             x_solve = (penalty[k] * (x - x_dual) + y @ self.A) @ inverse[k].mT
             # x = prox_x(x_dual + x_solve, lam/penalty)
             x = prox_x(x_dual + x_solve, self.lam / penalty[k])
             # x_dual = dual_step*(x_solve - x) + x_dual
             x_dual = dual_step[k] * (x_solve - x) + x_dual
+            if on_layer is not None:
+                on_layer(k, {"x": x})
             if all_layers:
-                layers.append({"x": x})
-        return layers if all_layers else {"x": x}
+                history.append({"x": x})
+        return history if all_layers else {"x": x}
 
     def kernel_params(self):
         """Everything the Numba kernel reads, as numpy arrays (current, possibly trained, values)."""

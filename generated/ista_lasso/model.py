@@ -14,6 +14,8 @@ import numpy as np
 import torch
 
 LAYERS = 100
+# Trainable tensors with one slice per layer (leading axis): layer-wise training trains slices.
+PER_LAYER_PARAMETERS = ()
 INPUT_SHAPES = {"y": (50,)}
 
 
@@ -60,22 +62,29 @@ class Unfolded(torch.nn.Module):
         step = _tensor((1.0 / lipschitz), reference)
         self.register_buffer("step", step)
 
-    def forward(self, *, y, all_layers=False):
+    def forward(self, *, y, all_layers=False, layers=None, on_layer=None):
         """Inputs are batch-first tensors; returns {'x': ...} of the last layer
-        (or the list of per-layer dicts with ``all_layers=True``)."""
+        (or the list of per-layer dicts with ``all_layers=True``). ``layers`` runs only the
+        first layers (layer-wise training); ``on_layer(k, outputs)`` sees each layer's outputs
+        without keeping them (long evaluation runs)."""
+        depth = LAYERS if layers is None else layers
+        if not 1 <= depth <= LAYERS:
+            raise ValueError(f"layers must be in 1..{LAYERS}, got {layers}")
         if tuple(y.shape[1:]) != (50,):
             raise ValueError(f"input 'y' must have shape [batch, 50], got {tuple(y.shape)}")
         y = y.to(dtype=self.A.dtype, device=self.A.device)
         x = torch.zeros(y.shape[0], 100, dtype=y.dtype, device=y.device)
-        layers = []
-        for k in range(LAYERS):
+        history = []
+        for k in range(depth):
             # grad_x = A.T @ (A @ x - y)
             grad_x = (x @ self.A.mT - y) @ self.A
             # x = prox_x(x - step*grad_x, lam*step)
             x = prox_x(x - self.step * grad_x, self.lam*self.step)
+            if on_layer is not None:
+                on_layer(k, {"x": x})
             if all_layers:
-                layers.append({"x": x})
-        return layers if all_layers else {"x": x}
+                history.append({"x": x})
+        return history if all_layers else {"x": x}
 
     def kernel_params(self):
         """Everything the Numba kernel reads, as numpy arrays (current, possibly trained, values)."""

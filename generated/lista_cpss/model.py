@@ -15,6 +15,8 @@ import numpy as np
 import torch
 
 LAYERS = 16
+# Trainable tensors with one slice per layer (leading axis): layer-wise training trains slices.
+PER_LAYER_PARAMETERS = ("W", "threshold_raw")
 INPUT_SHAPES = {"y": (250,)}
 # Support selection: how many entries of largest magnitude skip the threshold, per layer.
 SUPPORT = (6, 12, 18, 24, 30, 36, 42, 48, 54, 60, 65, 65, 65, 65, 65, 65)
@@ -86,21 +88,28 @@ class Unfolded(torch.nn.Module):
         threshold = _softplus(self.threshold_raw)  # threshold > 0
         return threshold,
 
-    def forward(self, *, y, all_layers=False):
+    def forward(self, *, y, all_layers=False, layers=None, on_layer=None):
         """Inputs are batch-first tensors; returns {'x': ...} of the last layer
-        (or the list of per-layer dicts with ``all_layers=True``)."""
+        (or the list of per-layer dicts with ``all_layers=True``). ``layers`` runs only the
+        first layers (layer-wise training); ``on_layer(k, outputs)`` sees each layer's outputs
+        without keeping them (long evaluation runs)."""
+        depth = LAYERS if layers is None else layers
+        if not 1 <= depth <= LAYERS:
+            raise ValueError(f"layers must be in 1..{LAYERS}, got {layers}")
         if tuple(y.shape[1:]) != (250,):
             raise ValueError(f"input 'y' must have shape [batch, 250], got {tuple(y.shape)}")
         y = y.to(dtype=self.A.dtype, device=self.A.device)
         threshold, = self.layer_values()
         x = torch.zeros(y.shape[0], 500, dtype=y.dtype, device=y.device)
-        layers = []
-        for k in range(LAYERS):
+        history = []
+        for k in range(depth):
             # x = soft_threshold_support(x - W @ (A @ x - y), threshold, SUPPORT[k])
             x = soft_threshold_support(x - (x @ self.A.mT - y) @ self.W[k].mT, threshold[k], SUPPORT[k])
+            if on_layer is not None:
+                on_layer(k, {"x": x})
             if all_layers:
-                layers.append({"x": x})
-        return layers if all_layers else {"x": x}
+                history.append({"x": x})
+        return history if all_layers else {"x": x}
 
     def kernel_params(self):
         """Everything the Numba kernel reads, as numpy arrays (current, possibly trained, values)."""

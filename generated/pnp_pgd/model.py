@@ -15,6 +15,8 @@ import numpy as np
 import torch
 
 LAYERS = 16
+# Trainable tensors with one slice per layer (leading axis): layer-wise training trains slices.
+PER_LAYER_PARAMETERS = ("step_raw",)
 INPUT_SHAPES = {"y": (250,)}
 SEED = 0  # seeds the random initialisation of the networks' hidden layers
 
@@ -106,16 +108,21 @@ class Unfolded(torch.nn.Module):
         hidden = hidden @ self.prox_net_w1.mT + self.prox_net_b1
         return hidden.reshape(-1, 500)
 
-    def forward(self, *, y, all_layers=False):
+    def forward(self, *, y, all_layers=False, layers=None, on_layer=None):
         """Inputs are batch-first tensors; returns {'x': ...} of the last layer
-        (or the list of per-layer dicts with ``all_layers=True``)."""
+        (or the list of per-layer dicts with ``all_layers=True``). ``layers`` runs only the
+        first layers (layer-wise training); ``on_layer(k, outputs)`` sees each layer's outputs
+        without keeping them (long evaluation runs)."""
+        depth = LAYERS if layers is None else layers
+        if not 1 <= depth <= LAYERS:
+            raise ValueError(f"layers must be in 1..{LAYERS}, got {layers}")
         if tuple(y.shape[1:]) != (250,):
             raise ValueError(f"input 'y' must have shape [batch, 250], got {tuple(y.shape)}")
         y = y.to(dtype=self.A.dtype, device=self.A.device)
         step, = self.layer_values()
         x = torch.zeros(y.shape[0], 500, dtype=y.dtype, device=y.device)
-        layers = []
-        for k in range(LAYERS):
+        history = []
+        for k in range(depth):
             # grad_x = A.T @ (A @ x - y)
             grad_x = (x @ self.A.mT - y) @ self.A
             # x_arg = x - step*grad_x
@@ -124,9 +131,11 @@ class Unfolded(torch.nn.Module):
             x = prox_x(x_arg, self.lam*step[k])
             # x = x + prox_net_k(x_arg)
             x = x + self.prox_net(k, x_arg)
+            if on_layer is not None:
+                on_layer(k, {"x": x})
             if all_layers:
-                layers.append({"x": x})
-        return layers if all_layers else {"x": x}
+                history.append({"x": x})
+        return history if all_layers else {"x": x}
 
     def kernel_params(self):
         """Everything the Numba kernel reads, as numpy arrays (current, possibly trained, values)."""

@@ -15,6 +15,8 @@ import numpy as np
 import torch
 
 LAYERS = 10
+# Trainable tensors with one slice per layer (leading axis): layer-wise training trains slices.
+PER_LAYER_PARAMETERS = ("step_L_raw", "threshold_L_raw", "step_S_raw", "threshold_S_raw")
 INPUT_SHAPES = {"Y": (100, 100)}
 
 
@@ -100,17 +102,22 @@ class Unfolded(torch.nn.Module):
         threshold_S = _softplus(self.threshold_S_raw)  # threshold_S > 0
         return step_L, threshold_L, step_S, threshold_S
 
-    def forward(self, *, Y, all_layers=False):
+    def forward(self, *, Y, all_layers=False, layers=None, on_layer=None):
         """Inputs are batch-first tensors; returns {'L': ..., 'S': ...} of the last layer
-        (or the list of per-layer dicts with ``all_layers=True``)."""
+        (or the list of per-layer dicts with ``all_layers=True``). ``layers`` runs only the
+        first layers (layer-wise training); ``on_layer(k, outputs)`` sees each layer's outputs
+        without keeping them (long evaluation runs)."""
+        depth = LAYERS if layers is None else layers
+        if not 1 <= depth <= LAYERS:
+            raise ValueError(f"layers must be in 1..{LAYERS}, got {layers}")
         if tuple(Y.shape[1:]) != (100, 100):
             raise ValueError(f"input 'Y' must have shape [batch, 100, 100], got {tuple(Y.shape)}")
         Y = Y.to(dtype=self.step_L_raw.dtype, device=self.step_L_raw.device)
         step_L, threshold_L, step_S, threshold_S = self.layer_values()
         L = torch.zeros(Y.shape[0], 100, 100, dtype=Y.dtype, device=Y.device)
         S = torch.zeros(Y.shape[0], 100, 100, dtype=Y.dtype, device=Y.device)
-        layers = []
-        for k in range(LAYERS):
+        history = []
+        for k in range(depth):
             # grad_L = L + S - Y
             grad_L = L + S - Y
             # L = prox_L(L - step_L*grad_L, threshold_L)
@@ -119,9 +126,11 @@ class Unfolded(torch.nn.Module):
             grad_S = L + S - Y
             # S = prox_S(S - step_S*grad_S, threshold_S)
             S = prox_S(S - step_S[k] * grad_S, threshold_S[k])
+            if on_layer is not None:
+                on_layer(k, {"L": L, "S": S})
             if all_layers:
-                layers.append({"L": L, "S": S})
-        return layers if all_layers else {"L": L, "S": S}
+                history.append({"L": L, "S": S})
+        return history if all_layers else {"L": L, "S": S}
 
     def kernel_params(self):
         """Everything the Numba kernel reads, as numpy arrays (current, possibly trained, values)."""

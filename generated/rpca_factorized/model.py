@@ -16,6 +16,8 @@ import numpy as np
 import torch
 
 LAYERS = 10
+# Trainable tensors with one slice per layer (leading axis): layer-wise training trains slices.
+PER_LAYER_PARAMETERS = ("zeta_raw", "eta_raw")
 INPUT_SHAPES = {"Y": (100, 100)}
 
 
@@ -87,9 +89,14 @@ class Unfolded(torch.nn.Module):
         eta = _softplus(self.eta_raw)  # eta > 0
         return zeta, eta
 
-    def forward(self, *, Y, all_layers=False):
+    def forward(self, *, Y, all_layers=False, layers=None, on_layer=None):
         """Inputs are batch-first tensors; returns {'U': ..., 'V': ..., 'S': ...} of the last layer
-        (or the list of per-layer dicts with ``all_layers=True``)."""
+        (or the list of per-layer dicts with ``all_layers=True``). ``layers`` runs only the
+        first layers (layer-wise training); ``on_layer(k, outputs)`` sees each layer's outputs
+        without keeping them (long evaluation runs)."""
+        depth = LAYERS if layers is None else layers
+        if not 1 <= depth <= LAYERS:
+            raise ValueError(f"layers must be in 1..{LAYERS}, got {layers}")
         if tuple(Y.shape[1:]) != (100, 100):
             raise ValueError(f"input 'Y' must have shape [batch, 100, 100], got {tuple(Y.shape)}")
         Y = Y.to(dtype=self.zeta0.dtype, device=self.zeta0.device)
@@ -103,8 +110,8 @@ class Unfolded(torch.nn.Module):
         U = svd_factor(Y - S, 5, 0)
         # V = svd_right(Y - S, r)
         V = svd_factor(Y - S, 5, 1)
-        layers = []
-        for k in range(LAYERS):
+        history = []
+        for k in range(depth):
             # S = prox_S(Y - U @ V.T, zeta)
             S = prox_S(Y - U @ V.mT, zeta[k])
             # R = U @ V.T + S - Y
@@ -115,9 +122,11 @@ class Unfolded(torch.nn.Module):
             V = V - eta[k] * (R.mT @ (U @ torch.linalg.inv(U.mT @ U)))
             # U = U_next
             U = U_next
+            if on_layer is not None:
+                on_layer(k, {"U": U, "V": V, "S": S})
             if all_layers:
-                layers.append({"U": U, "V": V, "S": S})
-        return layers if all_layers else {"U": U, "V": V, "S": S}
+                history.append({"U": U, "V": V, "S": S})
+        return history if all_layers else {"U": U, "V": V, "S": S}
 
     def kernel_params(self):
         """Everything the Numba kernel reads, as numpy arrays (current, possibly trained, values)."""

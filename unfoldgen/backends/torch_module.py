@@ -173,6 +173,8 @@ def emit_torch_module(program: Program) -> str:
                  "lines": _prox_lines(program, p)} for p in program.proxes],
         networks=[_network_code(n, tuple(i.name for i in program.network_inputs(n))) for n in program.networks],
         support=program.support,
+        per_layer=_tuple_literal([f"{p.name}_raw" if p.positive else p.name
+                                  for p in program.parameters if p.trainable and p.per_layer]),
         kernel_params=[{"name": name, "shape": shape_literal(shape), "source": source}
                        for (name, shape), source in zip(kernel_arrays(program), torch_sources(program))]
                       + [{"name": name, "shape": "()", "source": f"self.{name}"} for name in program.used_params()],
@@ -180,6 +182,10 @@ def emit_torch_module(program: Program) -> str:
         dtype_source=program.constants and next(iter(program.constants)) or f"{program.parameters[0].name}"
                      + ("_raw" if program.parameters[0].positive else ""),
     )
+
+
+def _tuple_literal(names: list[str]) -> str:
+    return "(" + ", ".join(f'"{name}"' for name in names) + ("," if len(names) == 1 else "") + ")"
 
 
 def torch_sources(program: Program) -> list[str]:

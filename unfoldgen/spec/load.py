@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from unfoldgen.errors import SpecError
+from unfoldgen.spec.experiment import read_data, read_eval, read_train
 from unfoldgen.spec.model import (
     ACTIVATIONS,
     METHODS,
@@ -43,6 +44,9 @@ TOP_KEYS = {
     "objective": "smooth and nonsmooth parts",
     "algorithm": "the iteration to unroll",
     "learn": "what becomes trainable",
+    "data": "how samples are made: laws of the constants, the truth and the inputs (for train/eval)",
+    "train": "how unfoldgen train trains the network (each key is also a CLI flag)",
+    "eval": "how unfoldgen eval compares the network with the classical algorithm",
 }
 REQUIRED_TOP = ("name", "dims", "variables", "objective", "algorithm")
 MAX_DIM = 10_000_000
@@ -54,6 +58,7 @@ RESERVED_NAMES = {
     "sum", "abs", "sqrt", "exp", "log", "max", "min", "sign", "zeros", "inf", "pi", "e",
     "norm1", "norm2", "nuclear", "nonneg", "box", "ball2", "simplex", "sum_squares",
     "elastic_net", "quad_form", "dot", "trace", "all_layers", "dtype", "device", "out",
+    "depth", "history", "on_layer", "reference", "generator", "lipschitz",
     # custom-algorithm functions
     "inv", "soft_threshold", "project_nonneg", "project_box", "singular_value_threshold", "block_shrink",
     "svd_left", "svd_right",
@@ -153,6 +158,11 @@ def load_spec_text(text: str, file: str = "<spec>") -> Spec:
     smooth, nonsmooth = _read_objective(reader, data.get("objective"), custom)
     algorithm = _read_algorithm(reader, data["algorithm"], variables, taken)
     learn = _read_learn(reader, data.get("learn"))
+    roles = {n: "dim" for n in dims} | {n: "input" for n in inputs} | {n: "constant" for n in constants}
+    roles |= {n: "param" for n in params} | {n: "variable" for n in variables}
+    experiment = read_data(reader, data.get("data"), roles, dims)
+    train = read_train(reader, data.get("train"))
+    evaluation = read_eval(reader, data.get("eval"))
     description = data.get("description", "")
     if not isinstance(description, str):
         raise reader.error(("description",), "description must be text")
@@ -160,6 +170,7 @@ def load_spec_text(text: str, file: str = "<spec>") -> Spec:
         name=name, description=description.strip(), dims=dims, inputs=inputs, constants=constants,
         params=params, variables=variables, smooth=smooth, nonsmooth=nonsmooth,
         algorithm=algorithm, learn=learn, file=file, text=text,
+        data=experiment, train=train, evaluation=evaluation,
     )
 
 
@@ -190,7 +201,7 @@ def _read_dims(reader: _Reader, value: Any, taken: set[str]) -> dict[str, int]:
     return dims
 
 
-def _read_shape(reader: _Reader, value: Any, path: tuple[str | int, ...], dims: dict[str, int]) -> tuple[str | int, ...]:
+def read_shape(reader: _Reader, value: Any, path: tuple[str | int, ...], dims: dict[str, int]) -> tuple[str | int, ...]:
     if not isinstance(value, list):
         raise reader.error(path, f"a shape must be a list of dims, got {value!r}", hint="e.g. [m, n] or [n]")
     if len(value) > 2:
@@ -216,7 +227,7 @@ def _read_tensors(reader: _Reader, value: Any, path: tuple[str, ...], dims: dict
     for key, shape in reader.mapping(value, path, path[0]).items():
         here = path + (key,)
         reader.name(key, here, taken)
-        tensors[key] = TensorDecl(key, _read_shape(reader, shape, here, dims), reader.located(here, key))
+        tensors[key] = TensorDecl(key, read_shape(reader, shape, here, dims), reader.located(here, key))
     return tensors
 
 
@@ -242,7 +253,7 @@ def _read_variables(reader: _Reader, value: Any, dims: dict[str, int], taken: se
         reader.check_keys(decl, path, {"shape": "", "init": ""})
         if "shape" not in decl:
             raise reader.error(path, f"variable '{key}' has no shape", hint="e.g. x: {shape: [n], init: zeros}")
-        shape = _read_shape(reader, decl["shape"], path + ("shape",), dims)
+        shape = read_shape(reader, decl["shape"], path + ("shape",), dims)
         if not shape:
             raise reader.error(path + ("shape",), "a variable must be a vector or a matrix")
         init = reader.text(decl.get("init", "zeros"), path + ("init",), "init")

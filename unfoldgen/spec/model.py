@@ -117,6 +117,109 @@ class LearnSpec:
     seed: int = 0
 
 
+CONSTANT_LAWS = ("gaussian",)
+NORMALIZATIONS = ("columns", "none")
+TRUTH_LAWS = ("sparse", "gaussian", "low_rank")
+VALUE_LAWS = ("normal", "uniform", "sign", "positive")
+LOSSES = ("supervised", "deep_supervision", "unsupervised")
+SCHEMES = ("end_to_end", "layerwise")
+SCHEDULES = ("cosine", "constant", "step")
+DTYPES = ("float32", "float64")
+DEVICES = ("auto", "cpu", "cuda")
+SPLITS = ("train", "validation", "test")
+
+
+@dataclass(frozen=True)
+class ConstantSource:
+    """Where a constant comes from: a seeded law, or an array in a ``.npy``/``.npz`` file."""
+
+    where: Located
+    law: str | None = None
+    normalize: str = "columns"
+    std: float | None = None  # None: 1/sqrt(rows)
+    file: str | None = None
+    key: str | None = None
+
+
+@dataclass(frozen=True)
+class TruthLaw:
+    """The law of one ground-truth tensor of a sample.
+
+    ``sparse``: each entry is nonzero with probability ``density``, with values from
+    ``values`` (normal, uniform in [-1, 1], sign +-1, positive |normal|) times ``amplitude``,
+    times the mean absolute value of the truth ``relative_to`` when given. ``gaussian``:
+    N(0, amplitude^2) entries. ``low_rank``: ``U V^T / sqrt(rank)`` with N(0, 1) factors (unit
+    variance entries), times ``amplitude``. ``estimate`` maps the network's outputs to this
+    truth when it is not an output itself (e.g. ``U @ V.T``).
+    """
+
+    name: str
+    law: str
+    where: Located
+    shape: tuple[str | int, ...] = ()
+    density: float = 0.1
+    values: str = "normal"
+    amplitude: float = 1.0
+    relative_to: str | None = None
+    rank: str | int = 1
+    estimate: Located | None = None
+
+
+@dataclass(frozen=True)
+class InputModel:
+    """An input made from the truth: ``model`` plus Gaussian noise at ``snr_db`` (per sample)."""
+
+    name: str
+    model: Located
+    snr_db: float | None = None
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    seed: int = 0
+    constants: dict[str, ConstantSource] = field(default_factory=dict)
+    truth: dict[str, TruthLaw] = field(default_factory=dict)
+    inputs: dict[str, InputModel] = field(default_factory=dict)
+    files: dict[str, str] = field(default_factory=dict)  # split -> .npz path
+    where: Located | None = None
+
+    @property
+    def synthetic(self) -> bool:
+        return bool(self.inputs)
+
+
+@dataclass(frozen=True)
+class TrainSpec:
+    """Every key is also a CLI flag of ``unfoldgen train`` (``batch_size`` -> ``--batch-size``)."""
+
+    loss: str = "supervised"
+    layer_weights: str = "1"
+    scheme: str = "end_to_end"
+    steps: int = 1000
+    epochs: int | None = None
+    stage_steps: int = 200
+    batch_size: int = 64
+    train_samples: int | None = None  # None: fresh samples at every step
+    lr: float = 1e-3
+    lr_groups: dict[str, float] = field(default_factory=dict)
+    schedule: str = "cosine"
+    clip_grad_norm: float | None = None
+    checkpoint_every: int = 100
+    validate_every: int = 100
+    validation_samples: int = 256
+    dtype: str = "float32"
+    device: str = "auto"
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class EvalSpec:
+    samples: int = 1000
+    classical_iterations: int = 10000
+    batch_size: int = 500
+
+
+
 @dataclass(frozen=True)
 class Spec:
     name: str
@@ -132,6 +235,9 @@ class Spec:
     learn: LearnSpec
     file: str
     text: str
+    data: DataSpec | None = None
+    train: TrainSpec = field(default_factory=TrainSpec)
+    evaluation: EvalSpec = field(default_factory=EvalSpec)
 
     def size_of(self, dim: str | int) -> int:
         return dim if isinstance(dim, int) else self.dims[dim]
