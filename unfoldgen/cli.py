@@ -1,4 +1,4 @@
-"""The ``unfoldgen`` command line: build, show, check.
+"""The ``unfoldgen`` command line: build, show, check, train, eval.
 
 A problem in the spec prints one located message and exits with code 2; nothing is written.
 """
@@ -116,6 +116,93 @@ def _show_text(program: Any, rows: list[dict[str, Any]]) -> str:
         lines.append("  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
     lines.append(f"  total trainable: {program.total_parameters()}")
     return "\n".join(lines)
+
+
+def _train_flag(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    from unfoldgen.spec.experiment import TRAIN_KEYS
+
+    return click.option(f"--{name.replace('_', '-')}", f"train_{name}", default=None, metavar="VALUE",
+                        help=f"override train.{name}: {TRAIN_KEYS[name]}")
+
+
+def _train_flags(command: Callable[..., Any]) -> Callable[..., Any]:
+    from unfoldgen.spec.experiment import TRAIN_KEYS
+
+    for name in reversed(list(TRAIN_KEYS)):
+        command = _train_flag(name)(command)
+    return command
+
+
+def _flag_value(text: str) -> Any:
+    """A flag's text as the spec would hold it: a number, null, a mapping, or a word."""
+    import yaml
+
+    for convert in (int, float):
+        try:
+            return convert(text)
+        except ValueError:
+            pass
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+@main.command()
+@SPEC_ARGUMENT
+@click.option("--out", "out", default=None, type=click.Path(file_okay=False, path_type=Path),
+              help="Run folder (default runs/<name>): checkpoint.pt, weights.pt, params.npz, history.json.")
+@click.option("--resume", is_flag=True, help="Continue from the checkpoint in --out.")
+@click.option("--quiet", is_flag=True, help="Plain log lines instead of a progress bar.")
+@click.option("--stop-after", type=click.IntRange(min=1), default=None, metavar="STEP",
+              help="Stop after this step with a checkpoint (continue later with --resume).")
+@_train_flags
+@_reports_spec_errors
+def train(spec: Path, out: Path | None, resume: bool, quiet: bool, stop_after: int | None, **flags: Any) -> None:
+    """Train SPEC's network as its train section says (every key is also a flag)."""
+    from unfoldgen.spec import load_spec
+    from unfoldgen.spec.experiment import OverrideError, apply_overrides
+    from unfoldgen.training.trainer import Trainer
+
+    loaded = load_spec(spec)
+    overrides = {key.removeprefix("train_"): _flag_value(value) for key, value in flags.items() if value is not None}
+    try:
+        settings = apply_overrides(loaded.train, overrides)
+    except OverrideError as exc:
+        raise SpecError(exc.message, key_path=f"--{exc.key.replace('_', '-')}", hint=exc.hint) from None
+    folder = out or Path("runs") / loaded.name
+    result = Trainer(loaded, settings, folder, quiet=quiet, stop_after=stop_after).run(resume=resume)
+    if result.finished and result.is_main and result.stages:
+        last = result.stages[-1]
+        metric = ", ".join(f"{k} {v:.2f}" for k, v in last.items() if k != "depth")
+        click.echo(f"trained {loaded.name} in {result.wall_s:.1f} s ({result.steps} steps): {metric}; "
+                   f"weights in {folder}/weights.pt and {folder}/params.npz")
+
+
+@main.command(name="eval")
+@SPEC_ARGUMENT
+@click.option("--weights", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="weights.pt written by unfoldgen train.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of the table.")
+@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write a PNG of NMSE against layer / iteration.")
+@click.option("--samples", type=click.IntRange(min=1), default=None, help="Override eval.samples.")
+@click.option("--classical-iterations", type=click.IntRange(min=1), default=None,
+              help="Override eval.classical_iterations.")
+@_reports_spec_errors
+def evaluate(spec: Path, weights: Path, as_json: bool, plot: Path | None, samples: int | None,
+             classical_iterations: int | None) -> None:
+    """Compare the trained network with the untrained one and the classical algorithm."""
+    import json
+
+    from unfoldgen.spec import load_spec
+    from unfoldgen.training.evaluate import evaluate as run_eval
+    from unfoldgen.training.evaluate import plot_report
+
+    report = run_eval(load_spec(spec), weights, samples, classical_iterations)
+    if plot is not None:
+        plot_report(report, plot)
+    click.echo(json.dumps(report.as_json()) if as_json else report.table())
 
 
 if __name__ == "__main__":

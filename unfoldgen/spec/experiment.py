@@ -81,12 +81,12 @@ def read_data(reader: _Reader, value: Any, spec_names: dict[str, str], dims: dic
     }
     truth: dict[str, TruthLaw] = {}
     for name, raw in reader.mapping(section.get("truth"), path + ("truth",), "data.truth").items():
-        truth[name] = _truth_law(reader, name, raw, path + ("truth", name), spec_names, dims)
-    for law in truth.values():
+        law = _truth_law(reader, name, raw, path + ("truth", name), spec_names, dims)
         if law.relative_to is not None and law.relative_to not in truth:
-            raise reader.error(path + ("truth", law.name, "relative_to"),
-                               f"relative_to names '{law.relative_to}', which is not a truth tensor",
-                               hint="truth tensors: " + ", ".join(truth))
+            raise reader.error(path + ("truth", name, "relative_to"),
+                               f"relative_to names '{law.relative_to}', which is not a truth tensor declared above",
+                               hint="declare the reference first, e.g. L before S")
+        truth[name] = law
     inputs = {
         name: _input_model(reader, name, raw, path + ("inputs", name), spec_names)
         for name, raw in reader.mapping(section.get("inputs"), path + ("inputs",), "data.inputs").items()
@@ -271,7 +271,7 @@ def _train_value(key: str, value: Any) -> Any:
     if key == "lr_groups":
         if not isinstance(value, dict):
             raise OverrideError(key, "lr_groups maps parameter names to learning rates", hint="e.g. {threshold: 0.01}")
-        return {str(name): _positive_float(key, rate) for name, rate in value.items()}
+        return {str(name): _positive_float(f"{key}.{name}", rate) for name, rate in value.items()}
     if key == "layer_weights":
         if isinstance(value, bool) or not isinstance(value, (str, int, float)):
             raise OverrideError(key, "layer_weights is an expression of the layer index k", hint="e.g. log(k+2)")

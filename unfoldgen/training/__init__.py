@@ -1,0 +1,1 @@
+"""Training and evaluation of the generated networks (on top of the compiler; imports downwards)."""

@@ -1,0 +1,69 @@
+"""Files that must never be half-written: checkpoints, weights, ``params.npz``, reports.
+
+Each is written to a temporary file in the target's folder, flushed to disk and renamed over
+the target in one step, so a run killed at any moment leaves either the old file or the new one.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import random
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+import torch
+
+
+def write_atomically(path: Path, write: Callable[[IO[bytes]], None]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as file:
+            write(file)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def save_torch(path: Path, payload: Any) -> None:
+    write_atomically(path, lambda file: torch.save(payload, file))
+
+
+def save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    def write(file: IO[bytes]) -> None:
+        buffer = io.BytesIO()
+        np.savez(buffer, **arrays)
+        file.write(buffer.getvalue())
+
+    write_atomically(path, write)
+
+
+def save_json(path: Path, value: Any) -> None:
+    write_atomically(path, lambda file: file.write((json.dumps(value, indent=2) + "\n").encode()))
+
+
+def rng_state() -> dict[str, Any]:
+    """Every global generator a run could touch (the samples themselves are seeded by step),
+    as tensors and plain values so the checkpoint loads with ``weights_only=True``."""
+    kind, keys, position, has_gauss, cached = np.random.get_state()
+    return {
+        "torch": torch.get_rng_state(),
+        "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), position, has_gauss, cached],
+        "python": list(random.getstate()),
+    }
+
+
+def restore_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    kind, keys, position, has_gauss, cached = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), position, has_gauss, cached))
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))

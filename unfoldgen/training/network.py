@@ -1,0 +1,87 @@
+"""The generated PyTorch module of a spec, imported for training and evaluation, and its weights.
+
+Training runs exactly the code ``unfoldgen build`` writes: the module is rendered from the
+program, written to a private temporary folder and imported from there.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import pickle
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from unfoldgen import __version__
+from unfoldgen.backends.torch_module import emit_torch_module
+from unfoldgen.build import load_generated_module
+from unfoldgen.errors import SpecError
+from unfoldgen.ir import Program, lower
+from unfoldgen.spec.model import LearnSpec, Spec
+
+WEIGHTS_FORMAT = "unfoldgen-weights/1"
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+def network_module(program: Program) -> Any:
+    """Import the generated ``model.py`` of ``program`` (its ``Unfolded`` class and constants)."""
+    source = emit_torch_module(program)
+    digest = hashlib.sha256(source.encode()).hexdigest()[:16]
+    with tempfile.TemporaryDirectory(prefix="unfoldgen-") as folder:
+        path = Path(folder) / "model.py"
+        path.write_text(source, encoding="utf-8")
+        return load_generated_module(path, f"unfoldgen_network_{program.name}_{digest}")
+
+
+def build_network(program: Program, constants: dict[str, torch.Tensor], dtype: torch.dtype,
+                  device: torch.device | str) -> torch.nn.Module:
+    """The untrained network: exactly the classical algorithm stopped after its layers."""
+    module = network_module(program)
+    arguments = {name: constants[name] for name in program.constants}
+    if not arguments:
+        return module.Unfolded(dtype=dtype, device=device)
+    return module.Unfolded(**arguments, dtype=dtype, device=device)
+
+
+def classical_program(spec: Spec, iterations: int) -> Program:
+    """The classical algorithm the network came from, run for ``iterations``: nothing learned."""
+    algorithm = dataclasses.replace(spec.algorithm, layers=iterations)
+    return lower(dataclasses.replace(spec, algorithm=algorithm, learn=LearnSpec()))
+
+
+def weights_payload(model: torch.nn.Module, program: Program) -> dict[str, Any]:
+    return {
+        "format": WEIGHTS_FORMAT, "name": program.name, "spec_hash": program.spec_hash,
+        "unfoldgen_version": __version__,
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+    }
+
+
+def load_weights(model: torch.nn.Module, path: Path, program: Program) -> dict[str, Any]:
+    """Load a ``weights.pt`` written by ``unfoldgen train`` into ``model`` (checked to fit)."""
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise SpecError(f"no weights file at {path}", hint="train first: unfoldgen train SPEC") from None
+    except (OSError, RuntimeError, ValueError, EOFError, pickle.UnpicklingError) as exc:
+        raise SpecError(f"cannot read the weights {path}: {exc}",
+                        hint="pass the weights.pt that unfoldgen train wrote") from None
+    if not isinstance(payload, dict) or payload.get("format") != WEIGHTS_FORMAT:
+        raise SpecError(f"{path} is not a weights file of unfoldgen", hint="pass the weights.pt that unfoldgen train wrote")
+    state = payload["state_dict"]
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    extra = sorted(set(state) - set(expected))
+    wrong = sorted(k for k in set(state) & set(expected) if tuple(state[k].shape) != tuple(expected[k].shape))
+    if missing or extra or wrong:
+        details = "; ".join(part for part in (
+            f"missing {', '.join(missing)}" if missing else "",
+            f"unexpected {', '.join(extra)}" if extra else "",
+            f"other shapes for {', '.join(wrong)}" if wrong else "") if part)
+        raise SpecError(f"the weights {path} do not fit the network of '{program.name}' ({details})",
+                        hint=f"they were trained for spec '{payload.get('name')}'; train this spec, or pass its weights")
+    model.load_state_dict(state)
+    return payload
