@@ -78,19 +78,20 @@ class DataSource:
         assert source.file is not None
         path = self.base / source.file
         try:
-            with np.load(path, allow_pickle=False) as loaded:
-                if isinstance(loaded, np.ndarray):
-                    array = loaded
-                else:
-                    key = source.key or name
-                    if key not in loaded:
-                        raise source.where.error(f"{source.file} has no array '{key}'",
-                                                 hint="arrays in it: " + ", ".join(loaded.files))
-                    array = loaded[key]
+            loaded = np.load(path, allow_pickle=False)
         except OSError as exc:
             raise source.where.error(f"cannot read {path}: {exc}") from None
         except ValueError as exc:
             raise source.where.error(f"{path} is not a plain NumPy file: {exc}") from None
+        if isinstance(loaded, np.ndarray):
+            array = loaded
+        else:
+            with loaded:
+                key = source.key or name
+                if key not in loaded.files:
+                    raise source.where.error(f"{source.file} has no array '{key}'",
+                                             hint="arrays in it: " + ", ".join(loaded.files))
+                array = loaded[key]
         if not np.issubdtype(array.dtype, np.number) or not np.all(np.isfinite(array)):
             raise source.where.error(f"{source.file} must hold finite numbers")
         return np.asarray(array, dtype=np.float64)

@@ -80,6 +80,9 @@ class TrainingProblem:
 
     # -- parsing ----------------------------------------------------------------------------
     def _truth_tensors(self, data: DataSpec) -> dict[str, TruthTensor]:
+        if not data.truth:  # user data sets: any output may come with its truth
+            return {name: TruthTensor(name, self.spec.concrete_shape(self.spec.variables[name].shape), None)
+                    for name in self.program.outputs}
         truth = {}
         for name, law in data.truth.items():
             if law.estimate is None:

@@ -106,10 +106,10 @@ class Trainer:
         weights = (layer_weights(self.session.problem, train.layer_weights, self.session.program.layers)
                    if train.loss == "deep_supervision" else None)
         self.loss = Loss(train.loss, self.session.problem, self.session.constants, weights)
-        if train.loss != "unsupervised" and not self.session.problem.truth:
+        self.validation = self.session.source.fixed("validation", train.validation_samples)
+        if train.loss != "unsupervised" and not self.validation.truth:
             raise SpecError(f"loss {train.loss} needs ground truth", key_path="train.loss",
                             hint="give laws in data.truth (or truth arrays in the data files), or use unsupervised")
-        self.validation = self.session.source.fixed("validation", train.validation_samples)
         self.groups = self._parameter_groups()
         self.wrapped = distributed.wrap(self.model, self.context, find_unused=train.scheme == "layerwise")
 
