@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test generated lint clean
+.PHONY: install demo train-demo test generated lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,10 @@ install: $(STAMP)
 
 demo: install
 	$(PY) -m unfoldgen.demo
+
+# Train specs/lista_small.yaml, evaluate it, write docs/training/ (about a minute on 2 cores).
+train-demo: install
+	$(PY) -m unfoldgen.training.demo
 
 test: install
 	$(PY) -m pytest -q

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import shutil
@@ -223,7 +224,7 @@ def test_layerwise_stages_never_get_worse(tmp_path: Path) -> None:
     trainer = trained(path, tmp_path / "run", scheme="layerwise", stage_steps=60, lr=0.005, validate_every=1000)
     stages = [s["val_nmse_db"] for s in json.loads((tmp_path / "run" / "history.json").read_text())["stages"]]
     assert len(stages) == 3
-    assert all(later <= earlier for earlier, later in zip(stages, stages[1:])), stages
+    assert all(later <= earlier for earlier, later in itertools.pairwise(stages)), stages
     phases = [(p.depth, p.mode) for p in trainer.phases]
     assert phases == [(1, "all"), (2, "new"), (2, "all"), (3, "new"), (3, "all")]
 
