@@ -16,7 +16,8 @@ import torch
 import yaml
 from click.testing import CliRunner
 
-from tests.conftest import ROOT, write_spec
+from tests.conftest import ROOT, load_module, write_spec
+from unfoldgen.build import build
 from unfoldgen.cli import main
 from unfoldgen.errors import SpecError
 from unfoldgen.ir import lower
@@ -352,3 +353,17 @@ def test_fixed_training_set_with_epochs(tmp_path: Path) -> None:
     trainer = trained(path, tmp_path / "run", train_samples=64, epochs=3, batch_size=16)
     assert trainer.phases[0].steps == 12
     shutil.rmtree(tmp_path / "run")
+
+
+def test_params_npz_drives_the_numba_kernel_like_the_trained_module(tmp_path: Path) -> None:
+    """What training writes for deployment reproduces the trained network in the kernel."""
+    path = small_spec(tmp_path, "lista_small")
+    trainer = trained(path, tmp_path / "run", steps=20, lr=0.01)
+    built = build(path, tmp_path / "out")
+    kernel = load_module(built.directory / "kernel.py")
+    params = dict(np.load(tmp_path / "run" / "params.npz"))
+    batch = trainer.session.source.fixed("test", 16)
+    expected = trainer.model(y=batch.inputs["y"])["x"].detach().numpy()
+    np.testing.assert_allclose(kernel.solve(params, y=batch.inputs["y"].numpy())["x"], expected, atol=1e-10)
+    untrained = trainer.session.network()
+    assert not np.allclose(untrained(y=batch.inputs["y"])["x"].detach().numpy(), expected, atol=1e-6)
