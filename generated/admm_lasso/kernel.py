@@ -20,6 +20,24 @@ ARRAY_PARAMS = ("A", "inverse", "penalty", "dual_step", )
 SCALAR_PARAMS = ("lam", )
 
 
+@njit(cache=True, fastmath=True)
+def matvec(a, v, out):
+    """out = a @ v (rows of a are contiguous)."""
+    for i in range(a.shape[0]):
+        acc = 0.0
+        for j in range(a.shape[1]):
+            acc += a[i, j] * v[j]
+        out[i] = acc
+
+@njit(cache=True, fastmath=True)
+def matvec_t(a, v, out):
+    """out = a.T @ v, accumulated row by row of a so memory is read in order."""
+    out[:] = 0.0
+    for i in range(a.shape[0]):
+        vi = v[i]
+        for j in range(a.shape[1]):
+            out[j] += a[i, j] * vi
+
 @njit(cache=True)
 def soft_threshold(v, threshold):
     """prox of threshold*|.|: sign(v) * max(|v| - threshold, 0)."""
@@ -48,10 +66,10 @@ def unrolled(A, inverse, penalty, dual_step, lam, y, x):
     x_dual[:] = 0.0
     for k in range(LAYERS):
         # x_solve = inverse @ (penalty*(x - x_dual) + A.T @ y)
-        np.dot(A.T, y, tmp0)
+        matvec_t(A, y, tmp0)
         for i in range(200):
             tmp0[i] = tmp0[i] + penalty[k]*(x[i] - x_dual[i])
-        np.dot(inverse[k], tmp0, x_solve)
+        matvec(inverse[k], tmp0, x_solve)
         # x = prox_x(x_dual + x_solve, lam/penalty)
         for i in range(200):
             x[i] = prox_x((x_dual[i] + x_solve[i]), lam / penalty[k])

@@ -20,6 +20,24 @@ ARRAY_PARAMS = ("A", "W_analytic", "step", "threshold", )
 SCALAR_PARAMS = ()
 
 
+@njit(cache=True, fastmath=True)
+def matvec(a, v, out):
+    """out = a @ v (rows of a are contiguous)."""
+    for i in range(a.shape[0]):
+        acc = 0.0
+        for j in range(a.shape[1]):
+            acc += a[i, j] * v[j]
+        out[i] = acc
+
+@njit(cache=True, fastmath=True)
+def matvec_t(a, v, out):
+    """out = a.T @ v, accumulated row by row of a so memory is read in order."""
+    out[:] = 0.0
+    for i in range(a.shape[0]):
+        vi = v[i]
+        for j in range(a.shape[1]):
+            out[j] += a[i, j] * vi
+
 @njit(cache=True)
 def soft_threshold(v, threshold):
     """prox of threshold*|.|: sign(v) * max(|v| - threshold, 0)."""
@@ -46,10 +64,10 @@ def unrolled(A, W_analytic, step, threshold, y, x):
     x[:] = 0.0
     for k in range(LAYERS):
         # x = prox_x(x - step*W_analytic.T @ (A @ x - y), threshold)
-        np.dot(A, x, tmp1)
+        matvec(A, x, tmp1)
         for i in range(250):
             tmp1[i] = tmp1[i] - y[i]
-        np.dot(W_analytic.T, tmp1, tmp0)
+        matvec_t(W_analytic, tmp1, tmp0)
         for i in range(500):
             x[i] = prox_x((x[i] - step[k]*tmp0[i]), threshold[k])
 

@@ -20,6 +20,24 @@ ARRAY_PARAMS = ("A", "step", )
 SCALAR_PARAMS = ("lam", "mu", )
 
 
+@njit(cache=True, fastmath=True)
+def matvec(a, v, out):
+    """out = a @ v (rows of a are contiguous)."""
+    for i in range(a.shape[0]):
+        acc = 0.0
+        for j in range(a.shape[1]):
+            acc += a[i, j] * v[j]
+        out[i] = acc
+
+@njit(cache=True, fastmath=True)
+def matvec_t(a, v, out):
+    """out = a.T @ v, accumulated row by row of a so memory is read in order."""
+    out[:] = 0.0
+    for i in range(a.shape[0]):
+        vi = v[i]
+        for j in range(a.shape[1]):
+            out[j] += a[i, j] * vi
+
 
 @njit(cache=True)
 def prox_x(v, prox_step, lam, mu):
@@ -37,10 +55,10 @@ def unrolled(A, step, lam, mu, y, x):
     x[:] = 0.0
     for k in range(LAYERS):
         # grad_x = A.T @ (A @ x - y)
-        np.dot(A, x, tmp0)
+        matvec(A, x, tmp0)
         for i in range(50):
             tmp0[i] = tmp0[i] - y[i]
-        np.dot(A.T, tmp0, grad_x)
+        matvec_t(A, tmp0, grad_x)
         # x = prox_x(x - step*grad_x, step, lam, mu)
         for i in range(100):
             x[i] = prox_x((x[i] - step[0]*grad_x[i]), step[0], lam, mu)

@@ -20,6 +20,24 @@ ARRAY_PARAMS = ("A", "step", "momentum", )
 SCALAR_PARAMS = ("lam", )
 
 
+@njit(cache=True, fastmath=True)
+def matvec(a, v, out):
+    """out = a @ v (rows of a are contiguous)."""
+    for i in range(a.shape[0]):
+        acc = 0.0
+        for j in range(a.shape[1]):
+            acc += a[i, j] * v[j]
+        out[i] = acc
+
+@njit(cache=True, fastmath=True)
+def matvec_t(a, v, out):
+    """out = a.T @ v, accumulated row by row of a so memory is read in order."""
+    out[:] = 0.0
+    for i in range(a.shape[0]):
+        vi = v[i]
+        for j in range(a.shape[1]):
+            out[j] += a[i, j] * vi
+
 @njit(cache=True)
 def soft_threshold(v, threshold):
     """prox of threshold*|.|: sign(v) * max(|v| - threshold, 0)."""
@@ -49,10 +67,10 @@ def unrolled(A, step, momentum, lam, y, x):
     x_momentum[:] = 0.0
     for k in range(LAYERS):
         # grad_x = A.T @ (A @ x_momentum - y)
-        np.dot(A, x_momentum, tmp0)
+        matvec(A, x_momentum, tmp0)
         for i in range(50):
             tmp0[i] = tmp0[i] - y[i]
-        np.dot(A.T, tmp0, grad_x)
+        matvec_t(A, tmp0, grad_x)
         # x_next = prox_x(x_momentum - step*grad_x, lam*step)
         for i in range(100):
             x_next[i] = prox_x((x_momentum[i] - step[0]*grad_x[i]), lam*step[0])

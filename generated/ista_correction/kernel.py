@@ -20,6 +20,24 @@ ARRAY_PARAMS = ("A", "step", "correction_w0", "correction_b0", "correction_w1", 
 SCALAR_PARAMS = ("lam", )
 
 
+@njit(cache=True, fastmath=True)
+def matvec(a, v, out):
+    """out = a @ v (rows of a are contiguous)."""
+    for i in range(a.shape[0]):
+        acc = 0.0
+        for j in range(a.shape[1]):
+            acc += a[i, j] * v[j]
+        out[i] = acc
+
+@njit(cache=True, fastmath=True)
+def matvec_t(a, v, out):
+    """out = a.T @ v, accumulated row by row of a so memory is read in order."""
+    out[:] = 0.0
+    for i in range(a.shape[0]):
+        vi = v[i]
+        for j in range(a.shape[1]):
+            out[j] += a[i, j] * vi
+
 @njit(cache=True)
 def soft_threshold(v, threshold):
     """prox of threshold*|.|: sign(v) * max(|v| - threshold, 0)."""
@@ -44,10 +62,10 @@ def correction(x, grad_x, w0, b0, w1, b1, hidden0, hidden1, out):
     # features: the inputs, flattened and concatenated
     hidden0[0:500] = x
     hidden0[500:1000] = grad_x
-    np.dot(w0, hidden0, hidden1)
+    matvec(w0, hidden0, hidden1)
     for i in range(64):
         hidden1[i] = max(hidden1[i] + b0[i], 0.0)
-    np.dot(w1, hidden1, out)
+    matvec(w1, hidden1, out)
     for i in range(500):
         out[i] = out[i] + b1[i]
 
@@ -65,10 +83,10 @@ def unrolled(A, step, correction_w0, correction_b0, correction_w1, correction_b1
     x[:] = 0.0
     for k in range(LAYERS):
         # grad_x = A.T @ (A @ x - y)
-        np.dot(A, x, tmp0)
+        matvec(A, x, tmp0)
         for i in range(250):
             tmp0[i] = tmp0[i] - y[i]
-        np.dot(A.T, tmp0, grad_x)
+        matvec_t(A, tmp0, grad_x)
         # x_update = prox_x(x - step*grad_x, lam*step)
         for i in range(500):
             x_update[i] = prox_x((x[i] - step[0]*grad_x[i]), lam*step[0])

@@ -20,6 +20,15 @@ ARRAY_PARAMS = ("A", "W", "threshold", )
 SCALAR_PARAMS = ()
 
 
+@njit(cache=True, fastmath=True)
+def matvec(a, v, out):
+    """out = a @ v (rows of a are contiguous)."""
+    for i in range(a.shape[0]):
+        acc = 0.0
+        for j in range(a.shape[1]):
+            acc += a[i, j] * v[j]
+        out[i] = acc
+
 @njit(cache=True)
 def soft_threshold(v, threshold):
     """prox of threshold*|.|: sign(v) * max(|v| - threshold, 0)."""
@@ -46,10 +55,10 @@ def unrolled(A, W, threshold, y, x):
     x[:] = 0.0
     for k in range(LAYERS):
         # x = prox_x(x - W @ (A @ x - y), threshold)
-        np.dot(A, x, tmp1)
+        matvec(A, x, tmp1)
         for i in range(250):
             tmp1[i] = tmp1[i] - y[i]
-        np.dot(W[k], tmp1, tmp0)
+        matvec(W[k], tmp1, tmp0)
         for i in range(500):
             x[i] = prox_x((x[i] - tmp0[i]), threshold[k])
 

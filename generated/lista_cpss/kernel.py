@@ -22,6 +22,15 @@ SCALAR_PARAMS = ()
 SUPPORT = (6, 12, 18, 24, 30, 36, 42, 48, 54, 60, 65, 65, 65, 65, 65, 65)
 
 
+@njit(cache=True, fastmath=True)
+def matvec(a, v, out):
+    """out = a @ v (rows of a are contiguous)."""
+    for i in range(a.shape[0]):
+        acc = 0.0
+        for j in range(a.shape[1]):
+            acc += a[i, j] * v[j]
+        out[i] = acc
+
 @njit(cache=True)
 def soft_threshold(v, threshold):
     """prox of threshold*|.|: sign(v) * max(|v| - threshold, 0)."""
@@ -57,10 +66,10 @@ def unrolled(A, W, threshold, y, x):
     x[:] = 0.0
     for k in range(LAYERS):
         # x = soft_threshold_support(x - W @ (A @ x - y), threshold, SUPPORT[k])
-        np.dot(A, x, tmp2)
+        matvec(A, x, tmp2)
         for i in range(250):
             tmp2[i] = tmp2[i] - y[i]
-        np.dot(W[k], tmp2, tmp1)
+        matvec(W[k], tmp2, tmp1)
         for i in range(500):
             x[i] = (x[i] - tmp1[i])
         soft_threshold_support(x, threshold[k], SUPPORT[k], tmp0)

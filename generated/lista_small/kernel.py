@@ -20,6 +20,15 @@ ARRAY_PARAMS = ("A", "W_y", "W_x", "threshold", )
 SCALAR_PARAMS = ()
 
 
+@njit(cache=True, fastmath=True)
+def matvec(a, v, out):
+    """out = a @ v (rows of a are contiguous)."""
+    for i in range(a.shape[0]):
+        acc = 0.0
+        for j in range(a.shape[1]):
+            acc += a[i, j] * v[j]
+        out[i] = acc
+
 @njit(cache=True)
 def soft_threshold(v, threshold):
     """prox of threshold*|.|: sign(v) * max(|v| - threshold, 0)."""
@@ -46,8 +55,8 @@ def unrolled(A, W_y, W_x, threshold, y, x):
     x[:] = 0.0
     for k in range(LAYERS):
         # x = prox_x(W_y @ y + W_x @ x, threshold)
-        np.dot(W_y[k], y, tmp0)
-        np.dot(W_x[k], x, tmp1)
+        matvec(W_y[k], y, tmp0)
+        matvec(W_x[k], x, tmp1)
         for i in range(64):
             x[i] = prox_x((tmp0[i] + tmp1[i]), threshold[k])
 

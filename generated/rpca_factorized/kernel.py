@@ -20,6 +20,26 @@ ARRAY_PARAMS = ("zeta0", "zeta", "eta", )
 SCALAR_PARAMS = ()
 
 
+@njit(cache=True, fastmath=True)
+def matmat(a, b, out):
+    """out = a @ b (a may be a transposed view; b and out are contiguous)."""
+    out[:] = 0.0
+    for i in range(a.shape[0]):
+        for k in range(a.shape[1]):
+            aik = a[i, k]
+            for j in range(b.shape[1]):
+                out[i, j] += aik * b[k, j]
+
+@njit(cache=True, fastmath=True)
+def matmat_nt(a, b, out):
+    """out = a @ b.T: dot products of rows."""
+    for i in range(a.shape[0]):
+        for j in range(b.shape[0]):
+            acc = 0.0
+            for k in range(a.shape[1]):
+                acc += a[i, k] * b[j, k]
+            out[i, j] = acc
+
 @njit(cache=True)
 def soft_threshold(v, threshold):
     """prox of threshold*|.|: sign(v) * max(|v| - threshold, 0)."""
@@ -111,28 +131,28 @@ def unrolled(zeta0, zeta, eta, Y, U, V, S):
     svd_factor(tmp1, 5, 1, V)
     for k in range(LAYERS):
         # S = prox_S(Y - U @ V.T, zeta)
-        np.dot(U, V.T, tmp2)
+        matmat_nt(U, V, tmp2)
         for i in range(100):
             for j in range(100):
                 S[i, j] = prox_S((Y[i, j] - tmp2[i, j]), zeta[k])
         # R = U @ V.T + S - Y
-        np.dot(U, V.T, R)
+        matmat_nt(U, V, R)
         for i in range(100):
             for j in range(100):
                 R[i, j] = R[i, j] - Y[i, j] + S[i, j]
         # U_next = U - eta*R @ V @ (inv(V.T @ V))
-        np.dot(V.T, V, tmp4)
+        matmat(V.T, V, tmp4)
         invert(tmp4, tmp5)
-        np.dot(V, tmp5, tmp6)
-        np.dot(R, tmp6, tmp3)
+        matmat(V, tmp5, tmp6)
+        matmat(R, tmp6, tmp3)
         for i in range(100):
             for j in range(5):
                 U_next[i, j] = (U[i, j] - eta[k]*tmp3[i, j])
         # V = V - eta*R.T @ U @ (inv(U.T @ U))
-        np.dot(U.T, U, tmp8)
+        matmat(U.T, U, tmp8)
         invert(tmp8, tmp9)
-        np.dot(U, tmp9, tmp10)
-        np.dot(R.T, tmp10, tmp7)
+        matmat(U, tmp9, tmp10)
+        matmat(R.T, tmp10, tmp7)
         for i in range(100):
             for j in range(5):
                 V[i, j] = (V[i, j] - eta[k]*tmp7[i, j])

@@ -10,7 +10,7 @@ from unfoldgen.backends.common import (
     shape_literal,
     used_operators,
 )
-from unfoldgen.backends.numba_lowering import Buffer, NumbaLowering, NumbaScalarPrinter
+from unfoldgen.backends.numba_lowering import Buffer, NumbaLowering, NumbaScalarPrinter, products_used
 from unfoldgen.backends.numba_networks import network_function
 from unfoldgen.backends.render import render
 from unfoldgen.ir.program import Program
@@ -56,8 +56,12 @@ def emit_numba_kernel(program: Program) -> str:
     inputs = list(program.inputs)
     signature = ", ".join(arrays + scalars + inputs + [o.name for o in outputs])
     batch_call = ", ".join(arrays + scalars + [f"{n}[b]" for n in inputs] + [f"{o.name}[b]" for o in outputs])
+    lines = [s.value for group in (init_steps, steps) for step in group for s in step["statements"]]
+    lines += [s.value for s in init]
+    lines += [line for network in _networks(program) for line in network["lines"]]  # type: ignore[attr-defined]
     return render(
         "kernel.py.j2",
+        products=products_used(lines),
         name=program.name, spec_hash=program.spec_hash, layers=program.layers,
         method_title=METHOD_TITLES[program.method],
         inputs=[{"name": n, "shape": shape_literal(s)} for n, s in program.inputs.items()],

@@ -1,6 +1,6 @@
 """Lower IR steps to per-sample Numba statements that allocate nothing inside the layer loop.
 
-Each step becomes: matrix products written by ``np.dot(a, b, out)`` into buffers allocated
+Each step becomes: matrix products written by loop helpers (``matvec(a, v, out)``, ...) into buffers allocated
 once before the loop, then one fused elementwise loop that writes the target. A product that
 is a whole term of a sum is computed straight into the target when that is safe (the target is
 not read by the expression), which saves a buffer and a pass.
@@ -22,15 +22,30 @@ from unfoldgen.symbolic.prox.separable import V
 INDEX_NAMES = ("i", "j")
 
 
+PRODUCTS = ("matvec", "matvec_t", "matmat", "matmat_nt")
+
+
+def product_call(left: str, right: str, target: str, vector: bool) -> str:
+    """The loop helper (templates/numba_products.py.j2) that computes ``target = left @ right``;
+    ``.T`` marks a transposed array."""
+    if vector:
+        return f"matvec_t({left[:-2]}, {right}, {target})" if left.endswith(".T") else f"matvec({left}, {right}, {target})"
+    if right.endswith(".T"):
+        return f"matmat_nt({left}, {right[:-2]}, {target})"
+    return f"matmat({left}, {right}, {target})"
+
+
+def products_used(lines: list[str]) -> list[str]:
+    return [name for name in PRODUCTS if any(f"{name}(" in line for line in lines)]
+
+
 @dataclass(frozen=True)
 class Statement:
-    """One emitted statement; ``kind`` picks the template macro (dot, loop, copy, call)."""
+    """One emitted statement; ``kind`` picks the template macro (loop, copy, fill, call)."""
 
     kind: str
     target: str = ""
     value: str = ""
-    left: str = ""
-    right: str = ""
     shape: tuple[int, ...] = ()
     indices: tuple[str, ...] = ()
 
@@ -135,7 +150,8 @@ class NumbaLowering:
         for position, factor in enumerate(reversed(factors[:-1])):
             last = position == len(factors) - 2
             destination = target if last else self.buffer(sp.MatMul(*factors[len(factors) - 2 - position:]))
-            out.append(Statement("dot", target=destination, left=self.array(factor, out), right=right))
+            out.append(Statement("call", value=product_call(self.array(factor, out), right, destination,
+                                                            self.is_vector(factors[-1]))))
             right = destination
 
     def array(self, expr: sp.MatrixExpr, out: list[Statement]) -> str:
@@ -153,6 +169,9 @@ class NumbaLowering:
         name = self.buffer(expr)
         self.assign(name, expr, out)
         return name
+
+    def is_vector(self, expr: sp.MatrixExpr) -> bool:
+        return self.program.size(expr.shape[1]) == 1 and len(self.shape_of(expr)) == 1
 
     # -- statements ------------------------------------------------------------------------
     def assign(self, target: str, expr: sp.MatrixExpr, out: list[Statement], wrap: str = "{}") -> None:

@@ -2,7 +2,7 @@
 
 Each network becomes one ``@njit`` function taking its inputs, its weights for the current
 layer, and buffers allocated once per sample by the kernel, so nothing is allocated in the
-layer loop: dense layers are ``np.dot`` into a buffer plus a bias-and-activation loop; 3x3
+layer loop: dense layers are ``matvec`` into a buffer plus a bias-and-activation loop; 3x3
 convolutions (zero padding) are direct loops (``conv3x3`` in the kernel).
 """
 
@@ -53,7 +53,7 @@ def mlp_lines(network: Network, inputs: list[tuple[str, tuple[int, ...]]]) -> li
     for i in range(network.depth):
         source = f"hidden{i}"
         target = f"hidden{i + 1}" if i < network.depth - 1 else "out"
-        lines.append(f"np.dot(w{i}, {source}, {target})")
+        lines.append(f"matvec(w{i}, {source}, {target})")
         value = f"{target}[i] + b{i}[i]"
         if i < network.depth - 1:
             value = activation.format(value)
