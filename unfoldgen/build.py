@@ -49,12 +49,15 @@ def build(spec_path: str | Path, outdir: str | Path = "generated") -> BuildResul
     return BuildResult(program, target, files)
 
 
-def write_atomically(target: Path, files: dict[str, str]) -> None:
+def write_atomically(target: Path, files: dict[str, str], binary: dict[str, bytes] | None = None) -> None:
+    """Write ``files`` (text) and ``binary`` into the folder ``target``, replacing it in one rename."""
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
         for name, text in files.items():
             (staging / name).write_text(text, encoding="utf-8")
+        for name, data in (binary or {}).items():
+            (staging / name).write_bytes(data)
         backup = None
         if target.exists():
             backup = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))

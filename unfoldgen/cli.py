@@ -1,4 +1,4 @@
-"""The ``unfoldgen`` command line: build, show, check, train, eval.
+"""The ``unfoldgen`` command line: build, show, check, train, eval, export.
 
 A problem in the spec prints one located message and exits with code 2; nothing is written.
 """
@@ -116,6 +116,23 @@ def _show_text(program: Any, rows: list[dict[str, Any]]) -> str:
         lines.append("  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
     lines.append(f"  total trainable: {program.total_parameters()}")
     return "\n".join(lines)
+
+
+@main.command()
+@SPEC_ARGUMENT
+@click.option("--weights", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="weights.pt written by unfoldgen train.")
+@click.option("-o", "--outdir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder to write: kernel.py, params.npz, manifest.json, README.md.")
+@click.option("--dtype", type=click.Choice(["float32", "float64"]), default="float32", show_default=True,
+              help="dtype of the exported parameters.")
+@_reports_spec_errors
+def export(spec: Path, weights: Path, outdir: Path, dtype: str) -> None:
+    """Write SPEC's trained network as a folder that needs only numpy and numba."""
+    from unfoldgen.export import export as run_export
+
+    result = run_export(spec, weights, outdir, dtype)
+    click.echo(f"exported {result.manifest['name']} ({dtype}) to {result.directory}/")
 
 
 def _train_flag(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import pickle
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -60,17 +59,23 @@ def weights_payload(model: torch.nn.Module, program: Program) -> dict[str, Any]:
     }
 
 
-def load_weights(model: torch.nn.Module, path: Path, program: Program) -> dict[str, Any]:
-    """Load a ``weights.pt`` written by ``unfoldgen train`` into ``model`` (checked to fit)."""
+def read_weights(path: Path) -> dict[str, Any]:
+    """The payload of a ``weights.pt`` written by ``unfoldgen train``, checked to be one."""
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise SpecError(f"no weights file at {path}", hint="train first: unfoldgen train SPEC") from None
-    except (OSError, RuntimeError, ValueError, EOFError, pickle.UnpicklingError) as exc:
-        raise SpecError(f"cannot read the weights {path}: {exc}",
+    except Exception as exc:  # noqa: BLE001  (a corrupt pickle raises arbitrary exception types)
+        raise SpecError(f"cannot read the weights {path}: {type(exc).__name__}: {exc}",
                         hint="pass the weights.pt that unfoldgen train wrote") from None
     if not isinstance(payload, dict) or payload.get("format") != WEIGHTS_FORMAT:
         raise SpecError(f"{path} is not a weights file of unfoldgen", hint="pass the weights.pt that unfoldgen train wrote")
+    return payload
+
+
+def load_weights(model: torch.nn.Module, path: Path, program: Program) -> dict[str, Any]:
+    """Load a ``weights.pt`` into ``model``, checked to fit its parameters and buffers."""
+    payload = read_weights(path)
     state = payload["state_dict"]
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))

@@ -1,0 +1,82 @@
+"""``unfoldgen export``: the folder runs in an environment holding only numpy and numba."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from tests.test_training import run_cli, small_spec, trained
+
+RUNNER = """
+import sys
+import numpy as np
+sys.path.insert(0, sys.argv[1])
+import kernel
+for forbidden in ("torch", "scipy", "unfoldgen"):
+    try:
+        __import__(forbidden)
+    except ImportError:
+        pass
+    else:
+        raise SystemExit(f"{forbidden} is importable: the environment is not bare")
+params = dict(np.load(sys.argv[1] + "/params.npz"))
+y = np.load(sys.argv[2])
+np.save(sys.argv[3], kernel.solve(params, y=y)["x"])
+np.save(sys.argv[4], kernel.solve_one(params, y=y[0])["x"])
+"""
+
+
+@pytest.fixture(scope="module")
+def bare_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A virtual environment with numpy and numba only (from the package registry)."""
+    folder = tmp_path_factory.mktemp("bare") / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(folder)], check=True)
+    python = folder / "bin" / "python"
+    installed = subprocess.run([str(python), "-m", "pip", "install", "-q", "numpy", "numba"],
+                               capture_output=True, text=True, check=False)
+    assert installed.returncode == 0, installed.stderr[-2000:]
+    return python
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_exported_kernel_runs_with_numpy_and_numba_alone(tmp_path: Path, bare_python: Path, dtype: str) -> None:
+    spec = small_spec(tmp_path, "lista_small")
+    trainer = trained(spec, tmp_path / "run", steps=20, lr=0.01)
+    code, output = run_cli("export", spec, "--weights", tmp_path / "run" / "weights.pt", "-o", tmp_path / "export",
+                           "--dtype", dtype)
+    assert code == 0, output
+    folder = tmp_path / "export"
+    assert sorted(p.name for p in folder.iterdir()) == ["README.md", "kernel.py", "manifest.json", "params.npz"]
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["dtype"] == dtype and manifest["inputs"] == {"y": [8]} and manifest["outputs"] == {"x": [12]}
+    assert all(np.load(folder / "params.npz")[k].dtype == np.dtype(dtype) for k in manifest["params"])
+
+    batch = trainer.session.source.fixed("test", 32)
+    y = batch.inputs["y"].numpy().astype(dtype)
+    np.save(tmp_path / "y.npy", y)
+    script = tmp_path / "runner.py"
+    script.write_text(RUNNER)
+    result = subprocess.run([str(bare_python), str(script), str(folder), str(tmp_path / "y.npy"),
+                             str(tmp_path / "x.npy"), str(tmp_path / "x1.npy")], capture_output=True, text=True,
+                            timeout=300, check=False)
+    assert result.returncode == 0, result.stderr[-3000:]
+    with torch.no_grad():
+        expected = trainer.model(y=batch.inputs["y"])["x"].numpy()
+    tolerance = 1e-4 if dtype == "float32" else 1e-10
+    np.testing.assert_allclose(np.load(tmp_path / "x.npy"), expected, atol=tolerance)
+    np.testing.assert_allclose(np.load(tmp_path / "x1.npy"), expected[0], atol=tolerance)
+
+
+def test_export_of_unreadable_weights_exits_2(tmp_path: Path) -> None:
+    spec = small_spec(tmp_path, "lista_small")
+    (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
+    code, output = run_cli("export", spec, "--weights", tmp_path / "bad.pt", "-o", tmp_path / "export")
+    assert code == 2 and "cannot read the weights" in output
+    assert not (tmp_path / "export").exists()

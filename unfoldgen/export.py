@@ -1,0 +1,76 @@
+"""``unfoldgen export``: a trained network as a folder that runs with numpy and numba alone.
+
+The folder holds ``kernel.py`` (the generated Numba kernel), ``params.npz`` (the trained
+parameters in the deployment dtype, contiguous, in the order the kernel reads them),
+``manifest.json`` (what was exported from what) and a ``README.md`` with the call. It is
+written to a temporary folder and renamed into place, like a build.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from unfoldgen import __version__
+from unfoldgen.backends.numba_kernel import emit_numba_kernel
+from unfoldgen.backends.render import render
+from unfoldgen.build import write_atomically
+from unfoldgen.errors import SpecError
+from unfoldgen.ir import Program, lower
+from unfoldgen.spec import load_spec
+from unfoldgen.training.network import load_weights, network_module, read_weights
+
+DTYPES = {"float32": np.float32, "float64": np.float64}
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    directory: Path
+    manifest: dict[str, object]
+
+
+def trained_parameters(program: Program, weights: Path) -> dict[str, np.ndarray]:
+    """``kernel_params()`` of the module with the trained weights loaded."""
+    module = network_module(program)
+    state = read_weights(weights)["state_dict"]
+    constants = {name: state[name] for name in program.constants if name in state}
+    missing = [name for name in program.constants if name not in constants]
+    if missing:
+        raise SpecError(f"the weights {weights} hold no constant {', '.join(missing)}",
+                        hint="pass the weights.pt that unfoldgen train wrote for this spec")
+    model = module.Unfolded(**constants, dtype=torch.float64)
+    load_weights(model, weights, program)
+    return model.kernel_params()
+
+
+def export(spec_path: Path, weights: Path, outdir: Path, dtype: str = "float32") -> ExportResult:
+    program = lower(load_spec(spec_path))
+    params = {name: np.ascontiguousarray(value, dtype=DTYPES[dtype])
+              for name, value in trained_parameters(program, weights).items()}
+    buffer = io.BytesIO()
+    np.savez(buffer, **params)
+    manifest: dict[str, object] = {
+        "name": program.name,
+        "spec_sha256": program.spec_hash,
+        "weights_sha256": hashlib.sha256(weights.read_bytes()).hexdigest(),
+        "unfoldgen_version": __version__,
+        "dtype": dtype,
+        "layers": program.layers,
+        "inputs": {name: list(shape) for name, shape in program.inputs.items()},
+        "outputs": {state.name: list(state.shape) for state in program.states if state.name in program.outputs},
+        "params": {name: list(value.shape) for name, value in params.items()},
+    }
+    files = {
+        "kernel.py": emit_numba_kernel(program),
+        "manifest.json": json.dumps(manifest, indent=2) + "\n",
+        "README.md": render("export_README.md.j2", manifest=manifest, description=program.description),
+    }
+    target = Path(outdir)
+    write_atomically(target, files, binary={"params.npz": buffer.getvalue()})
+    return ExportResult(target, manifest)
