@@ -30,17 +30,70 @@ def soft_threshold(v, threshold):
     return 0.0 * v
 
 @njit(cache=True)
+def jacobi_svd(M):
+    """One-sided Jacobi SVD without LAPACK (numba's np.linalg.svd needs SciPy).
+
+    Returns (rows, vt) with M = sum_j rows[j] (x) vt[j]: rows[j] = sigma_j u_j^T and vt[j] = v_j^T.
+    Rows of M^T are rotated in pairs until they are orthogonal (relative tolerance 1e-15
+    in float64, 1e-7 in float32), keeping every access contiguous.
+    """
+    n = M.shape[1]
+    rows = np.ascontiguousarray(M.T).copy()
+    vt = np.zeros((n, n), M.dtype)
+    for j in range(n):
+        vt[j, j] = 1.0
+    tolerance = 1e-15 if M.itemsize == 8 else 1e-7
+    for sweep in range(60):
+        rotated = False
+        for p in range(n - 1):
+            for q in range(p + 1, n):
+                alpha = 0.0
+                beta = 0.0
+                gamma = 0.0
+                for i in range(rows.shape[1]):
+                    alpha += rows[p, i] * rows[p, i]
+                    beta += rows[q, i] * rows[q, i]
+                    gamma += rows[p, i] * rows[q, i]
+                if abs(gamma) <= tolerance * math.sqrt(alpha * beta) or gamma == 0.0:
+                    continue
+                rotated = True
+                zeta = (beta - alpha) / (2.0 * gamma)
+                t = (1.0 if zeta >= 0.0 else -1.0) / (abs(zeta) + math.sqrt(1.0 + zeta * zeta))
+                c = 1.0 / math.sqrt(1.0 + t * t)
+                s = c * t
+                for i in range(rows.shape[1]):
+                    a, b = rows[p, i], rows[q, i]
+                    rows[p, i] = c * a - s * b
+                    rows[q, i] = s * a + c * b
+                for i in range(n):
+                    a, b = vt[p, i], vt[q, i]
+                    vt[p, i] = c * a - s * b
+                    vt[q, i] = s * a + c * b
+        if not rotated:
+            break
+    return rows, vt
+
+@njit(cache=True)
 def singular_value_threshold(v, threshold):
-    """In place: v <- U max(S - threshold, 0) V^T (LAPACK allocates its own workspace)."""
-    u, s, vt = np.linalg.svd(v, full_matrices=False)
-    for i in range(s.size):
-        s[i] = max(s[i] - threshold, 0.0)
-    for i in range(u.shape[0]):
-        for j in range(vt.shape[1]):
-            total = 0.0
-            for r in range(s.size):
-                total += u[i, r] * s[r] * vt[r, j]
-            v[i, j] = total
+    """In place: v <- U max(S - threshold, 0) V^T, from the Jacobi SVD below."""
+    rows, vt = jacobi_svd(v)
+    for j in range(rows.shape[0]):
+        sigma = 0.0
+        for i in range(rows.shape[1]):
+            sigma += rows[j, i] * rows[j, i]
+        sigma = math.sqrt(sigma)
+        scale = max(sigma - threshold, 0.0) / sigma if sigma > 0.0 else 0.0
+        for i in range(rows.shape[1]):
+            rows[j, i] *= scale
+    for i in range(v.shape[0]):
+        for k in range(v.shape[1]):
+            v[i, k] = 0.0
+    for j in range(rows.shape[0]):
+        for i in range(v.shape[0]):
+            factor = rows[j, i]
+            if factor != 0.0:
+                for k in range(v.shape[1]):
+                    v[i, k] += factor * vt[j, k]
 
 
 @njit(cache=True)

@@ -50,6 +50,50 @@ def soft_threshold(v, threshold):
     return 0.0 * v
 
 @njit(cache=True)
+def jacobi_svd(M):
+    """One-sided Jacobi SVD without LAPACK (numba's np.linalg.svd needs SciPy).
+
+    Returns (rows, vt) with M = sum_j rows[j] (x) vt[j]: rows[j] = sigma_j u_j^T and vt[j] = v_j^T.
+    Rows of M^T are rotated in pairs until they are orthogonal (relative tolerance 1e-15
+    in float64, 1e-7 in float32), keeping every access contiguous.
+    """
+    n = M.shape[1]
+    rows = np.ascontiguousarray(M.T).copy()
+    vt = np.zeros((n, n), M.dtype)
+    for j in range(n):
+        vt[j, j] = 1.0
+    tolerance = 1e-15 if M.itemsize == 8 else 1e-7
+    for sweep in range(60):
+        rotated = False
+        for p in range(n - 1):
+            for q in range(p + 1, n):
+                alpha = 0.0
+                beta = 0.0
+                gamma = 0.0
+                for i in range(rows.shape[1]):
+                    alpha += rows[p, i] * rows[p, i]
+                    beta += rows[q, i] * rows[q, i]
+                    gamma += rows[p, i] * rows[q, i]
+                if abs(gamma) <= tolerance * math.sqrt(alpha * beta) or gamma == 0.0:
+                    continue
+                rotated = True
+                zeta = (beta - alpha) / (2.0 * gamma)
+                t = (1.0 if zeta >= 0.0 else -1.0) / (abs(zeta) + math.sqrt(1.0 + zeta * zeta))
+                c = 1.0 / math.sqrt(1.0 + t * t)
+                s = c * t
+                for i in range(rows.shape[1]):
+                    a, b = rows[p, i], rows[q, i]
+                    rows[p, i] = c * a - s * b
+                    rows[q, i] = s * a + c * b
+                for i in range(n):
+                    a, b = vt[p, i], vt[q, i]
+                    vt[p, i] = c * a - s * b
+                    vt[q, i] = s * a + c * b
+        if not rotated:
+            break
+    return rows, vt
+
+@njit(cache=True)
 def invert(matrix, inverse):
     """inverse = matrix^{-1} by Gauss-Jordan elimination with partial pivoting (no allocation;
     `matrix` is overwritten). For the small square matrices of an iteration, e.g. V^T V."""
@@ -81,11 +125,25 @@ def invert(matrix, inverse):
 @njit(cache=True)
 def svd_factor(M, rank, side, out):
     """out = U_r S_r^{1/2} (side 0) or V_r S_r^{1/2} (side 1) of the rank-r truncated SVD of M
-    (LAPACK; allocates, but runs once, before the first layer)."""
-    u, s, vh = np.linalg.svd(M, full_matrices=False)
-    for i in range(out.shape[0]):
-        for j in range(rank):
-            out[i, j] = (u[i, j] if side == 0 else vh[j, i]) * math.sqrt(s[j])
+    (runs once, before the first layer)."""
+    rows, vt = jacobi_svd(M)
+    sigma = np.empty(rows.shape[0], rows.dtype)
+    for j in range(rows.shape[0]):
+        sigma[j] = math.sqrt(np.sum(rows[j] * rows[j]))
+    order = np.argsort(-sigma)
+    for r in range(rank):
+        j = order[r]
+        root = math.sqrt(sigma[j])
+        largest = 0
+        for i in range(rows.shape[1]):
+            if abs(rows[j, i]) > abs(rows[j, largest]):
+                largest = i
+        sign = -1.0 if rows[j, largest] < 0.0 else 1.0  # the left vector's largest entry is positive
+        for i in range(out.shape[0]):
+            if side == 0:
+                out[i, r] = sign * rows[j, i] / root if sigma[j] > 0.0 else 0.0
+            else:
+                out[i, r] = sign * vt[j, i] * root
 
 
 @njit(cache=True)

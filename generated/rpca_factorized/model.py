@@ -26,10 +26,14 @@ def soft_threshold(v, threshold):
     return torch.sign(v) * torch.relu(torch.abs(v) - threshold)
 
 def svd_factor(M, rank, side):
-    """U_r S_r^{1/2} (side 0) or V_r S_r^{1/2} (side 1) of the rank-r truncated SVD, per sample."""
+    """U_r S_r^{1/2} (side 0) or V_r S_r^{1/2} (side 1) of the rank-r truncated SVD, per sample.
+    Signs are fixed so that each left singular vector's largest entry is positive."""
     u, s, vh = torch.linalg.svd(M, full_matrices=False)
+    u, v = u[..., :rank], vh[..., :rank, :].mT
+    sign = torch.sign(torch.gather(u, -2, u.abs().argmax(dim=-2, keepdim=True)))
+    sign = torch.where(sign == 0, torch.ones_like(sign), sign)
     root = s[..., :rank].sqrt().unsqueeze(-2)
-    return (u[..., :rank] if side == 0 else vh[..., :rank, :].mT) * root
+    return (u if side == 0 else v) * sign * root
 
 
 def prox_S(v, threshold):
