@@ -14,6 +14,7 @@ import torch
 from tests.test_training import run_cli, small_spec, trained
 
 RUNNER = """
+import json
 import sys
 import numpy as np
 sys.path.insert(0, sys.argv[1])
@@ -26,9 +27,10 @@ for forbidden in ("torch", "scipy", "unfoldgen"):
     else:
         raise SystemExit(f"{forbidden} is importable: the environment is not bare")
 params = dict(np.load(sys.argv[1] + "/params.npz"))
-y = np.load(sys.argv[2])
-np.save(sys.argv[3], kernel.solve(params, y=y)["x"])
-np.save(sys.argv[4], kernel.solve_one(params, y=y[0])["x"])
+inputs = dict(np.load(sys.argv[2]))
+batch = kernel.solve(params, **inputs)
+one = kernel.solve_one(params, **{name: value[0] for name, value in inputs.items()})
+np.savez(sys.argv[3], **batch, **{"one_" + name: value for name, value in one.items()})
 """
 
 
@@ -45,33 +47,40 @@ def bare_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_exported_kernel_runs_with_numpy_and_numba_alone(tmp_path: Path, bare_python: Path, dtype: str) -> None:
-    spec = small_spec(tmp_path, "lista_small")
-    trainer = trained(spec, tmp_path / "run", steps=20, lr=0.01)
+@pytest.mark.parametrize(("name", "dtype"), [("lista_small", "float32"), ("lista_small", "float64"),
+                                             ("rpca_factorized", "float64")])
+def test_exported_kernel_runs_with_numpy_and_numba_alone(tmp_path: Path, bare_python: Path, name: str,
+                                                         dtype: str) -> None:
+    spec = small_spec(tmp_path, name)
+    trainer = trained(spec, tmp_path / "run", steps=5, stage_steps=2, batch_size=4, lr=0.01)
     code, output = run_cli("export", spec, "--weights", tmp_path / "run" / "weights.pt", "-o", tmp_path / "export",
                            "--dtype", dtype)
     assert code == 0, output
     folder = tmp_path / "export"
     assert sorted(p.name for p in folder.iterdir()) == ["README.md", "kernel.py", "manifest.json", "params.npz"]
     manifest = json.loads((folder / "manifest.json").read_text())
-    assert manifest["dtype"] == dtype and manifest["inputs"] == {"y": [8]} and manifest["outputs"] == {"x": [12]}
+    program = trainer.session.program
+    assert manifest["dtype"] == dtype
+    assert manifest["inputs"] == {k: list(v) for k, v in program.inputs.items()}
+    assert set(manifest["outputs"]) == set(program.outputs)
     assert all(np.load(folder / "params.npz")[k].dtype == np.dtype(dtype) for k in manifest["params"])
 
-    batch = trainer.session.source.fixed("test", 32)
-    y = batch.inputs["y"].numpy().astype(dtype)
-    np.save(tmp_path / "y.npy", y)
+    batch = trainer.session.source.fixed("test", 8)
+    np.savez(tmp_path / "inputs.npz", **{k: v.numpy().astype(dtype) for k, v in batch.inputs.items()})
     script = tmp_path / "runner.py"
     script.write_text(RUNNER)
-    result = subprocess.run([str(bare_python), str(script), str(folder), str(tmp_path / "y.npy"),
-                             str(tmp_path / "x.npy"), str(tmp_path / "x1.npy")], capture_output=True, text=True,
-                            timeout=300, check=False)
+    result = subprocess.run([str(bare_python), str(script), str(folder), str(tmp_path / "inputs.npz"),
+                             str(tmp_path / "outputs.npz")], capture_output=True, text=True, timeout=300, check=False)
     assert result.returncode == 0, result.stderr[-3000:]
     with torch.no_grad():
-        expected = trainer.model(y=batch.inputs["y"])["x"].numpy()
-    tolerance = 1e-4 if dtype == "float32" else 1e-10
-    np.testing.assert_allclose(np.load(tmp_path / "x.npy"), expected, atol=tolerance)
-    np.testing.assert_allclose(np.load(tmp_path / "x1.npy"), expected[0], atol=tolerance)
+        expected = trainer.model(**batch.inputs)
+    got = np.load(tmp_path / "outputs.npz")
+    tolerance = 1e-4 if dtype == "float32" else 1e-9
+    for output_name, value in expected.items():
+        reference = value.numpy()
+        scale = max(1.0, float(np.abs(reference).max()))
+        np.testing.assert_allclose(got[output_name], reference, atol=tolerance * scale)
+        np.testing.assert_allclose(got["one_" + output_name], reference[0], atol=tolerance * scale)
 
 
 def test_export_of_unreadable_weights_exits_2(tmp_path: Path) -> None:
