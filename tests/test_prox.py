@@ -42,7 +42,7 @@ def apply(module: Built, v: np.ndarray, **hyper: float) -> np.ndarray:
 
 
 def separable_minimum(h, v: np.ndarray) -> np.ndarray:
-    return np.array([minimize_scalar(lambda u: 0.5 * (u - vi) ** 2 + T * h(u), bounds=(vi - 20, vi + 20),
+    return np.array([minimize_scalar(lambda u, vi=vi: 0.5 * (u - vi) ** 2 + T * h(u), bounds=(vi - 20, vi + 20),
                                      method="bounded", options={"xatol": 1e-12}).x for vi in v])
 
 

@@ -9,6 +9,7 @@ not read by the expression), which saves a buffer and a pass.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import sympy as sp
 
@@ -58,7 +59,7 @@ class Buffer:
 
 
 class NumbaScalarPrinter(ScalarPrinter):
-    functions = {sp.Abs: "abs", sp.sqrt: "math.sqrt", sp.exp: "math.exp", sp.log: "math.log",
+    functions: ClassVar[dict[type, str]] = {sp.Abs: "abs", sp.sqrt: "math.sqrt", sp.exp: "math.exp", sp.log: "math.log",
                  sp.Max: "max", sp.Min: "min", sp.sign: "np.sign"}
 
     def where(self, condition: str, then: str, otherwise: str) -> str:

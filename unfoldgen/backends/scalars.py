@@ -6,6 +6,7 @@ A backend says how a symbol, a conditional and a few functions look; the arithme
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import ClassVar
 
 import sympy as sp
 
@@ -15,7 +16,7 @@ from unfoldgen.symbolic.nodes import is_negative_term
 class ScalarPrinter:
     """Print scalar expressions as Python source. Subclasses set ``functions`` and ``where``."""
 
-    functions: dict[type, str] = {}
+    functions: ClassVar[dict[type, str]] = {}
 
     def __init__(self, symbol: Callable[[sp.Symbol], str]) -> None:
         self.symbol = symbol

@@ -9,6 +9,7 @@ product ``C @ v`` of a constant and a batched vector is therefore printed ``v @ 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import sympy as sp
 
@@ -31,7 +32,7 @@ class Code:
 
 
 class TorchPrinter(ScalarPrinter):
-    functions = {sp.Abs: "torch.abs", sp.sqrt: "torch.sqrt", sp.exp: "torch.exp", sp.log: "torch.log",
+    functions: ClassVar[dict[type, str]] = {sp.Abs: "torch.abs", sp.sqrt: "torch.sqrt", sp.exp: "torch.exp", sp.log: "torch.log",
                  sp.Max: "torch.maximum", sp.Min: "torch.minimum", sp.sign: "torch.sign"}
 
     def __init__(self, program: Program, layer_index: str = "k") -> None:

@@ -8,6 +8,7 @@ checked as the tree is walked, so a mismatch is reported with the sizes the user
 from __future__ import annotations
 
 import ast
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -128,7 +129,7 @@ class Parser:
         value = node.value
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise self.error(node, f"{value!r} is not a number")
-        if abs(value) > MAX_ABS_NUMBER or value != value:
+        if abs(value) > MAX_ABS_NUMBER or math.isnan(value):
             raise self.error(node, f"the number {value!r} is out of range")
         return Value(sp.Rational(str(value)) if isinstance(value, float) else sp.Integer(value), ())
 

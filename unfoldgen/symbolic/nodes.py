@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sympy as sp
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 
 class SpectralNorm(sp.Expr):
@@ -14,7 +17,7 @@ class SpectralNorm(sp.Expr):
     is_nonnegative = True
     is_commutative = True
 
-    def __new__(cls, matrix: sp.MatrixExpr) -> SpectralNorm:
+    def __new__(cls, matrix: sp.MatrixExpr) -> Self:
         return sp.Expr.__new__(cls, matrix)
 
     @property
@@ -45,7 +48,7 @@ class AnalyticWeight(sp.MatrixExpr):
     ``w_i = G a_i / (a_i^T G a_i)``, ``G = (A A^T)^{-1}``.
     """
 
-    def __new__(cls, matrix: sp.MatrixExpr) -> AnalyticWeight:
+    def __new__(cls, matrix: sp.MatrixExpr) -> Self:
         return sp.MatrixExpr.__new__(cls, matrix)
 
     @property
@@ -67,7 +70,7 @@ class LowRankFactor(sp.MatrixExpr):
     """A factor of the rank-``r`` truncated SVD ``M ~ U_r S_r V_r^T``: ``U_r S_r^{1/2}``
     (``side`` 0) or ``V_r S_r^{1/2}`` (``side`` 1), so ``M ~ left @ right.T``."""
 
-    def __new__(cls, matrix: sp.MatrixExpr, rank: sp.Expr, side: sp.Integer) -> LowRankFactor:
+    def __new__(cls, matrix: sp.MatrixExpr, rank: sp.Expr, side: sp.Integer) -> Self:
         return sp.MatrixExpr.__new__(cls, matrix, rank, side)
 
     @property

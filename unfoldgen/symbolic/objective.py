@@ -58,7 +58,7 @@ def _gradient(expr: sp.Expr, var: sp.MatrixSymbol, where: Located) -> sp.MatrixE
     try:
         parts = [_term_gradient(term, var) for term in sp.Add.make_args(expr) if term.has(var)]
         gradient = sp.MatAdd(*parts).doit() if len(parts) > 1 else parts[0]
-    except Exception as exc:  # SymPy raises many types for what it cannot differentiate
+    except Exception as exc:  # noqa: BLE001  (SymPy raises many types for what it cannot differentiate)
         raise where.error(f"cannot differentiate the smooth objective with respect to {var.name}: {exc}") from None
     if not isinstance(gradient, sp.MatrixExpr) or gradient.shape != var.shape:
         raise where.error(f"the gradient with respect to {var.name} did not simplify to a {var.shape} matrix",

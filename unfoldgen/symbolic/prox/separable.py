@@ -13,6 +13,7 @@ is not convex, or whose condition SymPy cannot solve in closed form, is rejected
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import sympy as sp
@@ -30,7 +31,7 @@ def derive_separable_prox(h: sp.Expr, u: sp.Symbol, param_values: dict[sp.Symbol
     kinks = _kinks(h, u)
     bounds: list[sp.Expr] = [sp.S.NegativeInfinity, *kinks, sp.S.Infinity]
     pieces: list[tuple[sp.Expr, sp.Expr]] = []
-    for lo, hi in zip(bounds[:-1], bounds[1:]):
+    for lo, hi in itertools.pairwise(bounds):
         smooth = _smooth_piece(h, u, lo, hi)
         slope = sp.diff(smooth, u)
         _check_convex_piece(smooth, u, lo, hi, param_values)
