@@ -22,6 +22,8 @@ from unfoldgen.cli import main
 from unfoldgen.errors import SpecError
 from unfoldgen.ir import lower
 from unfoldgen.spec import load_spec
+from unfoldgen.spec.experiment import apply_overrides
+from unfoldgen.spec.model import TrainSpec
 from unfoldgen.training.data import DataSource
 from unfoldgen.training.losses import layer_weights
 from unfoldgen.training.problem import TrainingProblem
@@ -56,8 +58,6 @@ def small_spec(tmp_path: Path, name: str, **changes: object) -> Path:
 
 def trained(path: Path, out: Path, **settings: object) -> Trainer:
     spec = load_spec(path)
-    from unfoldgen.spec.experiment import apply_overrides
-
     trainer = Trainer(spec, apply_overrides(spec.train, {"dtype": "float64", **settings}), out, quiet=True)
     trainer.run()
     return trainer
@@ -233,8 +233,6 @@ def test_layerwise_stages_never_get_worse(tmp_path: Path) -> None:
 def test_new_layer_phase_trains_only_that_layer(tmp_path: Path) -> None:
     path = small_spec(tmp_path, "lista_small")
     spec = load_spec(path)
-    from unfoldgen.spec.experiment import apply_overrides
-
     trainer = Trainer(spec, apply_overrides(spec.train, {"dtype": "float64", "scheme": "layerwise",
                                                          "stage_steps": 5}), tmp_path / "run", quiet=True)
     before = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
@@ -300,7 +298,7 @@ def test_two_process_ddp_equals_single_process_training(tmp_path: Path) -> None:
 
 def load_state_untrained(path: Path) -> dict[str, torch.Tensor]:
     spec = load_spec(path)
-    session = Session(spec, spec.train.__class__(dtype="float64"), torch.device("cpu"))
+    session = Session(spec, TrainSpec(dtype="float64"), torch.device("cpu"))
     return session.network().state_dict()
 
 

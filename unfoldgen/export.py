@@ -9,7 +9,6 @@ written to a temporary folder and renamed into place, like a build.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +23,8 @@ from unfoldgen.build import write_atomically
 from unfoldgen.errors import SpecError
 from unfoldgen.ir import Program, lower
 from unfoldgen.spec import load_spec
-from unfoldgen.training.network import load_weights, network_module, read_weights
+from unfoldgen.training.checkpoint import npz_bytes
+from unfoldgen.training.network import fit_weights, network_module, read_weights
 
 DTYPES = {"float32": np.float32, "float64": np.float64}
 
@@ -38,14 +38,15 @@ class ExportResult:
 def trained_parameters(program: Program, weights: Path) -> dict[str, np.ndarray]:
     """``kernel_params()`` of the module with the trained weights loaded."""
     module = network_module(program)
-    state = read_weights(weights)["state_dict"]
+    payload = read_weights(weights)
+    state = payload["state_dict"]
     constants = {name: state[name] for name in program.constants if name in state}
     missing = [name for name in program.constants if name not in constants]
     if missing:
         raise SpecError(f"the weights {weights} hold no constant {', '.join(missing)}",
                         hint="pass the weights.pt that unfoldgen train wrote for this spec")
     model = module.Unfolded(**constants, dtype=torch.float64)
-    load_weights(model, weights, program)
+    fit_weights(model, payload, weights, program)
     return model.kernel_params()
 
 
@@ -53,8 +54,6 @@ def export(spec_path: Path, weights: Path, outdir: Path, dtype: str = "float32")
     program = lower(load_spec(spec_path))
     params = {name: np.ascontiguousarray(value, dtype=DTYPES[dtype])
               for name, value in trained_parameters(program, weights).items()}
-    buffer = io.BytesIO()
-    np.savez(buffer, **params)
     manifest: dict[str, object] = {
         "name": program.name,
         "spec_sha256": program.spec_hash,
@@ -72,5 +71,5 @@ def export(spec_path: Path, weights: Path, outdir: Path, dtype: str = "float32")
         "README.md": render("export_README.md.j2", manifest=manifest, description=program.description),
     }
     target = Path(outdir)
-    write_atomically(target, files, binary={"params.npz": buffer.getvalue()})
+    write_atomically(target, files, binary={"params.npz": npz_bytes(params)})
     return ExportResult(target, manifest)

@@ -56,9 +56,10 @@ def emit_numba_kernel(program: Program) -> str:
     inputs = list(program.inputs)
     signature = ", ".join(arrays + scalars + inputs + [o.name for o in outputs])
     batch_call = ", ".join(arrays + scalars + [f"{n}[b]" for n in inputs] + [f"{o.name}[b]" for o in outputs])
+    networks = _networks(program)
     lines = [s.value for group in (init_steps, steps) for step in group for s in step["statements"]]
     lines += [s.value for s in init]
-    lines += [line for network in _networks(program) for line in network["lines"]]  # type: ignore[attr-defined]
+    lines += [line for network in networks for line in network["lines"]]  # type: ignore[attr-defined]
     return render(
         "kernel.py.j2",
         products=products_used(lines),
@@ -69,7 +70,7 @@ def emit_numba_kernel(program: Program) -> str:
         array_params=arrays, scalar_params=scalars, signature=signature, batch_call=batch_call,
         buffers=[{"name": b.name, "shape": shape_literal(b.shape), "comment": b.comment} for b in buffers],
         init=init, init_steps=init_steps, steps=steps, used=used_operators(program), support=program.support,
-        networks=_networks(program),
+        networks=networks,
         proxes=[{"name": p.function_name, "args": argument_names(p), "definition": prox_definition(p),
                  "elementwise": p.elementwise, "lines": _prox_lines(p)} for p in program.proxes],
     )

@@ -74,7 +74,7 @@ def read_data(reader: _Reader, value: Any, spec_names: dict[str, str], dims: dic
     path: tuple[str | int, ...] = ("data",)
     section = reader.mapping(value, path, "data")
     reader.check_keys(section, path, DATA_KEYS)
-    seed = _seed(reader, section.get("seed", 0), path + ("seed",))
+    seed = read_seed(reader, section.get("seed", 0), path + ("seed",))
     constants = {
         name: _constant_source(reader, name, raw, path + ("constants", name), spec_names)
         for name, raw in reader.mapping(section.get("constants"), path + ("constants",), "data.constants").items()
@@ -310,7 +310,7 @@ def _integer(reader: _Reader, value: Any, path: tuple[str | int, ...], what: str
     return value
 
 
-def _seed(reader: _Reader, value: Any, path: tuple[str | int, ...]) -> int:
+def read_seed(reader: _Reader, value: Any, path: tuple[str | int, ...]) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**31:
         raise reader.error(path, f"seed must be an integer in 0..2**31-1, got {value!r}")
     return value

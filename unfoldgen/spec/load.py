@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from unfoldgen.errors import SpecError
-from unfoldgen.spec.experiment import read_data, read_eval, read_train
+from unfoldgen.spec.experiment import read_data, read_eval, read_seed, read_train
 from unfoldgen.spec.model import (
     ACTIVATIONS,
     METHODS,
@@ -405,9 +405,7 @@ def _read_learn(reader: _Reader, value: Any) -> LearnSpec:
             raise reader.error(path + ("objective",), f"unknown objective policy {learn['objective']!r}",
                                hint="one of: " + ", ".join(OBJECTIVE_POLICIES))
         objective = reader.located(path + ("objective",), learn["objective"])
-    seed = learn.get("seed", 0)
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**31:
-        raise reader.error(path + ("seed",), f"seed must be an integer in 0..2**31-1, got {seed!r}")
+    seed = read_seed(reader, learn.get("seed", 0), path + ("seed",))
     return LearnSpec(
         hyperparameters=hyper, objective=objective,
         support_selection=_read_support(reader, learn.get("support_selection"), path + ("support_selection",)),

@@ -37,13 +37,15 @@ def save_torch(path: Path, payload: Any) -> None:
     write_atomically(path, lambda file: torch.save(payload, file))
 
 
-def save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    def write(file: IO[bytes]) -> None:
-        buffer = io.BytesIO()
-        np.savez(buffer, **arrays)
-        file.write(buffer.getvalue())
+def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
+    """The contents of a ``.npz`` file of ``arrays``."""
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return buffer.getvalue()
 
-    write_atomically(path, write)
+
+def save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    write_atomically(path, lambda file: file.write(npz_bytes(arrays)))
 
 
 def save_json(path: Path, value: Any) -> None:

@@ -19,9 +19,7 @@ import torch
 
 from unfoldgen.errors import SpecError
 from unfoldgen.spec.model import Spec
-from unfoldgen.training.checkpoint import save_json, write_atomically
-from unfoldgen.training.data import Batch
-from unfoldgen.training.losses import energy, nmse_db, squared_error
+from unfoldgen.training.checkpoint import write_atomically
 from unfoldgen.training.network import build_network, classical_program, load_weights
 from unfoldgen.training.session import Session
 
@@ -61,21 +59,6 @@ class EvalReport:
         return "\n".join(lines)
 
 
-def per_layer_nmse(session: Session, model: torch.nn.Module, batch: Batch, depth: int, batch_size: int) -> list[float]:
-    """NMSE (dB) after each of the first ``depth`` layers, over the whole batch."""
-    errors = [0.0] * depth
-    reference = 0.0
-    with torch.no_grad():
-        for chunk in batch.to(session.dtype, session.device).chunks(batch_size):
-            def collect(k: int, outputs: dict[str, torch.Tensor], truth: dict[str, torch.Tensor] = chunk.truth) -> None:
-                estimates = session.problem.estimate(outputs, session.constants)
-                errors[k] += float(squared_error(estimates, truth).sum())
-
-            model(**chunk.inputs, layers=depth, on_layer=collect)
-            reference += float(energy(chunk.truth).sum())
-    return [nmse_db(error, reference) for error in errors]
-
-
 def iterations_to_match(classical: list[float], target: float) -> int | None:
     return next((k + 1 for k, value in enumerate(classical) if value <= target), None)
 
@@ -97,16 +80,16 @@ def evaluate(spec: Spec, weights: Path, samples: int | None = None, classical_it
     trained = session.network()
     load_weights(trained, weights, session.program)
     _check_constants(trained, session, weights)
-    trained_nmse = per_layer_nmse(session, trained, test, layers, settings.batch_size)
+    trained_nmse = session.nmse_per_layer(trained, test, layers, settings.batch_size)
     seconds["trained"] = time.perf_counter() - started
 
     started = time.perf_counter()
-    untrained_nmse = per_layer_nmse(session, session.network(), test, layers, settings.batch_size)
+    untrained_nmse = session.nmse_per_layer(session.network(), test, layers, settings.batch_size)
     seconds["untrained"] = time.perf_counter() - started
 
     started = time.perf_counter()
     classical = build_network(classical_program(spec, iterations), session.constants, session.dtype, session.device)
-    classical_nmse = per_layer_nmse(session, classical, test, iterations, settings.batch_size)
+    classical_nmse = session.nmse_per_layer(classical, test, iterations, settings.batch_size)
     seconds["classical"] = time.perf_counter() - started
 
     return EvalReport(spec.name, len(test), trained_nmse, untrained_nmse, classical_nmse,
@@ -120,10 +103,6 @@ def _check_constants(model: torch.nn.Module, session: Session, weights: Path) ->
             raise SpecError(f"the weights {weights} were trained with another constant '{name}'",
                             key_path=f"data.constants.{name}",
                             hint="evaluate with the data section the network was trained with")
-
-
-def write_report(report: EvalReport, path: Path) -> None:
-    save_json(path, report.as_json())
 
 
 def plot_report(report: EvalReport, path: Path) -> None:

@@ -67,12 +67,21 @@ def _tensor(value: Value) -> torch.Tensor:
     return value if isinstance(value, torch.Tensor) else torch.tensor(value, dtype=torch.float64)
 
 
-def _matmul(expr: sp.MatMul, env: Env) -> Value:
-    scalars = [evaluate(a, env) for a in expr.args if not isinstance(a, sp.MatrixExpr)]
-    product = _chain([a for a in expr.args if isinstance(a, sp.MatrixExpr)], env)
+def _split(product: sp.MatMul) -> tuple[list[sp.Basic], list[sp.MatrixExpr]]:
+    """A product's scalar factors and its matrix factors (in order)."""
+    scalars = [a for a in product.args if not isinstance(a, sp.MatrixExpr)]
+    return scalars, [a for a in product.args if isinstance(a, sp.MatrixExpr)]
+
+
+def _scaled(value: torch.Tensor, scalars: list[sp.Basic], env: Env) -> torch.Tensor:
     for scalar in scalars:
-        product = product * scalar
-    return product
+        value = value * evaluate(scalar, env)
+    return value
+
+
+def _matmul(expr: sp.MatMul, env: Env) -> Value:
+    scalars, factors = _split(expr)
+    return _scaled(_chain(factors, env), scalars, env)
 
 
 def _chain(factors: list[sp.MatrixExpr], env: Env) -> torch.Tensor:
@@ -86,14 +95,10 @@ def _chain(factors: list[sp.MatrixExpr], env: Env) -> torch.Tensor:
 def _trace(arg: sp.MatrixExpr, env: Env) -> torch.Tensor:
     """``tr(P Q) = sum(P^T * Q)`` elementwise: ``sum_squares`` costs one pass, not a Gram matrix."""
     if isinstance(arg, sp.MatMul):
-        factors = [a for a in arg.args if isinstance(a, sp.MatrixExpr)]
-        scalars = [evaluate(a, env) for a in arg.args if not isinstance(a, sp.MatrixExpr)]
+        scalars, factors = _split(arg)
         if len(factors) >= 2:
             left = _tensor(evaluate(factors[0], env))
             right = _chain(factors[1:], env)
-            value = (left.mT * right).sum(dim=(-2, -1), keepdim=True)
-            for scalar in scalars:
-                value = value * scalar
-            return value
+            return _scaled((left.mT * right).sum(dim=(-2, -1), keepdim=True), scalars, env)
     matrix = _tensor(evaluate(arg, env))
     return torch.diagonal(matrix, dim1=-2, dim2=-1).sum(-1).unsqueeze(-1).unsqueeze(-1)

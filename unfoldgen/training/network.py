@@ -76,6 +76,12 @@ def read_weights(path: Path) -> dict[str, Any]:
 def load_weights(model: torch.nn.Module, path: Path, program: Program) -> dict[str, Any]:
     """Load a ``weights.pt`` into ``model``, checked to fit its parameters and buffers."""
     payload = read_weights(path)
+    fit_weights(model, payload, path, program)
+    return payload
+
+
+def fit_weights(model: torch.nn.Module, payload: dict[str, Any], path: Path, program: Program) -> None:
+    """Load the state of a weights ``payload`` (read from ``path``) into ``model``, checked to fit."""
     state = payload["state_dict"]
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
@@ -89,4 +95,3 @@ def load_weights(model: torch.nn.Module, path: Path, program: Program) -> dict[s
         raise SpecError(f"the weights {path} do not fit the network of '{program.name}' ({details})",
                         hint=f"they were trained for spec '{payload.get('name')}'; train this spec, or pass its weights")
     model.load_state_dict(state)
-    return payload

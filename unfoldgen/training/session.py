@@ -28,18 +28,29 @@ class Session:
     def network(self) -> torch.nn.Module:
         return build_network(self.program, self.constants, self.dtype, self.device)
 
+    def nmse_per_layer(self, model: torch.nn.Module, batch: Batch, depth: int, batch_size: int = 500,
+                       first: int = 0) -> list[float]:
+        """NMSE (dB) over ``batch`` after each layer ``first+1..depth`` (streamed with ``on_layer``)."""
+        errors = [0.0] * (depth - first)
+        reference = 0.0
+        with torch.no_grad():
+            for chunk in batch.to(self.dtype, self.device).chunks(batch_size):
+                def collect(k: int, outputs: dict[str, torch.Tensor], truth: dict[str, torch.Tensor] = chunk.truth) -> None:
+                    if k >= first:
+                        estimates = self.problem.estimate(outputs, self.constants)
+                        errors[k - first] += float(squared_error(estimates, truth).sum())
+
+                model(**chunk.inputs, layers=depth, on_layer=collect)
+                reference += float(energy(chunk.truth).sum())
+        return [nmse_db(error, reference) for error in errors]
+
     def metric(self, model: torch.nn.Module, batch: Batch, depth: int, batch_size: int = 500) -> tuple[str, float]:
         """Validation NMSE (dB) at ``depth`` when the set has truth, else the mean objective."""
-        error = reference = objective = 0.0
+        if batch.truth:
+            return "val_nmse_db", self.nmse_per_layer(model, batch, depth, batch_size, first=depth - 1)[0]
+        objective = 0.0
         with torch.no_grad():
             for chunk in batch.to(self.dtype, self.device).chunks(batch_size):
                 outputs = model(**chunk.inputs, layers=depth)
-                if chunk.truth:
-                    estimates = self.problem.estimate(outputs, self.constants)
-                    error += float(squared_error(estimates, chunk.truth).sum())
-                    reference += float(energy(chunk.truth).sum())
-                else:
-                    objective += float(self.problem.objective(chunk.inputs, outputs, self.constants).sum())
-        if batch.truth:
-            return "val_nmse_db", nmse_db(error, reference)
+                objective += float(self.problem.objective(chunk.inputs, outputs, self.constants).sum())
         return "val_objective", objective / len(batch)

@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import click
 import numpy as np
 import torch
 
@@ -280,7 +281,7 @@ class Trainer:
         path = self.out / CHECKPOINT
         if not path.exists():
             if self.context.is_main:
-                Progress(0, 0, 1, True, True).message(f"no checkpoint in {self.out}; starting from step 0")
+                click.echo(f"no checkpoint in {self.out}; starting from step 0", err=True)
             return None
         checkpoint = torch.load(path, map_location=self.context.device, weights_only=True)
         if checkpoint.get("format") != CHECKPOINT_FORMAT:
