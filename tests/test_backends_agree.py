@@ -1,6 +1,7 @@
 """Test 4: the PyTorch module and the Numba kernel agree on the same parameters, for every
 bundled spec (1e-8 relative in float64, 1e-4 in float32), also after perturbing every
-trainable parameter, and the single-sample path agrees with the batched one."""
+trainable parameter, and the single-sample path and the BLAS path (batches over
+``BLAS_MIN_BATCH``) agree with the per-sample batched one."""
 
 from __future__ import annotations
 
@@ -34,12 +35,25 @@ def assert_backends_agree(built, rng, batch: int = 5) -> None:
     got64 = built.kernel.solve(params, **inputs)
     got32 = built.kernel.solve(params, **{k: v.astype(np.float32) for k, v in inputs.items()})
     one = built.kernel.solve_one(params, **{k: v[2] for k, v in inputs.items()})
+    blas = solve_through_blas(built.kernel, params, inputs)
     for name, value in expected.items():
         reference = value.numpy()
         assert relative(got64[name], reference) < 1e-8
         assert got32[name].dtype == np.float32
         assert relative(got32[name], reference) < 1e-4
         assert relative(one[name], reference[2]) < 1e-8
+        assert relative(blas[name], reference) < 1e-8
+
+
+def solve_through_blas(kernel, params, inputs):
+    """The kernel's batched path with BLAS products, where the program has one."""
+    if not hasattr(kernel, "BLAS_MIN_BATCH"):
+        return kernel.solve(params, **inputs)
+    threshold, kernel.BLAS_MIN_BATCH = kernel.BLAS_MIN_BATCH, 1
+    try:
+        return kernel.solve(params, **inputs)
+    finally:
+        kernel.BLAS_MIN_BATCH = threshold
 
 
 @pytest.mark.parametrize("path", SPECS, ids=lambda p: p.stem)

@@ -18,6 +18,8 @@ INPUT_SHAPES = {"y": (100,)}
 OUTPUT_SHAPES = {"x": (200,)}
 ARRAY_PARAMS = ("A", "inverse", "penalty", "dual_step", )
 SCALAR_PARAMS = ("lam", )
+# Batches from this size on take the BLAS path (_solve_blas); smaller ones run per sample.
+BLAS_MIN_BATCH = 16
 
 
 @njit(cache=True, fastmath=True)
@@ -55,6 +57,7 @@ def prox_x(v, threshold):
     return v
 
 
+
 @njit(cache=True)
 def unrolled(A, inverse, penalty, dual_step, lam, y, x):
     """All 20 layers for one sample; x receive(s) the result."""
@@ -84,6 +87,52 @@ def _solve_batch(A, inverse, penalty, dual_step, lam, y, x):
         unrolled(A, inverse, penalty, dual_step, lam, y[b], x[b])
 
 
+@njit(cache=True, fastmath=True)
+def _part0(x, x_dual):
+    for b in range(x.shape[0]):
+        x[b, :] = 0.0
+        x_dual[b, :] = 0.0
+
+
+@njit(cache=True, fastmath=True)
+def _part1(k, penalty, x, x_dual, tmp0):
+    for b in range(x.shape[0]):
+        # x_solve = inverse @ (penalty*(x - x_dual) + A.T @ y)
+        for i in range(200):
+            tmp0[b, i] = tmp0[b, i] + penalty[k]*(x[b, i] - x_dual[b, i])
+
+
+@njit(cache=True, fastmath=True)
+def _part2(k, penalty, dual_step, lam, x, x_dual, x_solve):
+    for b in range(x.shape[0]):
+        # x = prox_x(x_dual + x_solve, lam/penalty)
+        for i in range(200):
+            x[b, i] = prox_x((x_dual[b, i] + x_solve[b, i]), lam / penalty[k])
+        # x_dual = dual_step*(x_solve - x) + x_dual
+        for i in range(200):
+            x_dual[b, i] = (dual_step[k]*(x_solve[b, i] - x[b, i]) + x_dual[b, i])
+
+
+def _solve_blas(A, inverse, penalty, dual_step, lam, y, x):
+    """All 20 layers for a batch: the products with shared weights are BLAS matrix
+    products over the batch (np.matmul, on all threads); the rest runs in compiled loops over
+    the samples, serially, so they do not fight BLAS's spinning threads for the cores."""
+    batch = y.shape[0]
+    dtype = x.dtype
+    x_dual = np.empty((batch, 200), dtype)  # the scaled dual variable u
+    x_solve = np.empty((batch, 200), dtype)  # the linear-solve iterate s = argmin f(s) + rho/2 ||s - z + u||^2
+    tmp0 = np.empty((batch, 200), dtype)  # penalty*(x - x_dual) + A.T @ y
+    _part0(x, x_dual)
+    for k in range(LAYERS):
+        # x_solve = inverse @ (penalty*(x - x_dual) + A.T @ y)
+        np.matmul(y, A, out=tmp0)
+        _part1(k, penalty, x, x_dual, tmp0)
+        np.matmul(tmp0, inverse[k].T, out=x_solve)
+        # x = prox_x(x_dual + x_solve, lam/penalty)
+        # x_dual = dual_step*(x_solve - x) + x_dual
+        _part2(k, penalty, dual_step, lam, x, x_dual, x_solve)
+
+
 def _arrays(inputs, batched):
     names = sorted(inputs)
     if names != sorted(INPUT_SHAPES):
@@ -111,7 +160,8 @@ def solve(params, **inputs):
     arrays, dtype = _arrays(inputs, batched=True)
     batch = arrays[next(iter(INPUT_SHAPES))].shape[0]
     outputs = {name: np.empty((batch,) + shape, dtype) for name, shape in OUTPUT_SHAPES.items()}
-    _solve_batch(*_params(params, dtype), *arrays.values(), *outputs.values())
+    run = _solve_blas if batch >= BLAS_MIN_BATCH else _solve_batch
+    run(*_params(params, dtype), *arrays.values(), *outputs.values())
     return outputs
 
 

@@ -18,6 +18,8 @@ INPUT_SHAPES = {"y": (250,)}
 OUTPUT_SHAPES = {"x": (500,)}
 ARRAY_PARAMS = ("A", "step", "correction_w0", "correction_b0", "correction_w1", "correction_b1", )
 SCALAR_PARAMS = ("lam", )
+# Batches from this size on take the BLAS path (_solve_blas); smaller ones run per sample.
+BLAS_MIN_BATCH = 16
 
 
 @njit(cache=True, fastmath=True)
@@ -70,6 +72,7 @@ def correction(x, grad_x, w0, b0, w1, b1, hidden0, hidden1, out):
         out[i] = out[i] + b1[i]
 
 
+
 @njit(cache=True)
 def unrolled(A, step, correction_w0, correction_b0, correction_w1, correction_b1, lam, y, x):
     """All 16 layers for one sample; x receive(s) the result."""
@@ -102,6 +105,55 @@ def _solve_batch(A, step, correction_w0, correction_b0, correction_w1, correctio
         unrolled(A, step, correction_w0, correction_b0, correction_w1, correction_b1, lam, y[b], x[b])
 
 
+@njit(cache=True, fastmath=True)
+def _part0(x):
+    for b in range(x.shape[0]):
+        x[b, :] = 0.0
+
+
+@njit(cache=True, fastmath=True)
+def _part1(y, tmp0):
+    for b in range(y.shape[0]):
+        # grad_x = A.T @ (A @ x - y)
+        for i in range(250):
+            tmp0[b, i] = tmp0[b, i] - y[b, i]
+
+
+@njit(cache=True, fastmath=True)
+def _part2(k, step, correction_w0, correction_b0, correction_w1, correction_b1, lam, x, grad_x, x_update, correction_h0, correction_h1, correction_out):
+    for b in range(x.shape[0]):
+        # x_update = prox_x(x - step*grad_x, lam*step)
+        for i in range(500):
+            x_update[b, i] = prox_x((x[b, i] - step[0]*grad_x[b, i]), lam*step[0])
+        # x = x_update + correction_k(x, grad_x)
+        correction(x[b], grad_x[b], correction_w0[k], correction_b0[k], correction_w1[k], correction_b1[k], correction_h0[b], correction_h1[b], correction_out[b])
+        for i in range(500):
+            x[b, i] = x_update[b, i] + correction_out[b, i]
+
+
+def _solve_blas(A, step, correction_w0, correction_b0, correction_w1, correction_b1, lam, y, x):
+    """All 16 layers for a batch: the products with shared weights are BLAS matrix
+    products over the batch (np.matmul, on all threads); the rest runs in compiled loops over
+    the samples, serially, so they do not fight BLAS's spinning threads for the cores."""
+    batch = y.shape[0]
+    dtype = x.dtype
+    grad_x = np.empty((batch, 500), dtype)  # gradient of the smooth part at the current point
+    x_update = np.empty((batch, 500), dtype)  # the classical update, before the correction
+    tmp0 = np.empty((batch, 250), dtype)  # A @ x - y
+    correction_h0 = np.empty((batch, 1000), dtype)  # correction: layer 0 activations
+    correction_h1 = np.empty((batch, 64), dtype)  # correction: layer 1 activations
+    correction_out = np.empty((batch, 500), dtype)  # correction: output
+    _part0(x)
+    for k in range(LAYERS):
+        # grad_x = A.T @ (A @ x - y)
+        np.matmul(x, A.T, out=tmp0)
+        _part1(y, tmp0)
+        np.matmul(tmp0, A, out=grad_x)
+        # x_update = prox_x(x - step*grad_x, lam*step)
+        # x = x_update + correction_k(x, grad_x)
+        _part2(k, step, correction_w0, correction_b0, correction_w1, correction_b1, lam, x, grad_x, x_update, correction_h0, correction_h1, correction_out)
+
+
 def _arrays(inputs, batched):
     names = sorted(inputs)
     if names != sorted(INPUT_SHAPES):
@@ -129,7 +181,8 @@ def solve(params, **inputs):
     arrays, dtype = _arrays(inputs, batched=True)
     batch = arrays[next(iter(INPUT_SHAPES))].shape[0]
     outputs = {name: np.empty((batch,) + shape, dtype) for name, shape in OUTPUT_SHAPES.items()}
-    _solve_batch(*_params(params, dtype), *arrays.values(), *outputs.values())
+    run = _solve_blas if batch >= BLAS_MIN_BATCH else _solve_batch
+    run(*_params(params, dtype), *arrays.values(), *outputs.values())
     return outputs
 
 

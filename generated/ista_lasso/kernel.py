@@ -18,6 +18,8 @@ INPUT_SHAPES = {"y": (50,)}
 OUTPUT_SHAPES = {"x": (100,)}
 ARRAY_PARAMS = ("A", "step", )
 SCALAR_PARAMS = ("lam", )
+# Batches from this size on take the BLAS path (_solve_blas); smaller ones run per sample.
+BLAS_MIN_BATCH = 16
 
 
 @njit(cache=True, fastmath=True)
@@ -55,6 +57,7 @@ def prox_x(v, threshold):
     return v
 
 
+
 @njit(cache=True)
 def unrolled(A, step, lam, y, x):
     """All 100 layers for one sample; x receive(s) the result."""
@@ -77,6 +80,46 @@ def unrolled(A, step, lam, y, x):
 def _solve_batch(A, step, lam, y, x):
     for b in prange(y.shape[0]):
         unrolled(A, step, lam, y[b], x[b])
+
+
+@njit(cache=True, fastmath=True)
+def _part0(x):
+    for b in range(x.shape[0]):
+        x[b, :] = 0.0
+
+
+@njit(cache=True, fastmath=True)
+def _part1(y, tmp0):
+    for b in range(y.shape[0]):
+        # grad_x = A.T @ (A @ x - y)
+        for i in range(50):
+            tmp0[b, i] = tmp0[b, i] - y[b, i]
+
+
+@njit(cache=True, fastmath=True)
+def _part2(step, lam, x, grad_x):
+    for b in range(x.shape[0]):
+        # x = prox_x(x - step*grad_x, lam*step)
+        for i in range(100):
+            x[b, i] = prox_x((x[b, i] - step[0]*grad_x[b, i]), lam*step[0])
+
+
+def _solve_blas(A, step, lam, y, x):
+    """All 100 layers for a batch: the products with shared weights are BLAS matrix
+    products over the batch (np.matmul, on all threads); the rest runs in compiled loops over
+    the samples, serially, so they do not fight BLAS's spinning threads for the cores."""
+    batch = y.shape[0]
+    dtype = x.dtype
+    grad_x = np.empty((batch, 100), dtype)  # gradient of the smooth part at the current point
+    tmp0 = np.empty((batch, 50), dtype)  # A @ x - y
+    _part0(x)
+    for k in range(LAYERS):
+        # grad_x = A.T @ (A @ x - y)
+        np.matmul(x, A.T, out=tmp0)
+        _part1(y, tmp0)
+        np.matmul(tmp0, A, out=grad_x)
+        # x = prox_x(x - step*grad_x, lam*step)
+        _part2(step, lam, x, grad_x)
 
 
 def _arrays(inputs, batched):
@@ -106,7 +149,8 @@ def solve(params, **inputs):
     arrays, dtype = _arrays(inputs, batched=True)
     batch = arrays[next(iter(INPUT_SHAPES))].shape[0]
     outputs = {name: np.empty((batch,) + shape, dtype) for name, shape in OUTPUT_SHAPES.items()}
-    _solve_batch(*_params(params, dtype), *arrays.values(), *outputs.values())
+    run = _solve_blas if batch >= BLAS_MIN_BATCH else _solve_batch
+    run(*_params(params, dtype), *arrays.values(), *outputs.values())
     return outputs
 
 

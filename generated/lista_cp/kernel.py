@@ -18,6 +18,8 @@ INPUT_SHAPES = {"y": (250,)}
 OUTPUT_SHAPES = {"x": (500,)}
 ARRAY_PARAMS = ("A", "W", "threshold", )
 SCALAR_PARAMS = ()
+# Batches from this size on take the BLAS path (_solve_blas); smaller ones run per sample.
+BLAS_MIN_BATCH = 16
 
 
 @njit(cache=True, fastmath=True)
@@ -46,6 +48,7 @@ def prox_x(v, threshold):
     return v
 
 
+
 @njit(cache=True)
 def unrolled(A, W, threshold, y, x):
     """All 16 layers for one sample; x receive(s) the result."""
@@ -67,6 +70,45 @@ def unrolled(A, W, threshold, y, x):
 def _solve_batch(A, W, threshold, y, x):
     for b in prange(y.shape[0]):
         unrolled(A, W, threshold, y[b], x[b])
+
+
+@njit(cache=True, fastmath=True)
+def _part0(x):
+    for b in range(x.shape[0]):
+        x[b, :] = 0.0
+
+
+@njit(cache=True, fastmath=True)
+def _part1(y, tmp1):
+    for b in range(y.shape[0]):
+        # x = prox_x(x - W @ (A @ x - y), threshold)
+        for i in range(250):
+            tmp1[b, i] = tmp1[b, i] - y[b, i]
+
+
+@njit(cache=True, fastmath=True)
+def _part2(k, threshold, x, tmp0):
+    for b in range(x.shape[0]):
+        # x = prox_x(x - W @ (A @ x - y), threshold)
+        for i in range(500):
+            x[b, i] = prox_x((x[b, i] - tmp0[b, i]), threshold[k])
+
+
+def _solve_blas(A, W, threshold, y, x):
+    """All 16 layers for a batch: the products with shared weights are BLAS matrix
+    products over the batch (np.matmul, on all threads); the rest runs in compiled loops over
+    the samples, serially, so they do not fight BLAS's spinning threads for the cores."""
+    batch = y.shape[0]
+    dtype = x.dtype
+    tmp0 = np.empty((batch, 500), dtype)  # W @ (A @ x - y)
+    tmp1 = np.empty((batch, 250), dtype)  # A @ x - y
+    _part0(x)
+    for k in range(LAYERS):
+        # x = prox_x(x - W @ (A @ x - y), threshold)
+        np.matmul(x, A.T, out=tmp1)
+        _part1(y, tmp1)
+        np.matmul(tmp1, W[k].T, out=tmp0)
+        _part2(k, threshold, x, tmp0)
 
 
 def _arrays(inputs, batched):
@@ -96,7 +138,8 @@ def solve(params, **inputs):
     arrays, dtype = _arrays(inputs, batched=True)
     batch = arrays[next(iter(INPUT_SHAPES))].shape[0]
     outputs = {name: np.empty((batch,) + shape, dtype) for name, shape in OUTPUT_SHAPES.items()}
-    _solve_batch(*_params(params, dtype), *arrays.values(), *outputs.values())
+    run = _solve_blas if batch >= BLAS_MIN_BATCH else _solve_batch
+    run(*_params(params, dtype), *arrays.values(), *outputs.values())
     return outputs
 
 

@@ -18,6 +18,8 @@ INPUT_SHAPES = {"y": (250,)}
 OUTPUT_SHAPES = {"x": (500,)}
 ARRAY_PARAMS = ("A", "W", "threshold", )
 SCALAR_PARAMS = ()
+# Batches from this size on take the BLAS path (_solve_blas); smaller ones run per sample.
+BLAS_MIN_BATCH = 16
 # Support selection: how many entries of largest magnitude skip the threshold, per layer.
 SUPPORT = (6, 12, 18, 24, 30, 36, 42, 48, 54, 60, 65, 65, 65, 65, 65, 65)
 
@@ -56,6 +58,7 @@ def soft_threshold_support(v, threshold, count, magnitudes):
             v[i] = soft_threshold(v[i], threshold)
 
 
+
 @njit(cache=True)
 def unrolled(A, W, threshold, y, x):
     """All 16 layers for one sample; x receive(s) the result."""
@@ -79,6 +82,47 @@ def unrolled(A, W, threshold, y, x):
 def _solve_batch(A, W, threshold, y, x):
     for b in prange(y.shape[0]):
         unrolled(A, W, threshold, y[b], x[b])
+
+
+@njit(cache=True, fastmath=True)
+def _part0(x):
+    for b in range(x.shape[0]):
+        x[b, :] = 0.0
+
+
+@njit(cache=True, fastmath=True)
+def _part1(y, tmp2):
+    for b in range(y.shape[0]):
+        # x = soft_threshold_support(x - W @ (A @ x - y), threshold, SUPPORT[k])
+        for i in range(250):
+            tmp2[b, i] = tmp2[b, i] - y[b, i]
+
+
+@njit(cache=True, fastmath=True)
+def _part2(k, threshold, x, tmp0, tmp1):
+    for b in range(x.shape[0]):
+        # x = soft_threshold_support(x - W @ (A @ x - y), threshold, SUPPORT[k])
+        for i in range(500):
+            x[b, i] = (x[b, i] - tmp1[b, i])
+        soft_threshold_support(x[b], threshold[k], SUPPORT[k], tmp0[b])
+
+
+def _solve_blas(A, W, threshold, y, x):
+    """All 16 layers for a batch: the products with shared weights are BLAS matrix
+    products over the batch (np.matmul, on all threads); the rest runs in compiled loops over
+    the samples, serially, so they do not fight BLAS's spinning threads for the cores."""
+    batch = y.shape[0]
+    dtype = x.dtype
+    tmp0 = np.empty((batch, 500), dtype)  # magnitudes, sorted for support selection
+    tmp1 = np.empty((batch, 500), dtype)  # W @ (A @ x - y)
+    tmp2 = np.empty((batch, 250), dtype)  # A @ x - y
+    _part0(x)
+    for k in range(LAYERS):
+        # x = soft_threshold_support(x - W @ (A @ x - y), threshold, SUPPORT[k])
+        np.matmul(x, A.T, out=tmp2)
+        _part1(y, tmp2)
+        np.matmul(tmp2, W[k].T, out=tmp1)
+        _part2(k, threshold, x, tmp0, tmp1)
 
 
 def _arrays(inputs, batched):
@@ -108,7 +152,8 @@ def solve(params, **inputs):
     arrays, dtype = _arrays(inputs, batched=True)
     batch = arrays[next(iter(INPUT_SHAPES))].shape[0]
     outputs = {name: np.empty((batch,) + shape, dtype) for name, shape in OUTPUT_SHAPES.items()}
-    _solve_batch(*_params(params, dtype), *arrays.values(), *outputs.values())
+    run = _solve_blas if batch >= BLAS_MIN_BATCH else _solve_batch
+    run(*_params(params, dtype), *arrays.values(), *outputs.values())
     return outputs
 
 

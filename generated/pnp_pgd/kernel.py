@@ -18,6 +18,8 @@ INPUT_SHAPES = {"y": (250,)}
 OUTPUT_SHAPES = {"x": (500,)}
 ARRAY_PARAMS = ("A", "step", "prox_net_w0", "prox_net_b0", "prox_net_w1", "prox_net_b1", )
 SCALAR_PARAMS = ("lam", )
+# Batches from this size on take the BLAS path (_solve_blas); smaller ones run per sample.
+BLAS_MIN_BATCH = 16
 
 
 @njit(cache=True, fastmath=True)
@@ -69,6 +71,7 @@ def prox_net(x_arg, w0, b0, w1, b1, hidden0, hidden1, out):
         out[i] = out[i] + b1[i]
 
 
+
 @njit(cache=True)
 def unrolled(A, step, prox_net_w0, prox_net_b0, prox_net_w1, prox_net_b1, lam, y, x):
     """All 16 layers for one sample; x receive(s) the result."""
@@ -104,6 +107,59 @@ def _solve_batch(A, step, prox_net_w0, prox_net_b0, prox_net_w1, prox_net_b1, la
         unrolled(A, step, prox_net_w0, prox_net_b0, prox_net_w1, prox_net_b1, lam, y[b], x[b])
 
 
+@njit(cache=True, fastmath=True)
+def _part0(x):
+    for b in range(x.shape[0]):
+        x[b, :] = 0.0
+
+
+@njit(cache=True, fastmath=True)
+def _part1(y, tmp0):
+    for b in range(y.shape[0]):
+        # grad_x = A.T @ (A @ x - y)
+        for i in range(250):
+            tmp0[b, i] = tmp0[b, i] - y[b, i]
+
+
+@njit(cache=True, fastmath=True)
+def _part2(k, step, prox_net_w0, prox_net_b0, prox_net_w1, prox_net_b1, lam, x, grad_x, x_arg, prox_net_h0, prox_net_h1, prox_net_out):
+    for b in range(x.shape[0]):
+        # x_arg = x - step*grad_x
+        for i in range(500):
+            x_arg[b, i] = (x[b, i] - step[k]*grad_x[b, i])
+        # x = prox_x(x_arg, lam*step)
+        for i in range(500):
+            x[b, i] = prox_x(x_arg[b, i], lam*step[k])
+        # x = x + prox_net_k(x_arg)
+        prox_net(x_arg[b], prox_net_w0[0], prox_net_b0[0], prox_net_w1[0], prox_net_b1[0], prox_net_h0[b], prox_net_h1[b], prox_net_out[b])
+        for i in range(500):
+            x[b, i] = x[b, i] + prox_net_out[b, i]
+
+
+def _solve_blas(A, step, prox_net_w0, prox_net_b0, prox_net_w1, prox_net_b1, lam, y, x):
+    """All 16 layers for a batch: the products with shared weights are BLAS matrix
+    products over the batch (np.matmul, on all threads); the rest runs in compiled loops over
+    the samples, serially, so they do not fight BLAS's spinning threads for the cores."""
+    batch = y.shape[0]
+    dtype = x.dtype
+    grad_x = np.empty((batch, 500), dtype)  # gradient of the smooth part at the current point
+    x_arg = np.empty((batch, 500), dtype)  # the argument of the learned prox
+    tmp0 = np.empty((batch, 250), dtype)  # A @ x - y
+    prox_net_h0 = np.empty((batch, 500), dtype)  # prox_net: layer 0 activations
+    prox_net_h1 = np.empty((batch, 128), dtype)  # prox_net: layer 1 activations
+    prox_net_out = np.empty((batch, 500), dtype)  # prox_net: output
+    _part0(x)
+    for k in range(LAYERS):
+        # grad_x = A.T @ (A @ x - y)
+        np.matmul(x, A.T, out=tmp0)
+        _part1(y, tmp0)
+        np.matmul(tmp0, A, out=grad_x)
+        # x_arg = x - step*grad_x
+        # x = prox_x(x_arg, lam*step)
+        # x = x + prox_net_k(x_arg)
+        _part2(k, step, prox_net_w0, prox_net_b0, prox_net_w1, prox_net_b1, lam, x, grad_x, x_arg, prox_net_h0, prox_net_h1, prox_net_out)
+
+
 def _arrays(inputs, batched):
     names = sorted(inputs)
     if names != sorted(INPUT_SHAPES):
@@ -131,7 +187,8 @@ def solve(params, **inputs):
     arrays, dtype = _arrays(inputs, batched=True)
     batch = arrays[next(iter(INPUT_SHAPES))].shape[0]
     outputs = {name: np.empty((batch,) + shape, dtype) for name, shape in OUTPUT_SHAPES.items()}
-    _solve_batch(*_params(params, dtype), *arrays.values(), *outputs.values())
+    run = _solve_blas if batch >= BLAS_MIN_BATCH else _solve_batch
+    run(*_params(params, dtype), *arrays.values(), *outputs.values())
     return outputs
 
 

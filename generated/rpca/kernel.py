@@ -109,6 +109,7 @@ def prox_S(v, threshold):
     return v
 
 
+
 @njit(cache=True)
 def unrolled(step_L, threshold_L, step_S, threshold_S, Y, L, S):
     """All 10 layers for one sample; L, S receive(s) the result."""
@@ -170,7 +171,8 @@ def solve(params, **inputs):
     arrays, dtype = _arrays(inputs, batched=True)
     batch = arrays[next(iter(INPUT_SHAPES))].shape[0]
     outputs = {name: np.empty((batch,) + shape, dtype) for name, shape in OUTPUT_SHAPES.items()}
-    _solve_batch(*_params(params, dtype), *arrays.values(), *outputs.values())
+    run = _solve_batch
+    run(*_params(params, dtype), *arrays.values(), *outputs.values())
     return outputs
 
 

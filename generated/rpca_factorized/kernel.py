@@ -153,6 +153,7 @@ def prox_S(v, threshold):
     return v
 
 
+
 @njit(cache=True)
 def unrolled(zeta0, zeta, eta, Y, U, V, S):
     """All 10 layers for one sample; U, V, S receive(s) the result."""
@@ -251,7 +252,8 @@ def solve(params, **inputs):
     arrays, dtype = _arrays(inputs, batched=True)
     batch = arrays[next(iter(INPUT_SHAPES))].shape[0]
     outputs = {name: np.empty((batch,) + shape, dtype) for name, shape in OUTPUT_SHAPES.items()}
-    _solve_batch(*_params(params, dtype), *arrays.values(), *outputs.values())
+    run = _solve_batch
+    run(*_params(params, dtype), *arrays.values(), *outputs.values())
     return outputs
 
 

@@ -10,7 +10,14 @@ from unfoldgen.backends.common import (
     shape_literal,
     used_operators,
 )
-from unfoldgen.backends.numba_lowering import Buffer, NumbaLowering, NumbaScalarPrinter, products_used
+from unfoldgen.backends.numba_batched import BatchedLowering, StepCode
+from unfoldgen.backends.numba_lowering import (
+    Buffer,
+    NumbaLowering,
+    NumbaScalarPrinter,
+    products_used,
+    statement_lines,
+)
 from unfoldgen.backends.numba_networks import network_function
 from unfoldgen.backends.render import render
 from unfoldgen.ir.program import Program
@@ -41,24 +48,28 @@ def _networks(program: Program) -> list[dict[str, object]]:
     return functions
 
 
+# Smallest batch for which the BLAS path beats per-sample kernels (make bench measures both).
+BLAS_MIN_BATCH = 16
+
+
 def emit_numba_kernel(program: Program) -> str:
     lowering = NumbaLowering(program)
     outputs = [s for s in program.states if s.name in program.outputs]
     internal_states = [s for s in program.states if s.name not in program.outputs]
-    init = []
-    for state in program.states:
-        init += lowering.initial(state.name, state.init)
-    init_steps = [{"comment": step.comment, "statements": lowering.step(step)} for step in program.init_steps]
-    steps = [{"comment": step.comment, "statements": lowering.step(step)} for step in program.steps]
+    init = [StepCode("", lowering.initial(state.name, state.init)) for state in program.states]
+    init_steps = [StepCode(step.comment, lowering.step(step)) for step in program.init_steps]
+    steps = [StepCode(step.comment, lowering.step(step)) for step in program.steps]
     buffers = [Buffer(s.name, s.shape, s.description) for s in (*internal_states, *program.temporaries)]
     buffers += lowering.buffers
     arrays, scalars = kernel_param_names(program)
     inputs = list(program.inputs)
-    signature = ", ".join(arrays + scalars + inputs + [o.name for o in outputs])
+    signature = arrays + scalars + inputs + [o.name for o in outputs]
     batch_call = ", ".join(arrays + scalars + [f"{n}[b]" for n in inputs] + [f"{o.name}[b]" for o in outputs])
+    sample_names = inputs + [o.name for o in outputs] + [b.name for b in buffers]
+    batched = BatchedLowering(sample_names, signature + [b.name for b in buffers]).lower([*init, *init_steps], steps)
     networks = _networks(program)
-    lines = [s.value for group in (init_steps, steps) for step in group for s in step["statements"]]
-    lines += [s.value for s in init]
+    lines = [line for group in (init, init_steps, steps) for step in group
+             for s in step.statements for line in statement_lines(s)]
     lines += [line for network in networks for line in network["lines"]]  # type: ignore[attr-defined]
     return render(
         "kernel.py.j2",
@@ -67,10 +78,17 @@ def emit_numba_kernel(program: Program) -> str:
         method_title=METHOD_TITLES[program.method],
         inputs=[{"name": n, "shape": shape_literal(s)} for n, s in program.inputs.items()],
         outputs=[{"name": o.name, "shape": shape_literal(o.shape)} for o in outputs],
-        array_params=arrays, scalar_params=scalars, signature=signature, batch_call=batch_call,
-        buffers=[{"name": b.name, "shape": shape_literal(b.shape), "comment": b.comment} for b in buffers],
-        init=init, init_steps=init_steps, steps=steps, used=used_operators(program), support=program.support,
+        array_params=arrays, scalar_params=scalars, signature=", ".join(signature), batch_call=batch_call,
+        buffers=[{"name": b.name, "shape": shape_literal(b.shape), "batched_shape": f"(batch, {', '.join(map(str, b.shape))})",
+                  "comment": b.comment} for b in buffers],
+        setup=[_code(step) for step in (*init, *init_steps)], steps=[_code(step) for step in steps],
+        batched=batched, blas_min_batch=BLAS_MIN_BATCH,
+        used=used_operators(program), support=program.support,
         networks=networks,
         proxes=[{"name": p.function_name, "args": argument_names(p), "definition": prox_definition(p),
                  "elementwise": p.elementwise, "lines": _prox_lines(p)} for p in program.proxes],
     )
+
+
+def _code(step: StepCode) -> dict[str, object]:
+    return {"comment": step.comment, "lines": [line for s in step.statements for line in statement_lines(s)]}

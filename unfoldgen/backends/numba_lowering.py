@@ -249,3 +249,16 @@ class NumbaLowering:
         out: list[Statement] = []
         self.assign(name, expr, out)
         return out
+
+
+def statement_lines(statement: Statement) -> list[str]:
+    """The source lines of one statement, for one sample."""
+    if statement.kind in ("copy", "fill"):
+        return [f"{statement.target}[:] = {statement.value}"]
+    if statement.kind == "call":
+        return [statement.value]
+    lines = [f"{'    ' * depth}for {index} in range({size}):"
+             for depth, (index, size) in enumerate(zip(statement.indices, statement.shape, strict=True))]
+    subscript = ", ".join(statement.indices)
+    lines.append(f"{'    ' * len(statement.shape)}{statement.target}[{subscript}] = {statement.value}")
+    return lines

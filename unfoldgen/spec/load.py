@@ -59,6 +59,8 @@ RESERVED_NAMES = {
     "norm1", "norm2", "nuclear", "nonneg", "box", "ball2", "simplex", "sum_squares",
     "elastic_net", "quad_form", "dot", "trace", "all_layers", "dtype", "device", "out",
     "depth", "history", "on_layer", "reference", "generator", "lipschitz",
+    # loop indices of the Numba kernel (sample, element)
+    "b", "i", "j",
     # custom-algorithm functions
     "inv", "soft_threshold", "project_nonneg", "project_box", "singular_value_threshold", "block_shrink",
     "svd_left", "svd_right",
