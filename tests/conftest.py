@@ -35,6 +35,10 @@ class Built:
             self._kernel = load_module(self.directory / "kernel.py")
         return self._kernel
 
+    @property
+    def numpy_loop(self) -> ModuleType:
+        return load_module(self.directory / "numpy_loop.py")
+
 
 def write_spec(tmp: Path, data: dict[str, Any]) -> Path:
     path = tmp / f"{data['name']}.yaml"

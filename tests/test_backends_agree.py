@@ -1,7 +1,7 @@
 """Test 4: the PyTorch module and the Numba kernel agree on the same parameters, for every
 bundled spec (1e-8 relative in float64, 1e-4 in float32), also after perturbing every
 trainable parameter, and the single-sample path and the BLAS path (batches over
-``BLAS_MIN_BATCH``) agree with the per-sample batched one."""
+``BLAS_MIN_BATCH``) agree with the per-sample batched one; so does the plain NumPy loop."""
 
 from __future__ import annotations
 
@@ -36,6 +36,7 @@ def assert_backends_agree(built, rng, batch: int = 5) -> None:
     got32 = built.kernel.solve(params, **{k: v.astype(np.float32) for k, v in inputs.items()})
     one = built.kernel.solve_one(params, **{k: v[2] for k, v in inputs.items()})
     blas = solve_through_blas(built.kernel, params, inputs)
+    plain = built.numpy_loop.solve(params, **inputs)
     for name, value in expected.items():
         reference = value.numpy()
         assert relative(got64[name], reference) < 1e-8
@@ -43,6 +44,7 @@ def assert_backends_agree(built, rng, batch: int = 5) -> None:
         assert relative(got32[name], reference) < 1e-4
         assert relative(one[name], reference[2]) < 1e-8
         assert relative(blas[name], reference) < 1e-8
+        assert relative(plain[name], reference) < 1e-8
 
 
 def solve_through_blas(kernel, params, inputs):

@@ -18,6 +18,7 @@ from types import ModuleType
 
 from unfoldgen.backends.derivation import emit_derivation
 from unfoldgen.backends.numba_kernel import emit_numba_kernel
+from unfoldgen.backends.numpy_loop import emit_numpy_loop
 from unfoldgen.backends.render import render
 from unfoldgen.backends.torch_module import emit_torch_module
 from unfoldgen.ir import Program, lower
@@ -37,6 +38,7 @@ def compile_program(program: Program) -> dict[str, str]:
         "__init__.py": render("__init__.py.j2", name=program.name, spec_hash=program.spec_hash),
         "model.py": emit_torch_module(program),
         "kernel.py": emit_numba_kernel(program),
+        "numpy_loop.py": emit_numpy_loop(program),
         "DERIVATION.md": emit_derivation(program),
     }
 

@@ -61,8 +61,20 @@ class TorchPrinter(ScalarPrinter):
             return f"{stored}[{self.k}]" if derived.per_layer else stored
         return name
 
+    namespace = "torch"
+
     def where(self, condition: str, then: str, otherwise: str) -> str:
-        return f"torch.where({condition}, {then}, {otherwise})"
+        return f"{self.namespace}.where({condition}, {then}, {otherwise})"
+
+    def transpose(self, code: Code) -> str:
+        return f"{code.operand()}.mT"
+
+    def identity(self, size: int) -> str:
+        return f"torch.eye({size}, dtype=dtype, device=device)"
+
+    def column_product(self, left: Code, vector: Code) -> str:
+        """Per sample ``left @ vector`` for a batch of matrices and a batch of vectors."""
+        return f"({left.operand()} @ {vector.operand()}.unsqueeze(-1)).squeeze(-1)"
 
     def print(self, expr: sp.Basic) -> str:
         if isinstance(expr, sp.MatrixExpr):
@@ -76,12 +88,12 @@ class TorchPrinter(ScalarPrinter):
             return Code(self.name_of(expr), self.program.role(expr.name) in BATCHED_ROLES, True)
         if isinstance(expr, sp.Transpose):
             inner = self.matrix(expr.arg)
-            return Code(f"{inner.operand()}.mT", inner.batched, True)
+            return Code(self.transpose(inner), inner.batched, True)
         if isinstance(expr, sp.Identity):
-            return Code(f"torch.eye({self.program.size(expr.shape[0])}, dtype=dtype, device=device)", False, True)
+            return Code(self.identity(self.program.size(expr.shape[0])), False, True)
         if isinstance(expr, sp.Inverse):
             inner = self.matrix(expr.arg)
-            return Code(f"torch.linalg.inv({inner.text})", inner.batched, True)
+            return Code(f"{self.namespace}.linalg.inv({inner.text})", inner.batched, True)
         if isinstance(expr, AnalyticWeight):
             return Code(f"analytic_weight({self.matrix(expr.matrix).text})", False, True)
         if isinstance(expr, LowRankFactor):
@@ -136,9 +148,9 @@ class TorchPrinter(ScalarPrinter):
                 if isinstance(factor, sp.Transpose):
                     text = f"{code.operand()} @ {self.matrix(factor.arg).operand()}"
                 else:
-                    text = f"{code.operand()} @ {left.operand()}.mT"
+                    text = f"{code.operand()} @ {self.transpose(left)}"
             elif code.batched and is_vector and left.batched:
-                text = f"({left.operand()} @ {code.operand()}.unsqueeze(-1)).squeeze(-1)"
+                text = self.column_product(left, code)
             else:
                 text = f"{left.operand()} @ {code.operand()}"
             code = Code(text, code.batched or left.batched, False)

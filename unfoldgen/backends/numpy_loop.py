@@ -1,0 +1,154 @@
+"""Emit ``numpy_loop.py``: the unrolled network as a plain NumPy loop over the layers.
+
+It is what an engineer would write by hand without a compiler: whole-batch NumPy expressions,
+one line per step, reading the same ``params`` dict as the Numba kernel. ``unfoldgen bench``
+times it as the baseline, and the test suite holds it to the PyTorch module, so it is also a
+third, independent rendering of the IR.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import ClassVar
+
+import sympy as sp
+
+from unfoldgen.backends.common import (
+    METHOD_TITLES,
+    argument_names,
+    kernel_param_names,
+    prox_definition,
+    shape_literal,
+    used_operators,
+)
+from unfoldgen.backends.render import render
+from unfoldgen.backends.torch_printer import Code, TorchPrinter
+from unfoldgen.ir.program import ApplyNetwork, Assign, Network, Program, Step
+from unfoldgen.symbolic.prox import ProxOperator
+from unfoldgen.symbolic.prox.separable import V
+
+NUMPY_ACTIVATIONS = {"relu": "np.maximum({}, 0.0)", "tanh": "np.tanh({})", "softplus": "np.logaddexp(0.0, {})"}
+
+
+class NumpyPrinter(TorchPrinter):
+    """Batched NumPy code; parameters are read from the kernel's arrays (``[k]`` per layer,
+    ``[0]`` when tied), like the Numba kernel does."""
+
+    namespace = "np"
+    functions: ClassVar[dict[type, str]] = {sp.Abs: "np.abs", sp.sqrt: "np.sqrt", sp.exp: "np.exp", sp.log: "np.log",
+                                            sp.Max: "np.maximum", sp.Min: "np.minimum", sp.sign: "np.sign"}
+
+    def name_of(self, symbol: sp.Symbol) -> str:
+        if symbol == V:
+            return "v"
+        name = symbol.name
+        role = self.program.role(name)
+        if role == "parameter":
+            return f"{name}[{self.k}]" if self.program.parameter(name).per_layer else f"{name}[0]"
+        if role == "derived" and self.program.derived_value(name).per_layer:
+            return f"{name}[{self.k}]"
+        return name
+
+    def transpose(self, code: Code) -> str:
+        return f"{code.operand()}.swapaxes(-1, -2)" if code.batched else f"{code.operand()}.T"
+
+    def identity(self, size: int) -> str:
+        return f"np.eye({size}, dtype=dtype)"
+
+    def column_product(self, left: Code, vector: Code) -> str:
+        return f"({left.operand()} @ {vector.operand()}[..., None])[..., 0]"
+
+
+class _LocalNames(NumpyPrinter):
+    """Inside a prox function every symbol is one of its arguments."""
+
+    def name_of(self, symbol: sp.Symbol) -> str:
+        return "v" if symbol == V else symbol.name
+
+
+def _prox_lines(program: Program, prox: ProxOperator) -> list[str]:
+    printer = _LocalNames(program)
+    per_sample_axes = "(-1,)" if len(program.tensor_shape(prox.variable)) == 1 else "(-2, -1)"
+    lines = []
+    for stage in prox.stages:
+        if stage.operator == "piecewise":
+            assert stage.formula is not None
+            lines.append(f"v = {printer.print(stage.formula)}")
+            continue
+        args = [printer.print(a) for a in stage.args]
+        if stage.operator in ("block_shrink", "project_ball2"):
+            args.append(per_sample_axes)
+        lines.append(f"v = {stage.operator}({', '.join(['v', *args])})")
+    return lines
+
+
+def _step_code(printer: NumpyPrinter, step: Step) -> str:
+    if isinstance(step, Assign):
+        return f"{step.target.name} = {printer.print(step.expr)}"
+    if isinstance(step, ApplyNetwork):
+        weights = [printer.name_of(sp.Symbol(n)) for n in step.network.parameter_names()]
+        inputs = ", ".join([*(i.name for i in step.inputs), *weights])
+        return f"{step.target.name} = {step.base.name} + {step.network.name}({inputs})"
+    args = [printer.print(step.argument)] + [printer.print(v) for v in step.values]
+    if step.support is not None:
+        return f"{step.target.name} = soft_threshold_support({', '.join(args)}, SUPPORT[k])"
+    return f"{step.target.name} = {step.prox.function_name}({', '.join(args)})"
+
+
+def _network(program: Program, network: Network) -> dict[str, object]:
+    """A function running one network on a batch, its weights passed for the current layer."""
+    inputs = [i.name for i in program.network_inputs(network)]
+    weights = [f"w{i // 2}" if i % 2 == 0 else f"b{i // 2}" for i in range(2 * network.depth)]
+    activation = NUMPY_ACTIVATIONS[network.activation]
+    lines = []
+    if network.kind == "mlp":
+        lines.append(f"hidden = np.concatenate([{', '.join(f'{i}.reshape({i}.shape[0], -1)' for i in inputs)}], axis=1)")
+        for i in range(network.depth):
+            value = f"hidden @ w{i}.T + b{i}"
+            lines.append(f"hidden = {activation.format(value) if i < network.depth - 1 else value}")
+        lines.append(f"return hidden.reshape(-1, {', '.join(map(str, network.output_shape))})")
+    else:
+        lines.append(f"hidden = {inputs[0]}[:, None]")
+        for i in range(network.depth):
+            value = f"conv3x3(hidden, w{i}, b{i})"
+            lines.append(f"hidden = {activation.format(value) if i < network.depth - 1 else value}")
+        lines.append("return hidden[:, 0]")
+    return {"name": network.name, "arguments": [*inputs, *weights], "lines": lines,
+            "doc": f"{network.description} ({network.kind}, {' -> '.join(map(str, network.sizes))}, {network.activation})."}
+
+
+def _state_init(printer: NumpyPrinter, program: Program, batch_input: str) -> list[dict[str, str]]:
+    states = []
+    for state in program.states:
+        shape = f"({batch_input}.shape[0], {', '.join(map(str, state.shape))})"
+        if state.init is None:
+            code = f"np.zeros({shape}, dtype)"
+        else:
+            code = printer.print(state.init)
+            if not printer.matrix(state.init).batched:
+                code = f"np.broadcast_to({code}, {shape}).copy()"
+        states.append({"name": state.name, "code": code})
+    return states
+
+
+def emit_numpy_loop(program: Program) -> str:
+    printer = NumpyPrinter(program)
+    arrays, scalars = kernel_param_names(program)
+    batch_input = next(iter(program.inputs))
+    states = _state_init(printer, program, batch_input)
+    init_steps = [{"comment": s.comment, "code": _step_code(printer, s)} for s in program.init_steps]
+    steps = [{"comment": s.comment, "code": _step_code(printer, s)} for s in program.steps]
+    code = [s["code"] for s in (*states, *init_steps, *steps)]
+    used = {name for line in code for name in re.findall(r"\b[A-Za-z_]\w*\b", line)}
+    return render(
+        "numpy_loop.py.j2",
+        name=program.name, spec_hash=program.spec_hash, layers=program.layers,
+        method_title=METHOD_TITLES[program.method],
+        inputs=[{"name": n, "shape": shape_literal(s)} for n, s in program.inputs.items()],
+        array_params=[a for a in arrays if a in used], scalar_params=[a for a in scalars if a in used],
+        support=program.support, states=states, init_steps=init_steps, steps=steps,
+        outputs=list(program.outputs), used=used_operators(program),
+        proxes=[{"name": p.function_name, "args": argument_names(p), "definition": prox_definition(p),
+                 "lines": _prox_lines(program, p)} for p in program.proxes],
+        networks=[_network(program, n) for n in program.networks],
+    )
