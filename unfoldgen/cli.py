@@ -1,4 +1,4 @@
-"""The ``unfoldgen`` command line: build, show, check, train, eval, export.
+"""The ``unfoldgen`` command line: build, show, check, train, eval, export, bench.
 
 A problem in the spec prints one located message and exits with code 2; nothing is written.
 """
@@ -220,6 +220,33 @@ def evaluate(spec: Path, weights: Path, as_json: bool, plot: Path | None, sample
     if plot is not None:
         plot_report(report, plot)
     click.echo(json.dumps(report.as_json()) if as_json else report.table())
+
+
+@main.command()
+@SPEC_ARGUMENT
+@click.option("--weights", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="weights.pt written by unfoldgen train (default: the untrained network; same cost).")
+@click.option("--batch", "batches", default="1,256", show_default=True,
+              help="Comma-separated batch sizes; 1 is the single-sample path.")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="Threads for every backend (default: all cores).")
+@click.option("--dtype", type=click.Choice(["float32", "float64"]), default="float32", show_default=True)
+@click.option("--backends", default="numba,torch_eager,torch_compile,numpy", show_default=True,
+              help="Which backends to time.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of the table.")
+@_reports_spec_errors
+def bench(spec: Path, weights: Path | None, batches: str, threads: int | None, dtype: str, backends: str,
+          as_json: bool) -> None:
+    """Time SPEC's Numba kernel against PyTorch (eager, compiled) and a plain NumPy loop."""
+    import json
+
+    from unfoldgen.benchmark.run import BenchOptions, parse_backends, parse_batches, summary
+    from unfoldgen.benchmark.run import bench as run_bench
+
+    options = BenchOptions(batches=parse_batches(batches), dtype=dtype, backends=parse_backends(backends),
+                           weights=weights, **({"threads": threads} if threads else {}))
+    report = run_bench(spec, options)
+    click.echo(json.dumps(report, indent=2) if as_json else summary(report))
 
 
 if __name__ == "__main__":

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from unfoldgen.backends.common import (
     METHOD_TITLES,
     argument_names,
@@ -52,23 +54,37 @@ def _networks(program: Program) -> list[dict[str, object]]:
 BLAS_MIN_BATCH = 16
 
 
-def emit_numba_kernel(program: Program) -> str:
+@dataclass(frozen=True)
+class LoweredKernel:
+    """One sample's statements (before and inside the layer loop) and the buffers they use."""
+
+    setup: list[StepCode]
+    steps: list[StepCode]
+    buffers: list[Buffer]
+
+
+def lower_kernel(program: Program) -> LoweredKernel:
     lowering = NumbaLowering(program)
-    outputs = [s for s in program.states if s.name in program.outputs]
-    internal_states = [s for s in program.states if s.name not in program.outputs]
     init = [StepCode("", lowering.initial(state.name, state.init)) for state in program.states]
     init_steps = [StepCode(step.comment, lowering.step(step)) for step in program.init_steps]
     steps = [StepCode(step.comment, lowering.step(step)) for step in program.steps]
-    buffers = [Buffer(s.name, s.shape, s.description) for s in (*internal_states, *program.temporaries)]
-    buffers += lowering.buffers
+    buffers = [Buffer(s.name, s.shape, s.description) for s in program.states if s.name not in program.outputs]
+    buffers += [Buffer(s.name, s.shape, s.description) for s in program.temporaries]
+    return LoweredKernel([*init, *init_steps], steps, buffers + lowering.buffers)
+
+
+def emit_numba_kernel(program: Program) -> str:
+    lowered = lower_kernel(program)
+    outputs = [s for s in program.states if s.name in program.outputs]
+    buffers = lowered.buffers
     arrays, scalars = kernel_param_names(program)
     inputs = list(program.inputs)
     signature = arrays + scalars + inputs + [o.name for o in outputs]
     batch_call = ", ".join(arrays + scalars + [f"{n}[b]" for n in inputs] + [f"{o.name}[b]" for o in outputs])
     sample_names = inputs + [o.name for o in outputs] + [b.name for b in buffers]
-    batched = BatchedLowering(sample_names, signature + [b.name for b in buffers]).lower([*init, *init_steps], steps)
+    batched = BatchedLowering(sample_names, signature + [b.name for b in buffers]).lower(lowered.setup, lowered.steps)
     networks = _networks(program)
-    lines = [line for group in (init, init_steps, steps) for step in group
+    lines = [line for group in (lowered.setup, lowered.steps) for step in group
              for s in step.statements for line in statement_lines(s)]
     lines += [line for network in networks for line in network["lines"]]  # type: ignore[attr-defined]
     return render(
@@ -81,7 +97,7 @@ def emit_numba_kernel(program: Program) -> str:
         array_params=arrays, scalar_params=scalars, signature=", ".join(signature), batch_call=batch_call,
         buffers=[{"name": b.name, "shape": shape_literal(b.shape), "batched_shape": f"(batch, {', '.join(map(str, b.shape))})",
                   "comment": b.comment} for b in buffers],
-        setup=[_code(step) for step in (*init, *init_steps)], steps=[_code(step) for step in steps],
+        setup=[_code(step) for step in lowered.setup], steps=[_code(step) for step in lowered.steps],
         batched=batched, blas_min_batch=BLAS_MIN_BATCH,
         used=used_operators(program), support=program.support,
         networks=networks,

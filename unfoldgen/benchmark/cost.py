@@ -1,0 +1,113 @@
+"""What one sample costs, read off the IR: floating-point operations and bytes.
+
+FLOPs count what the math needs, the way BLAS and LAPACK are usually credited: ``2 m k n`` for
+an ``(m x k) @ (k x n)`` product (right-associated, as both backends compute chains), one per
+entry for an addition or a scaling, a few per entry for an elementwise prox, and the usual
+dense estimates for factorisations (thin SVD ``6 m n^2 + 20 n^3`` with ``m >= n``, inversion
+``2 n^3``). Values computed once for all samples (derived tensors) are not counted.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import sympy as sp
+
+from unfoldgen.backends.numba_kernel import lower_kernel
+from unfoldgen.ir.program import ApplyNetwork, ApplyProx, Assign, Network, Program, Step
+from unfoldgen.symbolic.nodes import LowRankFactor
+
+# FLOPs per entry of an elementwise catalog operator (compare, subtract, select, ...).
+ENTRY_FLOPS = {"soft_threshold": 3, "ridge_shrink": 1, "elastic_net": 4, "block_shrink": 3,
+               "project_nonneg": 1, "project_box": 2, "project_ball2": 3}
+
+
+@dataclass(frozen=True)
+class SampleCost:
+    flops: int  # per sample, all layers
+    parameter_bytes: int  # what the kernel reads, in the given dtype
+    working_bytes: int  # inputs, outputs and buffers of one sample
+
+
+def sample_cost(program: Program, params: dict[str, object], itemsize: int) -> SampleCost:
+    flops = sum(step_flops(program, s) for s in program.init_steps)
+    flops += program.layers * sum(step_flops(program, s) for s in program.steps)
+    parameter_bytes = sum(math.prod(getattr(v, "shape", ())) * itemsize for v in params.values())
+    outputs = [s.shape for s in program.states if s.name in program.outputs]
+    buffers = [b.shape for b in lower_kernel(program).buffers]
+    shapes = [*program.inputs.values(), *outputs, *buffers]
+    return SampleCost(int(flops), int(parameter_bytes), sum(math.prod(s) for s in shapes) * itemsize)
+
+
+def svd_flops(rows: int, cols: int) -> int:
+    """Thin SVD (R-SVD, Golub and Van Loan): 6 m n^2 + 20 n^3 with m >= n."""
+    m, n = max(rows, cols), min(rows, cols)
+    return 6 * m * n * n + 20 * n**3
+
+
+def step_flops(program: Program, step: Step) -> int:
+    if isinstance(step, Assign):
+        return expr_flops(program, step.expr)
+    if isinstance(step, ApplyNetwork):
+        return network_flops(step.network) + math.prod(step.network.output_shape)
+    return prox_flops(program, step)
+
+
+def prox_flops(program: Program, step: ApplyProx) -> int:
+    shape = program.shape_of(step.argument)
+    entries = math.prod(shape)
+    flops = expr_flops(program, step.argument)
+    if step.support is not None:
+        flops += int(entries * math.log2(max(entries, 2)))  # sorting the magnitudes
+    for stage in step.prox.stages:
+        if stage.operator == "piecewise":
+            assert stage.formula is not None
+            flops += entries * max(int(sp.count_ops(stage.formula)), 1)
+        elif stage.operator == "singular_value_threshold":
+            rows, cols = shape
+            flops += svd_flops(rows, cols) + 2 * entries * min(rows, cols)  # factor, then U S V^T
+        elif stage.operator == "project_simplex":
+            flops += entries * (4 + int(math.log2(max(entries, 2))))  # sort, prefix sums, shift
+        else:
+            flops += entries * ENTRY_FLOPS[stage.operator]
+    return flops
+
+
+def network_flops(network: Network) -> int:
+    """Dense layers: 2 in out + out; 3x3 convolutions: 2 * 9 c_in c_out per pixel, + bias."""
+    flops = 0
+    pixels = math.prod(network.output_shape) if network.kind == "cnn" else 1
+    for fan_in, fan_out in zip(network.sizes, network.sizes[1:], strict=False):
+        weight = 9 * fan_in * fan_out if network.kind == "cnn" else fan_in * fan_out
+        flops += (2 * weight + 2 * fan_out) * pixels  # multiply-adds, bias, activation
+    return flops
+
+
+def expr_flops(program: Program, expr: sp.Basic) -> int:
+    if not isinstance(expr, sp.MatrixExpr) or isinstance(expr, (sp.MatrixSymbol, sp.Identity)):
+        return 0
+    entries = math.prod(program.shape_of(expr))
+    children = sum(expr_flops(program, a) for a in expr.args)
+    if isinstance(expr, sp.MatAdd):
+        return children + (len(expr.args) - 1) * entries
+    if isinstance(expr, sp.MatMul):
+        factors = [a for a in expr.args if isinstance(a, sp.MatrixExpr)]
+        scaled = any(not isinstance(a, sp.MatrixExpr) and abs(a) != 1 for a in expr.args)
+        return children + chain_flops(program, factors) + (entries if scaled else 0)
+    if isinstance(expr, sp.Inverse):
+        return children + 2 * program.size(expr.shape[0]) ** 3
+    if isinstance(expr, LowRankFactor):
+        rows, cols = program.shape_of(expr.matrix)
+        return expr_flops(program, expr.matrix) + svd_flops(rows, cols)
+    return children  # transposes
+
+
+def chain_flops(program: Program, factors: list[sp.MatrixExpr]) -> int:
+    """``F1 @ ... @ Fn`` evaluated right to left: 2 m k n per product."""
+    flops = 0
+    cols = program.size(factors[-1].shape[1])
+    for factor in reversed(factors[:-1]):
+        rows, inner = program.size(factor.shape[0]), program.size(factor.shape[1])
+        flops += 2 * rows * inner * cols
+    return flops

@@ -1,0 +1,172 @@
+"""``unfoldgen bench``: time the Numba kernel against PyTorch (eager and compiled) and a plain
+NumPy loop, on the same parameters, inputs and thread count, and put the figures in context:
+FLOPs per sample from the IR, the machine's measured float32 matmul peak, bytes, and the
+kernel's cold start in a fresh process with and without Numba's on-disk cache.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from unfoldgen.benchmark.cost import sample_cost
+from unfoldgen.benchmark.workspace import DTYPES, prepare
+from unfoldgen.errors import SpecError
+from unfoldgen.ir import lower
+from unfoldgen.spec import load_spec
+
+BACKENDS = ("numba", "torch_eager", "torch_compile", "numpy")
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS",
+                    "VECLIB_MAXIMUM_THREADS")
+WORKER_TIMEOUT_S = 1800
+
+# Import the kernel, load the parameters, run one sample: the time a deployed process waits
+# before its first result (the interpreter's own start-up is not counted).
+COLD_START = """
+import time
+started = time.perf_counter()
+import sys
+sys.path.insert(0, sys.argv[1])
+import numpy as np
+import kernel
+params = dict(np.load(sys.argv[1] + "/params.npz"))
+inputs = dict(np.load(sys.argv[1] + "/inputs.npz"))
+kernel.solve_one(params, **{name: value[0] for name, value in inputs.items()})
+print(time.perf_counter() - started)
+"""
+
+
+@dataclass
+class BenchOptions:
+    batches: list[int] = field(default_factory=lambda: [1, 256])
+    threads: int = field(default_factory=lambda: os.cpu_count() or 1)
+    dtype: str = "float32"
+    backends: tuple[str, ...] = BACKENDS
+    weights: Path | None = None
+
+
+def parse_batches(text: str) -> list[int]:
+    try:
+        batches = sorted({int(part) for part in text.split(",") if part.strip()})
+    except ValueError:
+        batches = []
+    if not batches or batches[0] < 1:
+        raise SpecError(f"--batch must be a comma-separated list of positive sizes, got '{text}'",
+                        hint="for example --batch 1,256")
+    return batches
+
+
+def parse_backends(text: str) -> tuple[str, ...]:
+    backends = tuple(part.strip() for part in text.split(",") if part.strip())
+    unknown = [b for b in backends if b not in BACKENDS]
+    if unknown or not backends:
+        raise SpecError(f"unknown backend(s) {', '.join(unknown) or text!r}", hint=f"choose among {', '.join(BACKENDS)}")
+    return backends
+
+
+def thread_environment(threads: int, cache: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update({name: str(threads) for name in THREAD_VARIABLES})
+    env["NUMBA_CACHE_DIR"] = str(cache)
+    return env
+
+
+def run_worker(folder: Path, backend: str, batches: list[int], env: dict[str, str]) -> dict[str, Any]:
+    command = [sys.executable, "-m", "unfoldgen.benchmark.worker", str(folder), backend, ",".join(map(str, batches))]
+    try:
+        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=WORKER_TIMEOUT_S, check=False)
+    except subprocess.TimeoutExpired:
+        return {"error": f"timed out after {WORKER_TIMEOUT_S} s"}
+    lines = done.stdout.strip().splitlines()
+    if done.returncode != 0 or not lines:
+        tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        return {"error": f"worker exited with {done.returncode}: {tail}"[:300]}
+    return json.loads(lines[-1])
+
+
+def cold_start(folder: Path, env: dict[str, str]) -> dict[str, float]:
+    """First result of a new process with an empty Numba cache, then with the cache it left."""
+    with tempfile.TemporaryDirectory(prefix="unfoldgen-cache-") as cache:
+        env = {**env, "NUMBA_CACHE_DIR": cache}
+        seconds = {}
+        for label in ("uncached", "cached"):
+            done = subprocess.run([sys.executable, "-c", COLD_START, str(folder)], env=env, capture_output=True,
+                                  text=True, timeout=WORKER_TIMEOUT_S, check=True)
+            seconds[label] = float(done.stdout.strip().splitlines()[-1])
+        return seconds
+
+
+def machine() -> dict[str, Any]:
+    import numba
+    import numpy
+    import torch
+
+    return {"cpu": _cpu_name(), "cores": os.cpu_count(), "python": platform.python_version(),
+            "numpy": numpy.__version__, "numba": numba.__version__, "torch": torch.__version__}
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def bench(spec_path: Path, options: BenchOptions) -> dict[str, Any]:
+    started = time.perf_counter()
+    spec = load_spec(spec_path)
+    program = lower(spec)
+    with tempfile.TemporaryDirectory(prefix="unfoldgen-bench-") as scratch:
+        folder, cache = Path(scratch) / "work", Path(scratch) / "cache"
+        params = prepare(spec, program, folder, max(options.batches), options.dtype, options.weights)
+        cost = sample_cost(program, params, DTYPES[options.dtype]().itemsize)
+        env = thread_environment(options.threads, cache)
+        peak = run_worker(folder, "peak", [], env)
+        results, unavailable = [], {}
+        for backend in options.backends:
+            measured = run_worker(folder, backend, options.batches, env)
+            if "error" in measured:
+                unavailable[backend] = measured["error"]
+                continue
+            for batch, us in measured["us_per_sample"].items():
+                results.append({"backend": backend, "batch": int(batch), "threads": options.threads,
+                                "us_per_sample": us, "gflops": cost.flops / us / 1e3})
+        cold = cold_start(folder, env) if "numba" in options.backends else {}
+    return {
+        "spec": program.name, "layers": program.layers, "dtype": options.dtype, "threads": options.threads,
+        "batches": options.batches, "weights": str(options.weights) if options.weights else None,
+        "flops_per_sample": cost.flops, "peak_gflops": peak.get("peak_gflops"), "peak": peak,
+        "parameter_bytes": cost.parameter_bytes, "working_bytes_per_sample": cost.working_bytes,
+        "results": results, "unavailable": unavailable, "cold_start_s": cold,
+        "machine": machine(), "wall_s": time.perf_counter() - started,
+    }
+
+
+def summary(report: dict[str, Any]) -> str:
+    """The report as a table for people."""
+    lines = [f"{report['spec']}: {report['layers']} layers, {report['dtype']}, {report['threads']} thread(s)",
+             f"  {report['flops_per_sample'] / 1e6:.2f} MFLOP per sample; parameters "
+             f"{report['parameter_bytes'] / 1e6:.2f} MB; working memory {report['working_bytes_per_sample'] / 1e3:.1f} kB per sample",
+             f"  float32 matmul peak: {report['peak_gflops'] or float('nan'):.1f} GFLOP/s",
+             f"  {'backend':<14}{'batch':>7}{'us/sample':>14}{'GFLOP/s':>10}{'% peak':>8}"]
+    peak = report["peak_gflops"] or float("nan")
+    for row in report["results"]:
+        lines.append(f"  {row['backend']:<14}{row['batch']:>7}{row['us_per_sample']:>14.1f}{row['gflops']:>10.2f}"
+                     f"{100 * row['gflops'] / peak:>7.1f}%")
+    for backend, reason in report["unavailable"].items():
+        lines.append(f"  {backend}: not measured ({reason})")
+    if report["cold_start_s"]:
+        cold = report["cold_start_s"]
+        lines.append(f"  cold start of the kernel in a new process: {cold['cached']:.2f} s cached, {cold['uncached']:.2f} s uncached")
+    return "\n".join(lines)

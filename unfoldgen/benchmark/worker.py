@@ -1,0 +1,129 @@
+"""Time one backend in this process: ``python -m unfoldgen.benchmark.worker FOLDER BACKEND BATCHES``.
+
+The parent (:mod:`unfoldgen.benchmark.run`) starts one worker per backend with the thread
+count already in the environment (``OMP_NUM_THREADS``, ``OPENBLAS_NUM_THREADS``,
+``NUMBA_NUM_THREADS``, ...), so BLAS, OpenMP and Numba pools start at that size. The worker
+prints one JSON object: microseconds per sample per batch size, or why the backend cannot run.
+Batch 1 is a single sample: ``solve_one`` for the kernel, a batch of one for the others.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+MIN_SECONDS = 0.5  # keep repeating until this much time was measured...
+MIN_REPEATS = 5  # ...and at least this many runs
+MAX_REPEATS = 200
+
+
+def median_seconds(run: Callable[[], object]) -> float:
+    """Median wall time of ``run`` after two warm-up calls (compilation, caches, pools)."""
+    run()
+    run()
+    times: list[float] = []
+    started = time.perf_counter()
+    while len(times) < MIN_REPEATS or (time.perf_counter() - started < MIN_SECONDS and len(times) < MAX_REPEATS):
+        begin = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - begin)
+    return statistics.median(times)
+
+
+def load(folder: Path, name: str) -> Any:
+    from unfoldgen.build import load_generated_module
+
+    return load_generated_module(folder / f"{name}.py", f"unfoldgen_bench_{name}")
+
+
+def threads() -> int:
+    return int(os.environ["NUMBA_NUM_THREADS"])
+
+
+def numba_runners(folder: Path, params: dict[str, np.ndarray]) -> tuple[Callable, Callable]:
+    kernel = load(folder, "kernel")
+    return (lambda one: kernel.solve_one(params, **one)), (lambda batch: kernel.solve(params, **batch))
+
+
+def numpy_runners(folder: Path, params: dict[str, np.ndarray]) -> tuple[Callable, Callable]:
+    loop = load(folder, "numpy_loop")
+    return (lambda one: loop.solve(params, **{k: v[None] for k, v in one.items()})), (lambda batch: loop.solve(params, **batch))
+
+
+def torch_runners(folder: Path, compiled: bool) -> tuple[Callable, Callable]:
+    import torch
+
+    torch.set_num_threads(threads())
+    saved = torch.load(folder / "module.pt", weights_only=True)
+    dtype = getattr(torch, json.loads((folder / "config.json").read_text())["dtype"])
+    model = load(folder, "model").Unfolded(**saved["constants"], dtype=dtype).eval()
+    model.load_state_dict(saved["state"])
+    network = torch.compile(model) if compiled else model
+
+    def run(inputs: dict[str, np.ndarray]) -> object:
+        with torch.inference_mode():
+            return network(**{k: torch.from_numpy(v) for k, v in inputs.items()})
+
+    return (lambda one: run({k: v[None] for k, v in one.items()})), run
+
+
+def measure(folder: Path, backend: str, batches: list[int]) -> dict[str, Any]:
+    params = dict(np.load(folder / "params.npz"))
+    inputs = dict(np.load(folder / "inputs.npz"))
+    if backend == "numba":
+        import numba
+
+        numba.set_num_threads(threads())
+        single, batched = numba_runners(folder, params)
+    elif backend == "numpy":
+        single, batched = numpy_runners(folder, params)
+    else:
+        single, batched = torch_runners(folder, compiled=backend == "torch_compile")
+    timings = {}
+    for batch in batches:
+        if batch == 1:
+            sample = {k: v[0] for k, v in inputs.items()}
+            timings[batch] = median_seconds(lambda sample=sample: single(sample)) * 1e6
+        else:
+            chunk = {k: np.ascontiguousarray(v[:batch]) for k, v in inputs.items()}
+            timings[batch] = median_seconds(lambda chunk=chunk: batched(chunk)) * 1e6 / batch
+    return {"us_per_sample": {str(b): t for b, t in timings.items()}}
+
+
+def matmul_peak(size: int = 2048) -> dict[str, Any]:
+    """float32 GFLOP/s of one ``size``-square product: the best of numpy's BLAS and PyTorch's."""
+    import torch
+
+    torch.set_num_threads(threads())
+    rng = np.random.default_rng(0)
+    a, b = (rng.standard_normal((size, size)).astype(np.float32) for _ in range(2))
+    ta, tb = torch.from_numpy(a), torch.from_numpy(b)
+    flops = 2 * size**3
+    numpy_gflops = flops / median_seconds(lambda: a @ b) / 1e9
+    torch_gflops = flops / median_seconds(lambda: ta @ tb) / 1e9
+    return {"peak_gflops": max(numpy_gflops, torch_gflops), "numpy_gflops": numpy_gflops, "torch_gflops": torch_gflops}
+
+
+def main(argv: list[str]) -> int:
+    folder, backend = Path(argv[0]), argv[1]
+    try:
+        if backend == "peak":
+            result = matmul_peak()
+        else:
+            result = measure(folder, backend, [int(b) for b in argv[2].split(",")])
+    except Exception as exc:  # noqa: BLE001  (report why a backend cannot run, e.g. torch.compile without a compiler)
+        result = {"error": f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:300]}
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
