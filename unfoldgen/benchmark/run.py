@@ -156,8 +156,8 @@ def bench(spec_path: Path, options: BenchOptions) -> dict[str, Any]:
 def summary(report: dict[str, Any]) -> str:
     """The report as a table for people."""
     lines = [f"{report['spec']}: {report['layers']} layers, {report['dtype']}, {report['threads']} thread(s)",
-             f"  {report['flops_per_sample'] / 1e6:.2f} MFLOP per sample; parameters "
-             f"{report['parameter_bytes'] / 1e6:.2f} MB; working memory {report['working_bytes_per_sample'] / 1e3:.1f} kB per sample",
+             (f"  {report['flops_per_sample'] / 1e6:.2f} MFLOP per sample; parameters "
+             f"{report['parameter_bytes'] / 1e6:.2f} MB; working memory {report['working_bytes_per_sample'] / 1e3:.1f} kB per sample"),
              f"  float32 matmul peak: {report['peak_gflops'] or float('nan'):.1f} GFLOP/s",
              f"  {'backend':<14}{'batch':>7}{'us/sample':>14}{'GFLOP/s':>10}{'% peak':>8}"]
     peak = report["peak_gflops"] or float("nan")
