@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo train-demo test generated lint clean
+.PHONY: install demo train-demo test generated lint bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,3 +35,7 @@ lint: install
 
 clean:
 	rm -rf $(VENV) .pytest_cache
+
+# Benchmark specs/lista.yaml and the RPCA specs; writes docs/performance/*.json and docs/performance.md.
+bench: install
+	$(PY) -m unfoldgen.benchmark.report

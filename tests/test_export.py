@@ -89,3 +89,36 @@ def test_export_of_unreadable_weights_exits_2(tmp_path: Path) -> None:
     code, output = run_cli("export", spec, "--weights", tmp_path / "bad.pt", "-o", tmp_path / "export")
     assert code == 2 and "cannot read the weights" in output
     assert not (tmp_path / "export").exists()
+
+
+def test_export_folds_fixed_values_into_the_kernel(tmp_path: Path) -> None:
+    """Values training cannot change (the step and lam of ISTA with a learned correction) are
+    compiled into kernel.py; params.npz holds only what the kernel reads (LISTA's A is not)."""
+    from unfoldgen.build import load_generated_module
+
+    spec = small_spec(tmp_path, "ista_correction")
+    trainer = trained(spec, tmp_path / "run", steps=3, batch_size=4, lr=0.01)
+    code, output = run_cli("export", spec, "--weights", tmp_path / "run" / "weights.pt", "-o", tmp_path / "export",
+                           "--dtype", "float64")
+    assert code == 0, output
+    folder = tmp_path / "export"
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert set(manifest["folded"]) == {"step", "lam"}
+    params = dict(np.load(folder / "params.npz"))
+    assert not set(params) & {"step", "lam"}
+    source = (folder / "kernel.py").read_text()
+    assert f"lam = {manifest['folded']['lam']!r}" in source
+    kernel = load_generated_module(folder / "kernel.py", "exported_ista_correction_kernel")
+    assert "step" not in kernel.ARRAY_PARAMS and "lam" not in kernel.SCALAR_PARAMS
+    batch = trainer.session.source.fixed("test", 4)
+    with torch.no_grad():
+        expected = trainer.model(**batch.inputs)
+    got = kernel.solve(params, **{k: v.numpy() for k, v in batch.inputs.items()})
+    for name, value in expected.items():
+        np.testing.assert_allclose(got[name], value.numpy(), rtol=1e-9, atol=1e-12)
+
+    lista = small_spec(tmp_path, "lista_small")
+    trained(lista, tmp_path / "lista_run", steps=2, batch_size=4)
+    code, output = run_cli("export", lista, "--weights", tmp_path / "lista_run" / "weights.pt", "-o", tmp_path / "lista")
+    assert code == 0, output
+    assert sorted(np.load(tmp_path / "lista" / "params.npz").files) == ["W_x", "W_y", "threshold"]

@@ -1,7 +1,8 @@
 """``unfoldgen export``: a trained network as a folder that runs with numpy and numba alone.
 
-The folder holds ``kernel.py`` (the generated Numba kernel), ``params.npz`` (the trained
-parameters in the deployment dtype, contiguous, in the order the kernel reads them),
+The folder holds ``kernel.py`` (the generated Numba kernel, with the values that training
+left fixed folded in as constants), ``params.npz`` (the trained parameters the kernel reads,
+in the deployment dtype, contiguous, in the order the kernel reads them),
 ``manifest.json`` (what was exported from what) and a ``README.md`` with the call. It is
 written to a temporary folder and renamed into place, like a build.
 """
@@ -17,7 +18,7 @@ import numpy as np
 import torch
 
 from unfoldgen import __version__
-from unfoldgen.backends.numba_kernel import emit_numba_kernel
+from unfoldgen.backends.numba_kernel import emit_numba_kernel, foldable, params_read
 from unfoldgen.backends.render import render
 from unfoldgen.build import write_atomically
 from unfoldgen.errors import SpecError
@@ -52,8 +53,12 @@ def trained_parameters(program: Program, weights: Path) -> dict[str, np.ndarray]
 
 def export(spec_path: Path, weights: Path, outdir: Path, dtype: str = "float32") -> ExportResult:
     program = lower(load_spec(spec_path))
-    params = {name: np.ascontiguousarray(value, dtype=DTYPES[dtype])
-              for name, value in trained_parameters(program, weights).items()}
+    trained = trained_parameters(program, weights)
+    scalars_of_spec = program.used_params()
+    folded = {name: np.asarray(trained[name]).reshape(() if name in scalars_of_spec else -1) for name in foldable(program)}
+    arrays, scalars = params_read(program)
+    params = {name: np.ascontiguousarray(trained[name], dtype=DTYPES[dtype])
+              for name in (*arrays, *scalars) if name not in folded}
     manifest: dict[str, object] = {
         "name": program.name,
         "spec_sha256": program.spec_hash,
@@ -64,9 +69,10 @@ def export(spec_path: Path, weights: Path, outdir: Path, dtype: str = "float32")
         "inputs": {name: list(shape) for name, shape in program.inputs.items()},
         "outputs": {state.name: list(state.shape) for state in program.states if state.name in program.outputs},
         "params": {name: list(value.shape) for name, value in params.items()},
+        "folded": {name: np.asarray(value, dtype=np.float64).tolist() for name, value in folded.items()},
     }
     files = {
-        "kernel.py": emit_numba_kernel(program),
+        "kernel.py": emit_numba_kernel(program, folded),
         "manifest.json": json.dumps(manifest, indent=2) + "\n",
         "README.md": render("export_README.md.j2", manifest=manifest, description=program.description),
     }

@@ -30,16 +30,17 @@ def soft_threshold(v, threshold):
     return 0.0 * v
 
 @njit(cache=True)
-def jacobi_svd(M):
+def jacobi_svd(M, rows, vt):
     """One-sided Jacobi SVD without LAPACK (numba's np.linalg.svd needs SciPy).
 
-    Returns (rows, vt) with M = sum_j rows[j] (x) vt[j]: rows[j] = sigma_j u_j^T and vt[j] = v_j^T.
+    Fills the workspace rows (n x m) and vt (n x n), allocated once by the caller, so that
+    M = sum_j rows[j] (x) vt[j]: rows[j] = sigma_j u_j^T and vt[j] = v_j^T.
     Rows of M^T are rotated in pairs until they are orthogonal (relative tolerance 1e-15
     in float64, 1e-7 in float32), keeping every access contiguous.
     """
     n = M.shape[1]
-    rows = np.ascontiguousarray(M.T).copy()
-    vt = np.zeros((n, n), M.dtype)
+    rows[:, :] = M.T
+    vt[:, :] = 0.0
     for j in range(n):
         vt[j, j] = 1.0
     tolerance = 1e-15 if M.itemsize == 8 else 1e-7
@@ -74,9 +75,10 @@ def jacobi_svd(M):
     return rows, vt
 
 @njit(cache=True)
-def singular_value_threshold(v, threshold):
-    """In place: v <- U max(S - threshold, 0) V^T, from the Jacobi SVD below."""
-    rows, vt = jacobi_svd(v)
+def singular_value_threshold(v, threshold, rows, vt):
+    """In place: v <- U max(S - threshold, 0) V^T, from the Jacobi SVD above (rows and vt
+    are its workspace)."""
+    jacobi_svd(v, rows, vt)
     for j in range(rows.shape[0]):
         sigma = 0.0
         for i in range(rows.shape[1]):
@@ -97,9 +99,9 @@ def singular_value_threshold(v, threshold):
 
 
 @njit(cache=True)
-def prox_L(v, threshold):
+def prox_L(v, threshold, svd_rows, svd_vt):
     """prox of lam1 * nuclear(L) (in place)."""
-    singular_value_threshold(v, threshold)
+    singular_value_threshold(v, threshold, svd_rows, svd_vt)
 
 
 @njit(cache=True)
@@ -116,6 +118,8 @@ def unrolled(step_L, threshold_L, step_S, threshold_S, Y, L, S):
     dtype = L.dtype
     grad_L = np.empty((100, 100), dtype)  # gradient of the smooth part at the current point
     grad_S = np.empty((100, 100), dtype)  # gradient of the smooth part at the current point
+    L_svd_rows = np.empty((100, 100), dtype)  # Jacobi SVD workspace of L
+    L_svd_vt = np.empty((100, 100), dtype)  # Jacobi SVD workspace of L
     L[:] = 0.0
     S[:] = 0.0
     for k in range(LAYERS):
@@ -127,7 +131,7 @@ def unrolled(step_L, threshold_L, step_S, threshold_S, Y, L, S):
         for i in range(100):
             for j in range(100):
                 L[i, j] = (L[i, j] - step_L[k]*grad_L[i, j])
-        prox_L(L, threshold_L[k])
+        prox_L(L, threshold_L[k], L_svd_rows, L_svd_vt)
         # grad_S = L + S - Y
         for i in range(100):
             for j in range(100):

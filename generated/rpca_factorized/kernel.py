@@ -50,16 +50,17 @@ def soft_threshold(v, threshold):
     return 0.0 * v
 
 @njit(cache=True)
-def jacobi_svd(M):
+def jacobi_svd(M, rows, vt):
     """One-sided Jacobi SVD without LAPACK (numba's np.linalg.svd needs SciPy).
 
-    Returns (rows, vt) with M = sum_j rows[j] (x) vt[j]: rows[j] = sigma_j u_j^T and vt[j] = v_j^T.
+    Fills the workspace rows (n x m) and vt (n x n), allocated once by the caller, so that
+    M = sum_j rows[j] (x) vt[j]: rows[j] = sigma_j u_j^T and vt[j] = v_j^T.
     Rows of M^T are rotated in pairs until they are orthogonal (relative tolerance 1e-15
     in float64, 1e-7 in float32), keeping every access contiguous.
     """
     n = M.shape[1]
-    rows = np.ascontiguousarray(M.T).copy()
-    vt = np.zeros((n, n), M.dtype)
+    rows[:, :] = M.T
+    vt[:, :] = 0.0
     for j in range(n):
         vt[j, j] = 1.0
     tolerance = 1e-15 if M.itemsize == 8 else 1e-7
@@ -125,8 +126,10 @@ def invert(matrix, inverse):
 @njit(cache=True)
 def svd_factor(M, rank, side, out):
     """out = U_r S_r^{1/2} (side 0) or V_r S_r^{1/2} (side 1) of the rank-r truncated SVD of M
-    (runs once, before the first layer)."""
-    rows, vt = jacobi_svd(M)
+    (runs once, before the first layer, so it may allocate its workspace)."""
+    rows = np.empty((M.shape[1], M.shape[0]), M.dtype)
+    vt = np.empty((M.shape[1], M.shape[1]), M.dtype)
+    jacobi_svd(M, rows, vt)
     sigma = np.empty(rows.shape[0], rows.dtype)
     for j in range(rows.shape[0]):
         sigma[j] = math.sqrt(np.sum(rows[j] * rows[j]))

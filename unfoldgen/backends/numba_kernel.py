@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
+
+import numpy as np
 
 from unfoldgen.backends.common import (
     METHOD_TITLES,
@@ -14,9 +18,11 @@ from unfoldgen.backends.common import (
 )
 from unfoldgen.backends.numba_batched import BatchedLowering, StepCode
 from unfoldgen.backends.numba_lowering import (
+    SVD_WORKSPACE,
     Buffer,
     NumbaLowering,
     NumbaScalarPrinter,
+    needs_svd_workspace,
     products_used,
     statement_lines,
 )
@@ -38,7 +44,8 @@ def _prox_lines(prox: ProxOperator) -> list[str]:
             args = ", ".join(["v", *(printer.print(a) for a in stage.args)])
             lines.append(f"v = {stage.operator}({args})")
         else:
-            lines.append(f"{stage.operator}({', '.join(['v', *(printer.print(a) for a in stage.args)])})")
+            workspace = list(SVD_WORKSPACE) if stage.operator == "singular_value_threshold" else []
+            lines.append(f"{stage.operator}({', '.join(['v', *(printer.print(a) for a in stage.args), *workspace])})")
     return lines
 
 
@@ -73,20 +80,53 @@ def lower_kernel(program: Program) -> LoweredKernel:
     return LoweredKernel([*init, *init_steps], steps, buffers + lowering.buffers)
 
 
-def emit_numba_kernel(program: Program) -> str:
+def foldable(program: Program) -> list[str]:
+    """Values fixed for good once a network is trained: the spec's scalar params and the
+    scalar parameters that are not learned. ``unfoldgen export`` writes them into the kernel
+    as constants (Numba compiles them in) instead of shipping them in ``params.npz``."""
+    fixed = [p.name for p in program.parameters if not p.trainable and not p.shape]
+    return fixed + program.used_params()
+
+
+def folded_literal(value: np.ndarray) -> str:
+    """A Python literal Numba compiles as a constant: a float, or a tuple of floats indexed by layer."""
+    flat = np.asarray(value, dtype=np.float64).reshape(-1)
+    if np.ndim(value) == 0:
+        return repr(float(flat[0]))
+    return "(" + ", ".join(repr(float(v)) for v in flat) + ("," if flat.size == 1 else "") + ")"
+
+
+def _code_lines(lowered: LoweredKernel) -> list[str]:
+    return [line for group in (lowered.setup, lowered.steps) for step in group
+            for s in step.statements for line in statement_lines(s)]
+
+
+def params_read(program: Program, lowered: LoweredKernel | None = None) -> tuple[list[str], list[str]]:
+    """The arrays and scalars of ``kernel_params()`` that the kernel reads, in signature order
+    (LISTA, for one, keeps ``A`` in the module for training but never reads it in a layer)."""
+    read = {name for line in _code_lines(lowered or lower_kernel(program))
+            for name in re.findall(r"\b[A-Za-z_]\w*\b", line)}
+    arrays, scalars = kernel_param_names(program)
+    return [a for a in arrays if a in read], [a for a in scalars if a in read]
+
+
+def emit_numba_kernel(program: Program, folded: Mapping[str, np.ndarray] | None = None) -> str:
+    """The kernel; ``folded`` values (names from :func:`foldable`) become module constants."""
+    folded = dict(folded or {})
     lowered = lower_kernel(program)
     outputs = [s for s in program.states if s.name in program.outputs]
     buffers = lowered.buffers
-    arrays, scalars = kernel_param_names(program)
+    code = _code_lines(lowered)
+    arrays, scalars = params_read(program, lowered)
+    arrays = [a for a in arrays if a not in folded]
+    scalars = [a for a in scalars if a not in folded]
     inputs = list(program.inputs)
     signature = arrays + scalars + inputs + [o.name for o in outputs]
     batch_call = ", ".join(arrays + scalars + [f"{n}[b]" for n in inputs] + [f"{o.name}[b]" for o in outputs])
     sample_names = inputs + [o.name for o in outputs] + [b.name for b in buffers]
     batched = BatchedLowering(sample_names, signature + [b.name for b in buffers]).lower(lowered.setup, lowered.steps)
     networks = _networks(program)
-    lines = [line for group in (lowered.setup, lowered.steps) for step in group
-             for s in step.statements for line in statement_lines(s)]
-    lines += [line for network in networks for line in network["lines"]]  # type: ignore[attr-defined]
+    lines = code + [line for network in networks for line in network["lines"]]  # type: ignore[attr-defined]
     return render(
         "kernel.py.j2",
         products=products_used(lines),
@@ -94,7 +134,8 @@ def emit_numba_kernel(program: Program) -> str:
         method_title=METHOD_TITLES[program.method],
         inputs=[{"name": n, "shape": shape_literal(s)} for n, s in program.inputs.items()],
         outputs=[{"name": o.name, "shape": shape_literal(o.shape)} for o in outputs],
-        array_params=arrays, scalar_params=scalars, signature=", ".join(signature), batch_call=batch_call,
+        array_params=arrays, scalar_params=scalars,
+        folded=[{"name": name, "literal": folded_literal(value)} for name, value in folded.items()], signature=", ".join(signature), batch_call=batch_call,
         buffers=[{"name": b.name, "shape": shape_literal(b.shape), "batched_shape": f"(batch, {', '.join(map(str, b.shape))})",
                   "comment": b.comment} for b in buffers],
         setup=[_code(step) for step in lowered.setup], steps=[_code(step) for step in lowered.steps],
@@ -102,7 +143,8 @@ def emit_numba_kernel(program: Program) -> str:
         used=used_operators(program), support=program.support,
         networks=networks,
         proxes=[{"name": p.function_name, "args": argument_names(p), "definition": prox_definition(p),
-                 "elementwise": p.elementwise, "lines": _prox_lines(p)} for p in program.proxes],
+                 "elementwise": p.elementwise, "lines": _prox_lines(p),
+                 "workspace": list(SVD_WORKSPACE) if needs_svd_workspace(p) else []} for p in program.proxes],
     )
 
 

@@ -16,14 +16,20 @@ import sympy as sp
 from unfoldgen.backends.numba_networks import network_call
 from unfoldgen.backends.scalars import ScalarPrinter
 from unfoldgen.ir.mathtext import math_text
-from unfoldgen.ir.program import ApplyNetwork, Assign, Program, Step
+from unfoldgen.ir.program import ApplyNetwork, ApplyProx, Assign, Program, Step
 from unfoldgen.symbolic.nodes import LowRankFactor, is_negative_term
+from unfoldgen.symbolic.prox import ProxOperator
 from unfoldgen.symbolic.prox.separable import V
 
 INDEX_NAMES = ("i", "j")
 
 
 PRODUCTS = ("matvec", "matvec_t", "matmat", "matmat_nt")
+SVD_WORKSPACE = ("svd_rows", "svd_vt")  # the Jacobi SVD's workspace arguments (n x m, n x n)
+
+
+def needs_svd_workspace(prox: ProxOperator) -> bool:
+    return any(stage.operator == "singular_value_threshold" for stage in prox.stages)
 
 
 def product_call(left: str, right: str, target: str, vector: bool) -> str:
@@ -216,13 +222,25 @@ class NumbaLowering:
             self.assign(step.target.name, step.argument, out)
             out.append(Statement("call", value=f"soft_threshold_support({step.target.name}, {values}, SUPPORT[k], {work})"))
             return out
-        call = f"{step.prox.function_name}({{}}{', ' + values if values else ''})"
+        workspace = self.svd_workspace(step) if needs_svd_workspace(step.prox) else ""
+        call = f"{step.prox.function_name}({{}}{', ' + values if values else ''}{workspace})"
         if step.prox.elementwise:
             self.assign(step.target.name, step.argument, out, wrap=call)
         else:
             self.assign(step.target.name, step.argument, out)
             out.append(Statement("call", value=call.format(step.target.name)))
         return out
+
+    def svd_workspace(self, step: ApplyProx) -> str:
+        """Buffers for the Jacobi SVD of the prox's matrix (allocated once per sample)."""
+        rows, cols = self.shape_of(step.target)
+        names = []
+        for role, shape in zip(SVD_WORKSPACE, ((cols, rows), (cols, cols)), strict=True):
+            name = f"{step.target.name}_{role}"
+            if all(b.name != name for b in self.buffers):
+                self.buffers.append(Buffer(name, shape, f"Jacobi SVD workspace of {step.target.name}"))
+            names.append(name)
+        return ", " + ", ".join(names)
 
     def network(self, step: ApplyNetwork) -> list[Statement]:
         """Run the network into its output buffer, then ``target = base + output``."""

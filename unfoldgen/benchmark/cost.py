@@ -26,7 +26,7 @@ ENTRY_FLOPS = {"soft_threshold": 3, "ridge_shrink": 1, "elastic_net": 4, "block_
 @dataclass(frozen=True)
 class SampleCost:
     flops: int  # per sample, all layers
-    parameter_bytes: int  # what the kernel reads, in the given dtype
+    parameter_bytes: int  # of the params given (those the kernel reads), in the given dtype
     working_bytes: int  # inputs, outputs and buffers of one sample
 
 

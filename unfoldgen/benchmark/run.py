@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from unfoldgen.backends.numba_kernel import params_read
 from unfoldgen.benchmark.cost import sample_cost
 from unfoldgen.benchmark.workspace import DTYPES, prepare
 from unfoldgen.errors import SpecError
@@ -130,7 +131,8 @@ def bench(spec_path: Path, options: BenchOptions) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="unfoldgen-bench-") as scratch:
         folder, cache = Path(scratch) / "work", Path(scratch) / "cache"
         params = prepare(spec, program, folder, max(options.batches), options.dtype, options.weights)
-        cost = sample_cost(program, params, DTYPES[options.dtype]().itemsize)
+        arrays, scalars = params_read(program)
+        cost = sample_cost(program, {name: params[name] for name in (*arrays, *scalars)}, DTYPES[options.dtype]().itemsize)
         env = thread_environment(options.threads, cache)
         peak = run_worker(folder, "peak", [], env)
         results, unavailable = [], {}

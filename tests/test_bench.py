@@ -1,0 +1,104 @@
+"""``unfoldgen bench``: FLOPs counted on the IR (checked against PyTorch's own counter), the
+JSON contract, bad flags, and the page ``make bench`` writes. No speed is asserted here:
+speed targets live in ``make bench``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from tests.test_training import run_cli, small_spec
+from unfoldgen.benchmark.cost import sample_cost, svd_flops
+from unfoldgen.benchmark.report import lista_targets, page
+from unfoldgen.ir import lower
+from unfoldgen.spec import load_spec
+from unfoldgen.training.network import build_network
+
+
+def matmul_flops(program, constants, inputs) -> int:
+    """FLOPs of the matrix products of one forward, as PyTorch's FlopCounterMode counts them."""
+    model = build_network(program, constants, torch.float64, "cpu")
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model(**inputs)
+    return counter.get_total_flops()
+
+
+@pytest.mark.parametrize("name", ["lista", "fista_lasso"])
+def test_flops_of_products_match_pytorch_counter(tmp_path: Path, name: str) -> None:
+    """The IR count = PyTorch's count of the products + the elementwise work per layer, which
+    is known in closed form here: LISTA adds two n-vectors and soft-thresholds (1 + 3 per
+    entry); FISTA subtracts y, takes a scaled step and thresholds, and extrapolates."""
+    program = lower(load_spec(small_spec(tmp_path, name)))
+    m, n = program.dims["m"], program.dims["n"]
+    constants = {"A": torch.randn(m, n, dtype=torch.float64)}
+    inputs = {"y": torch.randn(1, m, dtype=torch.float64)}
+    elementwise = {"lista": 4 * n, "fista_lasso": m + (2 + 3) * n + 3 * n}[name]
+    counted = sample_cost(program, {}, 4).flops
+    assert counted == matmul_flops(program, constants, inputs) + program.layers * elementwise
+
+
+def test_costs_of_factorisations_and_bytes(tmp_path: Path) -> None:
+    program = lower(load_spec(small_spec(tmp_path, "rpca")))
+    m, n = program.dims["m"], program.dims["n"]
+    cost = sample_cost(program, {"W": torch.zeros(3, 4).numpy()}, 8)
+    assert cost.flops > program.layers * svd_flops(m, n)
+    assert cost.parameter_bytes == 3 * 4 * 8
+    assert cost.working_bytes >= 8 * (m * n) * 3  # Y, L, S at least
+    assert svd_flops(10, 4) == svd_flops(4, 10) == 6 * 10 * 16 + 20 * 64
+
+
+def test_bench_prints_the_json_contract(tmp_path: Path) -> None:
+    spec = small_spec(tmp_path, "lista_small")
+    code, output = run_cli("bench", spec, "--batch", "1,4", "--threads", "1", "--backends", "numba,numpy", "--json")
+    assert code == 0, output
+    report = json.loads(output)
+    program = lower(load_spec(spec))
+    assert report["flops_per_sample"] == sample_cost(program, {}, 4).flops
+    assert report["peak_gflops"] > 0
+    assert {(r["backend"], r["batch"]) for r in report["results"]} == {
+        ("numba", 1), ("numba", 4), ("numpy", 1), ("numpy", 4)}
+    for row in report["results"]:
+        assert set(row) == {"backend", "batch", "threads", "us_per_sample", "gflops"}
+        assert row["threads"] == 1 and row["us_per_sample"] > 0
+        assert row["gflops"] == pytest.approx(report["flops_per_sample"] / row["us_per_sample"] / 1e3)
+    assert set(report["cold_start_s"]) == {"cached", "uncached"}
+    assert 0 < report["cold_start_s"]["cached"] < report["cold_start_s"]["uncached"]
+    assert report["parameter_bytes"] == 4 * sum(
+        size for size in (3 * 12 * 8, 3 * 12 * 12, 3))  # W_y, W_x, threshold in float32 (A is not read)
+
+
+@pytest.mark.parametrize(("flags", "message"), [
+    (["--batch", "0,4"], "--batch must be"),
+    (["--batch", "one"], "--batch must be"),
+    (["--backends", "numba,cuda"], "unknown backend"),
+])
+def test_bench_rejects_bad_flags(tmp_path: Path, flags: list[str], message: str) -> None:
+    code, output = run_cli("bench", small_spec(tmp_path, "lista_small"), *flags)
+    assert code == 2 and message in output
+
+
+def fake_report(numba_1: float, torch_1: float, numba_256: float, torch_256: float, cached: float) -> dict:
+    rows = [("numba", 1, numba_1), ("torch_eager", 1, torch_1), ("numba", 256, numba_256), ("torch_eager", 256, torch_256)]
+    flops = 12_000_000
+    return {
+        "spec": "lista", "layers": 16, "dtype": "float32", "threads": 2, "batches": [1, 256], "weights": None,
+        "flops_per_sample": flops, "peak_gflops": 200.0, "parameter_bytes": 24_000_000, "working_bytes_per_sample": 7000,
+        "results": [{"backend": b, "batch": n, "threads": 2, "us_per_sample": us, "gflops": flops / us / 1e3}
+                    for b, n, us in rows],
+        "unavailable": {"torch_compile": "RuntimeError: no compiler"}, "cold_start_s": {"cached": cached, "uncached": 3.0},
+        "machine": {"cpu": "test", "cores": 2, "python": "3", "numpy": "2", "numba": "0", "torch": "2"}, "wall_s": 1.0,
+    }
+
+
+def test_performance_page_checks_the_targets_from_the_json() -> None:
+    met = "\n".join(lista_targets(fake_report(100.0, 1500.0, 80.0, 90.0, 0.5)))
+    assert met.count("| met |") == 4
+    missed = "\n".join(lista_targets(fake_report(500.0, 1500.0, 150.0, 90.0, 1.5)))
+    assert "missed by 3.3x" in missed and "missed by 1.67x" in missed
+    assert "Why batch 1 misses" in missed and "48.0 GB/s" in missed  # 24 MB in 500 us
+    text = page({"lista": fake_report(100.0, 1500.0, 80.0, 90.0, 0.5)})
+    assert "torch_compile | - | not measured: RuntimeError: no compiler" in text
