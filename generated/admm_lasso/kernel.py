@@ -57,7 +57,6 @@ def prox_x(v, threshold):
     return v
 
 
-
 @njit(cache=True)
 def unrolled(A, inverse, penalty, dual_step, lam, y, x):
     """All 20 layers for one sample; x receive(s) the result."""

@@ -57,7 +57,6 @@ def prox_x(v, threshold):
     return v
 
 
-
 @njit(cache=True)
 def unrolled(A, W_analytic, step, threshold, y, x):
     """All 16 layers for one sample; x receive(s) the result."""

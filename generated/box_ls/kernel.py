@@ -53,7 +53,6 @@ def prox_x(v, hi, lo):
     return v
 
 
-
 @njit(cache=True)
 def unrolled(A, step, hi, lo, y, x):
     """All 200 layers for one sample; x receive(s) the result."""

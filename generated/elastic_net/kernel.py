@@ -48,7 +48,6 @@ def prox_x(v, prox_step, lam, mu):
     return v
 
 
-
 @njit(cache=True)
 def unrolled(A, step, lam, mu, y, x):
     """All 100 layers for one sample; x receive(s) the result."""

@@ -72,7 +72,6 @@ def correction(x, grad_x, w0, b0, w1, b1, hidden0, hidden1, out):
         out[i] = out[i] + b1[i]
 
 
-
 @njit(cache=True)
 def unrolled(A, step, correction_w0, correction_b0, correction_w1, correction_b1, lam, y, x):
     """All 16 layers for one sample; x receive(s) the result."""

@@ -58,7 +58,6 @@ def soft_threshold_support(v, threshold, count, magnitudes):
             v[i] = soft_threshold(v[i], threshold)
 
 
-
 @njit(cache=True)
 def unrolled(A, W, threshold, y, x):
     """All 16 layers for one sample; x receive(s) the result."""

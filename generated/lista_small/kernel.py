@@ -48,7 +48,6 @@ def prox_x(v, threshold):
     return v
 
 
-
 @njit(cache=True)
 def unrolled(W_y, W_x, threshold, y, x):
     """All 8 layers for one sample; x receive(s) the result."""

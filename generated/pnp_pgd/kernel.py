@@ -71,7 +71,6 @@ def prox_net(x_arg, w0, b0, w1, b1, hidden0, hidden1, out):
         out[i] = out[i] + b1[i]
 
 
-
 @njit(cache=True)
 def unrolled(A, step, prox_net_w0, prox_net_b0, prox_net_w1, prox_net_b1, lam, y, x):
     """All 16 layers for one sample; x receive(s) the result."""

@@ -111,7 +111,6 @@ def prox_S(v, threshold):
     return v
 
 
-
 @njit(cache=True)
 def unrolled(step_L, threshold_L, step_S, threshold_S, Y, L, S):
     """All 10 layers for one sample; L, S receive(s) the result."""

@@ -156,7 +156,6 @@ def prox_S(v, threshold):
     return v
 
 
-
 @njit(cache=True)
 def unrolled(zeta0, zeta, eta, Y, U, V, S):
     """All 10 layers for one sample; U, V, S receive(s) the result."""

@@ -18,11 +18,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from unfoldgen.backends.common import names_in
 from unfoldgen.backends.numba_lowering import Statement, statement_lines
 
 SAMPLE = "b"  # the sample index inside parts (a reserved name)
 _PRODUCT = re.compile(r"^(?P<helper>matvec|matvec_t)\((?P<left>[A-Za-z]\w*(\[\w+\])?), (?P<right>\w+), (?P<out>\w+)\)$")
-_IDENTIFIER = re.compile(r"\b[A-Za-z_]\w*\b")
 
 
 @dataclass(frozen=True)
@@ -98,7 +98,7 @@ class BatchedLowering:
         """Finish a part: its arguments are the names its lines read."""
         if part is None:
             return
-        used = {name for line in part.lines for name in _IDENTIFIER.findall(line.split("#")[0])}
+        used = names_in(part.lines)
         part.arguments = [name for name in ["k", *self.arguments] if name in used]
         part.batch_source = next(name for name in part.arguments if name in self.sample_names)
         lines.append(f"{part.name}({', '.join(part.arguments)})")

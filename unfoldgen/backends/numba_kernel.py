@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -12,6 +11,7 @@ from unfoldgen.backends.common import (
     METHOD_TITLES,
     argument_names,
     kernel_param_names,
+    names_in,
     prox_definition,
     shape_literal,
     used_operators,
@@ -96,16 +96,18 @@ def folded_literal(value: np.ndarray) -> str:
     return "(" + ", ".join(repr(float(v)) for v in flat) + ("," if flat.size == 1 else "") + ")"
 
 
+def _step_lines(step: StepCode) -> list[str]:
+    return [line for s in step.statements for line in statement_lines(s)]
+
+
 def _code_lines(lowered: LoweredKernel) -> list[str]:
-    return [line for group in (lowered.setup, lowered.steps) for step in group
-            for s in step.statements for line in statement_lines(s)]
+    return [line for step in (*lowered.setup, *lowered.steps) for line in _step_lines(step)]
 
 
 def params_read(program: Program, lowered: LoweredKernel | None = None) -> tuple[list[str], list[str]]:
     """The arrays and scalars of ``kernel_params()`` that the kernel reads, in signature order
     (LISTA, for one, keeps ``A`` in the module for training but never reads it in a layer)."""
-    read = {name for line in _code_lines(lowered or lower_kernel(program))
-            for name in re.findall(r"\b[A-Za-z_]\w*\b", line)}
+    read = names_in(_code_lines(lowered or lower_kernel(program)))
     arrays, scalars = kernel_param_names(program)
     return [a for a in arrays if a in read], [a for a in scalars if a in read]
 
@@ -149,4 +151,4 @@ def emit_numba_kernel(program: Program, folded: Mapping[str, np.ndarray] | None 
 
 
 def _code(step: StepCode) -> dict[str, object]:
-    return {"comment": step.comment, "lines": [line for s in step.statements for line in statement_lines(s)]}
+    return {"comment": step.comment, "lines": _step_lines(step)}

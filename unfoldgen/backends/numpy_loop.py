@@ -8,7 +8,6 @@ third, independent rendering of the IR.
 
 from __future__ import annotations
 
-import re
 from typing import ClassVar
 
 import sympy as sp
@@ -17,14 +16,14 @@ from unfoldgen.backends.common import (
     METHOD_TITLES,
     argument_names,
     kernel_param_names,
+    names_in,
     prox_definition,
     shape_literal,
     used_operators,
 )
 from unfoldgen.backends.render import render
-from unfoldgen.backends.torch_printer import Code, TorchPrinter
+from unfoldgen.backends.torch_printer import Code, LocalNames, TorchPrinter, prox_lines
 from unfoldgen.ir.program import ApplyNetwork, Assign, Network, Program, Step
-from unfoldgen.symbolic.prox import ProxOperator
 from unfoldgen.symbolic.prox.separable import V
 
 NUMPY_ACTIVATIONS = {"relu": "np.maximum({}, 0.0)", "tanh": "np.tanh({})", "softplus": "np.logaddexp(0.0, {})"}
@@ -59,27 +58,8 @@ class NumpyPrinter(TorchPrinter):
         return f"({left.operand()} @ {vector.operand()}[..., None])[..., 0]"
 
 
-class _LocalNames(NumpyPrinter):
+class _LocalNames(LocalNames, NumpyPrinter):
     """Inside a prox function every symbol is one of its arguments."""
-
-    def name_of(self, symbol: sp.Symbol) -> str:
-        return "v" if symbol == V else symbol.name
-
-
-def _prox_lines(program: Program, prox: ProxOperator) -> list[str]:
-    printer = _LocalNames(program)
-    per_sample_axes = "(-1,)" if len(program.tensor_shape(prox.variable)) == 1 else "(-2, -1)"
-    lines = []
-    for stage in prox.stages:
-        if stage.operator == "piecewise":
-            assert stage.formula is not None
-            lines.append(f"v = {printer.print(stage.formula)}")
-            continue
-        args = [printer.print(a) for a in stage.args]
-        if stage.operator in ("block_shrink", "project_ball2"):
-            args.append(per_sample_axes)
-        lines.append(f"v = {stage.operator}({', '.join(['v', *args])})")
-    return lines
 
 
 def _step_code(printer: NumpyPrinter, step: Step) -> str:
@@ -139,7 +119,7 @@ def emit_numpy_loop(program: Program) -> str:
     init_steps = [{"comment": s.comment, "code": _step_code(printer, s)} for s in program.init_steps]
     steps = [{"comment": s.comment, "code": _step_code(printer, s)} for s in program.steps]
     code = [s["code"] for s in (*states, *init_steps, *steps)]
-    used = {name for line in code for name in re.findall(r"\b[A-Za-z_]\w*\b", line)}
+    used = names_in(code)
     return render(
         "numpy_loop.py.j2",
         name=program.name, spec_hash=program.spec_hash, layers=program.layers,
@@ -149,6 +129,6 @@ def emit_numpy_loop(program: Program) -> str:
         support=program.support, states=states, init_steps=init_steps, steps=steps,
         outputs=list(program.outputs), used=used_operators(program),
         proxes=[{"name": p.function_name, "args": argument_names(p), "definition": prox_definition(p),
-                 "lines": _prox_lines(program, p)} for p in program.proxes],
+                 "lines": prox_lines(_LocalNames(program), p)} for p in program.proxes],
         networks=[_network(program, n) for n in program.networks],
     )

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import math
 
-import sympy as sp
-
 from unfoldgen.backends.common import (
     METHOD_TITLES,
     argument_names,
@@ -15,7 +13,7 @@ from unfoldgen.backends.common import (
     used_operators,
 )
 from unfoldgen.backends.render import render
-from unfoldgen.backends.torch_printer import TorchPrinter
+from unfoldgen.backends.torch_printer import LocalNames, TorchPrinter, prox_lines
 from unfoldgen.ir.program import (
     ApplyNetwork,
     Assign,
@@ -26,33 +24,12 @@ from unfoldgen.ir.program import (
     RandomInit,
     Step,
 )
-from unfoldgen.symbolic.prox import ProxOperator
-from unfoldgen.symbolic.prox.separable import V
 
 TORCH_ACTIVATIONS = {"relu": "torch.relu({})", "tanh": "torch.tanh({})", "softplus": "_softplus({})"}
 
 
-class _LocalNames(TorchPrinter):
+class _LocalNames(LocalNames, TorchPrinter):
     """Inside a prox function every symbol is one of its arguments."""
-
-    def name_of(self, symbol: sp.Symbol) -> str:
-        return "v" if symbol == V else symbol.name
-
-
-def _prox_lines(program: Program, prox: ProxOperator) -> list[str]:
-    printer = _LocalNames(program)
-    per_sample_dims = "(-1,)" if len(program.tensor_shape(prox.variable)) == 1 else "(-2, -1)"
-    lines = []
-    for stage in prox.stages:
-        if stage.operator == "piecewise":
-            assert stage.formula is not None
-            lines.append(f"v = {printer.print(stage.formula)}")
-            continue
-        args = [printer.print(a) for a in stage.args]
-        if stage.operator in ("block_shrink", "project_ball2"):
-            args.append(per_sample_dims)
-        lines.append(f"v = {stage.operator}({', '.join(['v', *args])})")
-    return lines
 
 
 def _init_code(printer: TorchPrinter, parameter: Parameter) -> str:
@@ -170,7 +147,7 @@ def emit_torch_module(program: Program) -> str:
         outputs=list(program.outputs), outputs_doc="{" + ", ".join(f"'{o}': ..." for o in program.outputs) + "}",
         used=used_operators(program),
         proxes=[{"name": p.function_name, "args": argument_names(p), "definition": prox_definition(p),
-                 "lines": _prox_lines(program, p)} for p in program.proxes],
+                 "lines": prox_lines(_LocalNames(program), p)} for p in program.proxes],
         networks=[_network_code(n, tuple(i.name for i in program.network_inputs(n))) for n in program.networks],
         support=program.support,
         per_layer=_tuple_literal([f"{p.name}_raw" if p.positive else p.name

@@ -16,6 +16,7 @@ import sympy as sp
 from unfoldgen.backends.scalars import ScalarPrinter
 from unfoldgen.ir.program import Program
 from unfoldgen.symbolic.nodes import AnalyticWeight, LowRankFactor, SpectralNorm, is_negative_term
+from unfoldgen.symbolic.prox import ProxOperator
 from unfoldgen.symbolic.prox.separable import V
 
 BATCHED_ROLES = ("input", "state", "temporary")
@@ -155,3 +156,27 @@ class TorchPrinter(ScalarPrinter):
                 text = f"{left.operand()} @ {code.operand()}"
             code = Code(text, code.batched or left.batched, False)
         return code
+
+
+class LocalNames:
+    """Mixin for a printer of prox functions: inside one, every symbol is one of its arguments."""
+
+    def name_of(self, symbol: sp.Symbol) -> str:
+        return "v" if symbol == V else symbol.name
+
+
+def prox_lines(printer: TorchPrinter, prox: ProxOperator) -> list[str]:
+    """Body of a batched prox function (PyTorch or NumPy, after ``printer``): one line per
+    stage; operators on a whole sample get the axes of one sample."""
+    per_sample_axes = "(-1,)" if len(printer.program.tensor_shape(prox.variable)) == 1 else "(-2, -1)"
+    lines = []
+    for stage in prox.stages:
+        if stage.operator == "piecewise":
+            assert stage.formula is not None
+            lines.append(f"v = {printer.print(stage.formula)}")
+            continue
+        args = [printer.print(a) for a in stage.args]
+        if stage.operator in ("block_shrink", "project_ball2"):
+            args.append(per_sample_axes)
+        lines.append(f"v = {stage.operator}({', '.join(['v', *args])})")
+    return lines

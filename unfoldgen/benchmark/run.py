@@ -17,9 +17,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from unfoldgen.backends.numba_kernel import params_read
 from unfoldgen.benchmark.cost import sample_cost
-from unfoldgen.benchmark.workspace import DTYPES, prepare
+from unfoldgen.benchmark.workspace import prepare
 from unfoldgen.errors import SpecError
 from unfoldgen.ir import lower
 from unfoldgen.spec import load_spec
@@ -132,7 +134,7 @@ def bench(spec_path: Path, options: BenchOptions) -> dict[str, Any]:
         folder, cache = Path(scratch) / "work", Path(scratch) / "cache"
         params = prepare(spec, program, folder, max(options.batches), options.dtype, options.weights)
         arrays, scalars = params_read(program)
-        cost = sample_cost(program, {name: params[name] for name in (*arrays, *scalars)}, DTYPES[options.dtype]().itemsize)
+        cost = sample_cost(program, {name: params[name] for name in (*arrays, *scalars)}, np.dtype(options.dtype).itemsize)
         env = thread_environment(options.threads, cache)
         peak = run_worker(folder, "peak", [], env)
         results, unavailable = [], {}

@@ -23,8 +23,6 @@ from unfoldgen.training.data import DataSource
 from unfoldgen.training.network import build_network, fit_weights, read_weights
 from unfoldgen.training.problem import TrainingProblem
 
-DTYPES = {"float32": np.float32, "float64": np.float64}
-
 
 def prepare(spec: Spec, program: Program, folder: Path, batch: int, dtype: str,
             weights: Path | None) -> dict[str, np.ndarray]:
@@ -36,9 +34,9 @@ def prepare(spec: Spec, program: Program, folder: Path, batch: int, dtype: str,
     model = build_network(program, constants, torch.float64, "cpu")
     if weights is not None:
         fit_weights(model, read_weights(weights), weights, program)
-    params = {k: np.ascontiguousarray(v, dtype=DTYPES[dtype]) for k, v in model.kernel_params().items()}
+    params = {k: np.ascontiguousarray(v, dtype=dtype) for k, v in model.kernel_params().items()}
     (folder / "params.npz").write_bytes(npz_bytes(params))
-    (folder / "inputs.npz").write_bytes(npz_bytes({k: v.astype(DTYPES[dtype]) for k, v in inputs.items()}))
+    (folder / "inputs.npz").write_bytes(npz_bytes({k: v.astype(dtype) for k, v in inputs.items()}))
     torch.save({"constants": constants, "state": model.state_dict()}, folder / "module.pt")
     (folder / "config.json").write_text(json.dumps({"dtype": dtype}))
     return params
