@@ -66,6 +66,7 @@ def test_torch_and_numba_agree(tmp_path, rng, path):
 VARIANTS = {
     "hqs": ("admm_lasso", {"algorithm": {"method": "hqs", "layers": 6, "penalty": 0.5},
                            "learn": {"hyperparameters": {"penalty": "per_layer"}}}),
+    "objective_weights": ("rpca", {"learn": {"objective": "weights"}}),
     "cnn_prox": ("rpca", {"learn": {"prox": {"network": "cnn", "widths": [3, 2], "activation": "softplus"}}}),
     "tied_maps_tanh_correction": ("ista_lasso", {"learn": {"objective": "tied", "correction": {
         "widths": [7, 5], "activation": "tanh", "tying": "shared"}}}),

@@ -182,8 +182,9 @@ def low_rank_plus_sparse(rng, m, n, rank, batch=2):
     return L + S
 
 
-@pytest.mark.parametrize("learn", [None, {"prox": {"network": "cnn", "widths": [3, 3], "activation": "tanh"}}],
-                         ids=["rpca", "rpca_cnn_prox"])
+@pytest.mark.parametrize("learn", [None, {"prox": {"network": "cnn", "widths": [3, 3], "activation": "tanh"}},
+                                   {"objective": "weights"}],
+                         ids=["rpca", "rpca_cnn_prox", "rpca_objective_weights"])
 def test_untrained_rpca_is_block_proximal_gradient(tmp_path, rng, learn):
     changes = {"learn": learn} if learn else {}
     built = variant("rpca", tmp_path, dims=RPCA_SMALL, layers=5, **changes)
@@ -205,12 +206,13 @@ def test_untrained_rpca_factorized_is_scaled_gd(tmp_path, rng):
 
 
 PARADIGM_SPECS = ["lista", "lista_cp", "lista_cpss", "alista", "ista_correction", "pnp_pgd",
-                  "admm_lasso", "rpca", "rpca_factorized"]
+                  "admm_lasso", "rpca", "rpca_weights", "rpca_factorized"]
 
 
 def small_instance(name, tmp_path, rng):
     if name.startswith("rpca"):
-        built = variant(name, tmp_path, dims=RPCA_SMALL, layers=4)
+        changes = {"learn": {"objective": "weights"}} if name == "rpca_weights" else {}
+        built = variant(name.removesuffix("_weights"), tmp_path, dims=RPCA_SMALL, layers=4, **changes)
         return built, {}, {"Y": low_rank_plus_sparse(rng, 12, 10, 2)}
     dims = {"m": 20, "n": 100} if name == "lista_cpss" else SMALL
     built = variant(name, tmp_path, dims=dims, layers=4)
@@ -264,7 +266,7 @@ def test_custom_iteration_errors(tmp_path, changes, message):
 
 
 @pytest.mark.parametrize("name,changes,message", [
-    ("rpca", {"learn": {"objective": "untied"}}, "single-variable methods"),
+    ("rpca", {"learn": {"objective": "untied"}}, "objective: weights learns"),
     ("ista_lasso", {"learn": {"objective": "coupled", "hyperparameters": {"step": "per_layer", "threshold": "shared"}}},
      "no layer reads it"),
     ("nnls", {"learn": {"objective": "untied", "support_selection": {"fraction": 0.1, "max_fraction": 0.2}}},

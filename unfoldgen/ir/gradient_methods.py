@@ -130,16 +130,20 @@ def proximal_update(b: LayerBuilder, var: str, point: sp.MatrixSymbol, target: s
     x = b.variable(var)
     gradient = b.smooth.gradients[var].xreplace({x: point})
     prox = b.proxes.get(var)
+    maps = learn.objective is not None and learn.objective.text != "weights"
     grad = None
-    if learn.objective is None or learn.correction is not None:
+    if not maps or learn.correction is not None:
         grad = b.temporary(f"grad_{var}", point, "gradient of the smooth part at the current point")
         b.assign(grad, gradient)
-    if learn.objective is None:
+    if not maps:
         assert grad is not None
         argument = point - step.symbol * grad
     else:
         argument = objective_argument(b, point, gradient, step)
     values = prox_values(b, prox, var, step.symbol, step.init) if prox else ()
+    if learn.objective is not None and not maps:
+        weights = learned_weights(b, (argument, *values))
+        argument, values = argument.xreplace(weights), tuple(v.xreplace(weights) for v in values)
     if learn.prox is not None:
         if learn.correction is not None:
             raise learn.correction.where.error("use either a correction (paradigm 3) or a learned prox (paradigm 4)")
@@ -153,6 +157,25 @@ def proximal_update(b: LayerBuilder, var: str, point: sp.MatrixSymbol, target: s
         b.apply_network(target, network, (point, grad), update)
     else:
         apply_update(b, var, target, argument, prox, values)
+
+
+def learned_weights(b: LayerBuilder, exprs: tuple[sp.Basic, ...]) -> dict[sp.Symbol, sp.Symbol]:
+    """Paradigm 2 without linear maps (``objective: weights``): every spec param the update reads
+    (the weights lam of the objective's terms) becomes a positive per-layer parameter ``lam_layer``
+    that starts at the spec's value; thresholds that follow lam follow the learned one."""
+    read = set().union(*(e.free_symbols for e in exprs))
+    weights = {}
+    for name, symbol in b.ns.params.items():
+        if symbol not in read:
+            continue
+        existing = next((p for p in b.parameters if p.name == f"{name}_layer"), None)
+        if existing is None:
+            existing = Parameter(b.fresh(f"{name}_layer"), (), "per_layer", True, symbol,
+                                 f"the objective's weight {name}, learned per layer", positive=True)
+            b.check_positive(existing.name, symbol, b.spec.learn.objective)
+            b.parameters.append(existing)
+        weights[symbol] = existing.symbol
+    return weights
 
 
 def objective_argument(b: LayerBuilder, point: sp.MatrixSymbol, gradient: sp.MatrixExpr,
@@ -191,8 +214,10 @@ def lower_gradient_method(b: LayerBuilder) -> tuple[str, ...]:
     if method == "fista":
         lower_fista(b, variables[0])
         return (variables[0],)
-    if method == "block_proximal_gradient" and b.spec.learn.objective is not None:
-        raise b.spec.learn.objective.error("learned linear maps apply to single-variable methods")
+    objective = b.spec.learn.objective
+    if method == "block_proximal_gradient" and objective is not None and objective.text != "weights":
+        raise objective.error("learned linear maps apply to single-variable methods",
+                              hint="objective: weights learns the objective's weights per layer instead")
     for var in variables:
         x = b.variable(var)
         proximal_update(b, var, x, x, step_parameter(b, var))

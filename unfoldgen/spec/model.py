@@ -9,7 +9,7 @@ from unfoldgen.errors import SpecError
 TYING_CHOICES = ("per_layer", "shared", "fixed")
 METHODS = ("gradient_descent", "proximal_gradient", "fista", "projected_gradient",
            "block_proximal_gradient", "admm", "hqs", "custom")
-OBJECTIVE_POLICIES = ("untied", "tied", "coupled", "analytic")
+OBJECTIVE_POLICIES = ("untied", "tied", "coupled", "analytic", "weights")
 ACTIVATIONS = ("relu", "tanh", "softplus")
 NETWORK_KINDS = ("mlp", "cnn")
 
