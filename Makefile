@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo train-demo test generated lint bench clean
+.PHONY: install demo train-demo test generated lint bench reproduce clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,3 +39,8 @@ clean:
 # Benchmark specs/lista.yaml and the RPCA specs; writes docs/performance/*.json and docs/performance.md.
 bench: install
 	$(PY) -m unfoldgen.benchmark.report
+
+# Reproduce the literature's results: docs/results/*.json, the plots and docs/results.md (about
+# an hour and a half on 2 cores; finished training runs under runs/reproduce are reused).
+reproduce: install
+	$(PY) -m unfoldgen.reproduce all
