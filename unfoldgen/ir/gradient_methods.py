@@ -49,7 +49,8 @@ def positive_scalar(b: LayerBuilder, where: Located, what: str, extra: dict[str,
         return value
     numeric = value.subs({b.ns.params[p]: v for p, v in b.spec.params.items()})
     if not numeric.is_number or not float(numeric) > 0:
-        raise where.error(f"{what} must be positive, got {numeric}")
+        raise where.error(f"{what} must be positive, got {numeric}",
+                          hint="e.g. 1/L (L: the Lipschitz constant the compiler derives) or a positive number")
     return value
 
 

@@ -264,7 +264,8 @@ def _train_value(key: str, value: Any) -> Any:
         return None
     if key in _POSITIVE_INTS or key == "seed":
         if isinstance(value, bool) or not isinstance(value, int) or value < (0 if key == "seed" else 1):
-            raise OverrideError(key, f"{key} must be a {'non-negative' if key == 'seed' else 'positive'} integer, got {value!r}")
+            raise OverrideError(key, f"{key} must be a {'non-negative' if key == 'seed' else 'positive'} integer, got {value!r}",
+                                hint="e.g. 0" if key == "seed" else "e.g. 64")
         return value
     if key in ("lr", "clip_grad_norm"):
         return _positive_float(key, value)
@@ -281,7 +282,7 @@ def _train_value(key: str, value: Any) -> Any:
 
 def _positive_float(key: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value > 0):
-        raise OverrideError(key, f"{key} must be a positive number, got {value!r}")
+        raise OverrideError(key, f"{key} must be a positive number, got {value!r}", hint="e.g. 0.001")
     return float(value)
 
 

@@ -31,7 +31,7 @@ from unfoldgen.spec.model import (
     TensorDecl,
     VariableDecl,
 )
-from unfoldgen.spec.yaml_source import SourceMap, format_path, parse_yaml
+from unfoldgen.spec.yaml_source import MAX_SPEC_BYTES, TOO_LARGE_HINT, SourceMap, format_path, parse_yaml
 
 TOP_KEYS = {
     "name": "a short identifier, used as the output folder name",
@@ -125,6 +125,9 @@ def load_spec(path: str | Path) -> Spec:
     """Read and validate a spec file; every problem is a :class:`SpecError`."""
     file = str(path)
     try:
+        if Path(path).stat().st_size > MAX_SPEC_BYTES:  # refuse before reading it into memory
+            raise SpecError(f"the spec is larger than {MAX_SPEC_BYTES // 1000} kB", file=file,
+                            hint=TOO_LARGE_HINT)
         raw = Path(path).read_bytes()
     except OSError as exc:
         raise SpecError(f"cannot read the spec: {exc.strerror}", file=file) from None
@@ -144,7 +147,8 @@ def load_spec_text(text: str, file: str = "<spec>") -> Spec:
         raise exc.located(file) from None
     reader = _Reader(data, source, file)
     if not isinstance(data, dict):
-        raise reader.error((), "the spec must be a mapping of keys such as name, dims, objective")
+        raise reader.error((), "the spec must be a mapping of keys such as name, dims, objective",
+                           hint="start from one of the specs in specs/")
     reader.check_keys(data, (), TOP_KEYS)
     custom = isinstance(data.get("algorithm"), dict) and data["algorithm"].get("method") == "custom"
     for key in REQUIRED_TOP:
@@ -191,9 +195,10 @@ def _read_dims(reader: _Reader, value: Any, taken: set[str]) -> dict[str, int]:
         path = ("dims", key)
         reader.name(key, path, taken)
         if isinstance(size, bool) or not isinstance(size, int):
-            raise reader.error(path, f"dim '{key}' must be a positive integer, got {size!r}")
+            raise reader.error(path, f"dim '{key}' must be a positive integer, got {size!r}",
+                                   hint="a dim is a size, e.g. 'm: 50'")
         if size <= 0:
-            raise reader.error(path, f"dim '{key}' must be positive, got {size}")
+            raise reader.error(path, f"dim '{key}' must be positive, got {size}", hint="a dim is a size, e.g. 'm: 50'")
         if size > MAX_DIM:
             raise reader.error(path, f"dim '{key}' = {size} is larger than {MAX_DIM}",
                                hint="unfoldgen builds dense CPU networks; use a smaller size")
@@ -310,7 +315,9 @@ def _read_algorithm(reader: _Reader, value: Any, variables: dict[str, VariableDe
         raise reader.error(path + ("method",), f"unknown method {method!r}", hint="one of: " + ", ".join(METHODS))
     layers = algorithm.get("layers")
     if isinstance(layers, bool) or not isinstance(layers, int) or not 1 <= layers <= MAX_LAYERS:
-        raise reader.error(path + ("layers",), f"layers must be an integer in 1..{MAX_LAYERS}, got {layers!r}")
+        raise reader.error(path + ("layers",), f"layers must be an integer in 1..{MAX_LAYERS}, got {layers!r}",
+                           hint="unrolled networks have tens of layers; the classical run for comparison is "
+                                "eval.classical_iterations")
     step = reader.text(algorithm.get("step", "1/L"), path + ("step",), "step")
     splitting = method in ("admm", "hqs")
     for key, allowed in (("penalty", splitting), ("dual_step", method == "admm")):

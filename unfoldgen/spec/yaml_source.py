@@ -15,6 +15,7 @@ import yaml
 from unfoldgen.errors import SpecError
 
 MAX_SPEC_BYTES = 1_000_000
+TOO_LARGE_HINT = "a spec describes a problem, not its data: load large constants from files (data.constants)"
 MAX_NODES = 20_000
 _PLAIN_COLLECTION_TAGS = ("tag:yaml.org,2002:map", "tag:yaml.org,2002:seq")
 
@@ -47,7 +48,7 @@ def parse_yaml(text: str) -> tuple[Any, SourceMap]:
     if len(text.encode("utf-8", "surrogatepass")) > MAX_SPEC_BYTES:
         raise SpecError(
             f"the spec is larger than {MAX_SPEC_BYTES // 1000} kB",
-            hint="a spec describes a problem, not its data: load large constants from files",
+            hint=TOO_LARGE_HINT,
         )
     loader = yaml.SafeLoader(text)
     try:

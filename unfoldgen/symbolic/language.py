@@ -128,7 +128,7 @@ class Parser:
     def visit_Constant(self, node: ast.Constant) -> Value:
         value = node.value
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise self.error(node, f"{value!r} is not a number")
+            raise self.error(node, f"{value!r} is not a number", hint="strings are not values; use a number or a param")
         if abs(value) > MAX_ABS_NUMBER or math.isnan(value):
             raise self.error(node, f"the number {value!r} is out of range")
         return Value(sp.Rational(str(value)) if isinstance(value, float) else sp.Integer(value), ())
@@ -191,7 +191,8 @@ class Parser:
         if not (base.is_scalar and exponent.is_scalar):
             raise self.error(node, "'**' applies to scalars only", hint="use sum_squares(v) for ||v||^2")
         if not exponent.expr.is_number or abs(float(exponent.expr)) > MAX_EXPONENT:
-            raise self.error(node, f"exponents must be numbers between -{MAX_EXPONENT} and {MAX_EXPONENT}")
+            raise self.error(node, f"exponents must be numbers between -{MAX_EXPONENT} and {MAX_EXPONENT}",
+                             hint="write a large power as a param, e.g. 'c * norm1(x)' with c in params")
         if base.expr.is_number and abs(float(base.expr)) > 1e3:
             raise self.error(node, "powers of large numbers are not allowed")
         return Value(base.expr ** exponent.expr, ())
@@ -205,7 +206,9 @@ class Parser:
         inner_left, inner_right = left.shape[-1], right.shape[0]
         if self.ns.spec.size_of(inner_left) != self.ns.spec.size_of(inner_right):
             raise self.error(node, f"shapes {shape_text(left.shape)} and {shape_text(right.shape)} "
-                                   f"do not match in '@' ({inner_left} != {inner_right})")
+                                   f"do not match in '@' ({inner_left} != {inner_right})",
+                             hint="the columns of the left factor must equal the rows of the right one; "
+                                  "transpose with .T if needed")
         shape = (left.shape[0],) + right.shape[1:]
         return Value(left.expr * right.expr, shape)
 
@@ -219,7 +222,8 @@ class Parser:
 
     def visit_Call(self, node: ast.Call) -> Value:
         if not isinstance(node.func, ast.Name) or node.keywords:
-            raise self.error(node, "only plain calls of documented functions are allowed")
+            raise self.error(node, "only plain calls of documented functions are allowed",
+                             hint="call a function by its name, e.g. norm1(x); docs/spec.md lists them")
         name = node.func.id
         if self.scalar_functions and name in SCALAR_FUNCTIONS:
             args = [self.visit(arg) for arg in node.args]
@@ -280,7 +284,8 @@ def parse_tree(where: Located) -> ast.Expression:
     if not text:
         raise where.error("the expression is empty")
     if len(text) > MAX_EXPRESSION_CHARS:
-        raise where.error(f"the expression is longer than {MAX_EXPRESSION_CHARS} characters")
+        raise where.error(f"the expression is longer than {MAX_EXPRESSION_CHARS} characters",
+                          hint="name repeated pieces (params, constants) or split the objective into terms")
     try:
         tree = ast.parse(text, mode="eval")
     except SyntaxError as exc:
