@@ -12,7 +12,6 @@ import copy
 import dataclasses
 import json
 import shlex
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +20,9 @@ from typing import Any
 import torch
 import yaml
 
+from unfoldgen.benchmark.worker import median_seconds
 from unfoldgen.errors import SpecError
+from unfoldgen.ir import lower
 from unfoldgen.spec import load_spec_text
 from unfoldgen.spec.model import Spec
 from unfoldgen.training.checkpoint import save_json
@@ -34,9 +35,6 @@ ROOT = Path(__file__).resolve().parents[2]
 SPECS = ROOT / "specs"
 RESULTS = ROOT / "docs" / "results"
 RUNS = ROOT / "runs" / "reproduce"
-
-Measure = Callable[[dict[str, torch.Tensor], dict[str, torch.Tensor]], tuple[float, float]]
-
 
 @dataclass(frozen=True)
 class Variant:
@@ -75,7 +73,7 @@ def train_or_reuse(spec: Spec, run: Path, log: Callable[[str], None]) -> tuple[P
     killed midway resumes from its checkpoint, so an interrupted ``make reproduce`` loses little.
     """
     weights, record = run / "weights.pt", run / "wall.json"
-    spec_hash = Session(spec, spec.train, torch.device("cpu")).program.spec_hash
+    spec_hash = lower(spec).spec_hash
     if weights.exists() and record.exists() and read_weights(weights).get("spec_hash") == spec_hash:
         wall = float(json.loads(record.read_text())["train_s"])
         log(f"  {spec.name}: reusing {weights} (trained in {wall:.0f} s)")
@@ -93,58 +91,39 @@ def train_or_reuse(spec: Spec, run: Path, log: Callable[[str], None]) -> tuple[P
     return weights, result.wall_s
 
 
-def trained_network(spec: Spec, weights: Path | None, dtype: str = "float64") -> tuple[Session, torch.nn.Module]:
-    """The spec's network (untrained when ``weights`` is None) in a session of ``dtype``."""
-    session = Session(spec, dataclasses.replace(spec.train, dtype=dtype), torch.device("cpu"))
+def evaluation_session(spec: Spec, dtype: str = "float64") -> Session:
+    """The spec's program, constants and test data, evaluated on the CPU in ``dtype``."""
+    return Session(spec, dataclasses.replace(spec.train, dtype=dtype), torch.device("cpu"))
+
+
+def network(session: Session, weights: Path | None) -> torch.nn.Module:
+    """The session's network with ``weights`` loaded (untrained when None)."""
     model = session.network()
     if weights is not None:
         load_weights(model, weights, session.program)
-    return session, model
+    return model
 
 
-def classical_network(spec: Spec, iterations: int) -> tuple[Session, torch.nn.Module]:
-    """The classical algorithm of ``spec`` (nothing learned) run for ``iterations``."""
-    session, _ = trained_network(spec, None)
-    program = classical_program(spec, iterations)
-    return session, build_network(program, session.constants, session.dtype, session.device)
+def classical_network(session: Session, iterations: int) -> torch.nn.Module:
+    """The classical algorithm of the session's spec (nothing learned) run for ``iterations``."""
+    program = classical_program(session.spec, iterations)
+    return build_network(program, session.constants, session.dtype, session.device)
 
 
-def per_layer(session: Session, model: torch.nn.Module, batch: Batch, depth: int, measure: Measure,
-              batch_size: int = 250) -> list[float]:
-    """``measure(estimates, truth) -> (numerator, denominator)`` summed over ``batch`` after each
-    layer, as the ratio per layer; streamed with ``on_layer`` so depth costs no memory."""
-    sums = [[0.0, 0.0] for _ in range(depth)]
-    with torch.no_grad():
-        for chunk in batch.to(session.dtype, session.device).chunks(batch_size):
-            def collect(k: int, outputs: dict[str, torch.Tensor], truth: dict[str, torch.Tensor] = chunk.truth) -> None:
-                numerator, denominator = measure(session.problem.estimate(outputs, session.constants), truth)
-                sums[k][0] += numerator
-                sums[k][1] += denominator
-
-            model(**chunk.inputs, layers=depth, on_layer=collect)
-    return [numerator / denominator for numerator, denominator in sums]
-
-
-def iterations_to_reach(curve: list[float], target: float) -> int | None:
-    """The first iteration (1-based) at which a decreasing-is-better ``curve`` is at or below ``target``."""
-    return next((k + 1 for k, value in enumerate(curve) if value <= target), None)
+def held_out(spec: Spec, samples: int) -> Batch:
+    """The spec's test set (its own seed stream, never seen in training)."""
+    return evaluation_session(spec).source.fixed("test", samples)
 
 
 def trainable_count(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-def seconds_per_sample(model: torch.nn.Module, inputs: dict[str, torch.Tensor], repeats: int = 3) -> float:
+def seconds_per_sample(model: torch.nn.Module, inputs: dict[str, torch.Tensor]) -> float:
     """Median wall time of one forward pass over ``inputs``, per sample (PyTorch eager)."""
-    times = []
     with torch.no_grad():
-        model(**inputs)
-        for _ in range(repeats):
-            started = time.perf_counter()
-            model(**inputs)
-            times.append(time.perf_counter() - started)
-    count = len(next(iter(inputs.values())))
-    return sorted(times)[len(times) // 2] / count
+        seconds = median_seconds(lambda: model(**inputs))
+    return seconds / len(next(iter(inputs.values())))
 
 
 @dataclass(frozen=True)

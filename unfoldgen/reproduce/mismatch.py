@@ -11,8 +11,8 @@ import time
 
 import yaml
 
-from unfoldgen.reproduce.common import Run, rounded
-from unfoldgen.reproduce.sparse import Scale, data, nmse_curve, test_set, trained_weights
+from unfoldgen.reproduce.common import Run, evaluation_session, held_out, network, rounded
+from unfoldgen.reproduce.sparse import Scale, data, network_variants, trained_weights
 from unfoldgen.spec import load_spec_text
 from unfoldgen.spec.model import Spec
 from unfoldgen.training.checkpoint import save_json
@@ -37,13 +37,16 @@ def with_test_data(spec: Spec, density: float, snr_db: float) -> Spec:
 def study(scale: Scale, run: Run) -> dict:
     started = time.perf_counter()
     run.log(f"mismatch: networks of the 40 dB setting, {scale.m}x{scale.n}, {scale.layers} layers")
-    trained = trained_weights(scale, TRAINED_ON["snr_db"], run.runs / "lista_snr40", run.log)
+    trained = trained_weights(network_variants(scale, TRAINED_ON["snr_db"]), run.runs / "lista_snr40", run.log)
+    models = {}
+    for name, (spec, weights, _) in trained.items():
+        session = evaluation_session(spec)
+        models[name] = (session, network(session, weights))
     curves: dict[str, dict[str, list[float]]] = {name: {} for name in trained}
     for condition, values in CONDITIONS.items():
-        reference = with_test_data(trained["ISTA"][0], values["density"], values["snr_db"])
-        test = test_set(reference, scale.test_samples)
-        for name, (spec, weights, _) in trained.items():
-            curves[name][condition] = rounded(nmse_curve(spec, weights, test, scale.layers))
+        test = held_out(with_test_data(trained["ISTA"][0], values["density"], values["snr_db"]), scale.test_samples)
+        for name, (session, model) in models.items():
+            curves[name][condition] = rounded(session.nmse_per_layer(model, test, scale.layers))
         run.log(f"  {condition:<13} " + "  ".join(f"{n} {c[condition][-1]:.1f}" for n, c in curves.items()))
     result = {
         "study": "lista_mismatch",

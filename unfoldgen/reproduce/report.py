@@ -92,7 +92,7 @@ def sparse_section(out: Path, label: str, name: str, result: dict[str, Any] | No
     beaten = [n for n in learned if gains[n] >= LAYER_GAIN_TARGET]
     ista = result["ista_nmse_db"]
     plot(out / f"{name}.png", f"Sparse recovery, {label} ({setting['m']}x{setting['n']})", "NMSE (dB)",
-         {n: c for n, c in nmse.items()}, {"ISTA": (ista["iterations"], ista["nmse_db"])}, layers)
+         nmse, {"ISTA": (ista["iterations"], ista["nmse_db"])}, layers)
     snr = "noiseless" if setting["snr_db"] is None else f"{setting['snr_db']:g} dB SNR"
     return f"""
 {title}

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -32,18 +31,19 @@ from unfoldgen.reproduce.common import (
     Variant,
     checkpoints,
     classical_network,
-    iterations_to_reach,
-    per_layer,
+    evaluation_session,
+    held_out,
+    network,
     rounded,
     seconds_per_sample,
     spec_name,
     train_or_reuse,
     trainable_count,
-    trained_network,
 )
-from unfoldgen.spec.model import Spec
 from unfoldgen.training.checkpoint import save_json
 from unfoldgen.training.data import Batch
+from unfoldgen.training.evaluate import iterations_to_match
+from unfoldgen.training.session import Session
 
 PARADIGMS = {
     "BPG": 0, "BPG-learned-hyperparameters": 1, "BPG-learned-weights": 2, "BPG-learned-correction": 3,
@@ -118,22 +118,9 @@ def network_variants(scale: Scale, rank: int | None = None, outliers: float | No
     }
 
 
-def squared_error_of_L(estimates: dict[str, torch.Tensor], truth: dict[str, torch.Tensor]) -> tuple[float, float]:
-    return float(((estimates["L"] - truth["L"]) ** 2).sum()), float((truth["L"] ** 2).sum())
-
-
-def relative_errors(spec: Spec, model: torch.nn.Module, test: Batch, depth: int) -> list[float]:
-    session, _ = trained_network(spec, None)
-    return [ratio ** 0.5 for ratio in per_layer(session, model, test, depth, squared_error_of_L)]
-
-
-def loaded(spec: Spec, weights: Path | None, dtype: str = "float64") -> torch.nn.Module:
-    return trained_network(spec, weights, dtype)[1]
-
-
-def held_out(spec: Spec, samples: int) -> Batch:
-    session, _ = trained_network(spec, None)
-    return session.source.fixed("test", samples)
+def relative_errors(session: Session, model: torch.nn.Module, test: Batch, depth: int) -> list[float]:
+    """``||L - L*||_F / ||L*||_F`` after each layer (root of the summed squares over the set)."""
+    return [ratio ** 0.5 for ratio in session.error_per_layer(model, test, depth, keys=("L",))]
 
 
 def study(scale: Scale, run: Run) -> dict:
@@ -145,41 +132,44 @@ def study(scale: Scale, run: Run) -> dict:
     classical_curves: dict[str, list[float]] = {}
     for name, variant in variants.items():
         spec = variant.spec(spec_name(name))
-        test = held_out(spec, scale.test_samples)
+        session = evaluation_session(spec)
+        test = session.source.fixed("test", scale.test_samples)
         robust_test = held_out(robust_variants[name].spec(spec_name(name)), scale.test_samples)
         weights, wall = (None, 0.0) if PARADIGMS[name] == 0 else train_or_reuse(spec, run.runs / "rpca" / spec.name, run.log)
-        model = loaded(spec, weights)
+        model = network(session, weights)
         if PARADIGMS[name] == 0:
             classical_started = time.perf_counter()
-            _, classical = classical_network(spec, scale.classical_iterations)
-            classical_curves[name] = relative_errors(spec, classical, test, scale.classical_iterations)
+            classical = classical_network(session, scale.classical_iterations)
+            classical_curves[name] = relative_errors(session, classical, test, scale.classical_iterations)
             run.log(f"  {name}: {scale.classical_iterations} iterations in {time.perf_counter() - classical_started:.0f} s")
-        fast = loaded(spec, weights, "float32")
+        rel_err = relative_errors(session, model, test, scale.layers)
+        untrained = rel_err if weights is None else relative_errors(session, session.network(), test, scale.layers)
+        fast = network(evaluation_session(spec, "float32"), weights)
         inputs = {k: v.to(torch.float32) for k, v in test.inputs.items()}
         records[name] = {
             "paradigm": PARADIGMS[name],
             "classical": CLASSICAL_OF[name],
-            "rel_err": rounded(relative_errors(spec, model, test, scale.layers), 5),
-            "untrained_rel_err": rounded(relative_errors(spec, loaded(spec, None), test, scale.layers), 5),
-            "robust_rel_err": rounded(relative_errors(spec, model, robust_test, scale.layers), 5),
-            "params": trainable_count(loaded(spec, None)) if weights is not None else 0,
+            "rel_err": rounded(rel_err, 5),
+            "untrained_rel_err": rounded(untrained, 5),
+            "robust_rel_err": rounded(relative_errors(session, model, robust_test, scale.layers), 5),
+            "params": trainable_count(model),
             "train_s": round(wall, 1),
             "inference_ms": round(1000 * seconds_per_sample(fast, inputs), 3),
             "training": variant.sections.get("train"),
         }
         run.log(f"  {name:<34} layer {scale.layers}: {records[name]['rel_err'][-1]:.4f} "
-            f"(untrained {records[name]['untrained_rel_err'][-1]:.4f}, robust {records[name]['robust_rel_err'][-1]:.4f})")
+                f"(untrained {records[name]['untrained_rel_err'][-1]:.4f}, robust {records[name]['robust_rel_err'][-1]:.4f})")
     for name, record in records.items():
         curve = classical_curves[record["classical"]]
-        record["classical_iters_to_match"] = iterations_to_reach(curve, record["rel_err"][-1])
+        record["classical_iters_to_match"] = iterations_to_match(curve, record["rel_err"][-1])
+    kept = checkpoints(scale.classical_iterations)
     result = {
         "study": "rpca",
         "scale": run.scale,
         "setting": asdict(scale),
         "rel_err": {name: record["rel_err"] for name, record in records.items()},
         "networks": records,
-        "classical_rel_err": {name: {"iterations": checkpoints(scale.classical_iterations),
-                                     "rel_err": rounded([curve[k - 1] for k in checkpoints(scale.classical_iterations)], 5)}
+        "classical_rel_err": {name: {"iterations": kept, "rel_err": rounded([curve[k - 1] for k in kept], 5)}
                               for name, curve in classical_curves.items()},
         "wall_s": round(time.perf_counter() - started, 1),
         "command": run.command,

@@ -23,25 +23,21 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from unfoldgen.reproduce.common import (
     Run,
     Variant,
     checkpoints,
     classical_network,
-    iterations_to_reach,
-    per_layer,
+    evaluation_session,
+    network,
     rounded,
     spec_name,
     train_or_reuse,
     trainable_count,
-    trained_network,
 )
 from unfoldgen.spec.model import Spec
 from unfoldgen.training.checkpoint import save_json
-from unfoldgen.training.data import Batch
-from unfoldgen.training.losses import nmse_db
+from unfoldgen.training.evaluate import iterations_to_match
 
 NETWORKS = ("ISTA", "FISTA", "ISTA-learned-step", "LISTA", "LISTA-CP", "LISTA-CPSS", "ALISTA", "ISTA-correction")
 CLASSICAL = ("ISTA", "FISTA")
@@ -116,25 +112,11 @@ def network_variants(scale: Scale, snr_db: float | None) -> dict[str, Variant]:
     }
 
 
-def nmse(estimates: dict[str, torch.Tensor], truth: dict[str, torch.Tensor]) -> tuple[float, float]:
-    return float(((estimates["x"] - truth["x"]) ** 2).sum()), float((truth["x"] ** 2).sum())
-
-
-def nmse_curve(spec: Spec, weights: Path | None, test: Batch, depth: int) -> list[float]:
-    session, model = trained_network(spec, weights)
-    return [nmse_db(ratio, 1.0) for ratio in per_layer(session, model, test, depth, nmse)]
-
-
-def test_set(spec: Spec, samples: int) -> Batch:
-    session, _ = trained_network(spec, None)
-    return session.source.fixed("test", samples)
-
-
-def trained_weights(scale: Scale, snr_db: float | None, runs: Path, log: Callable[[str], None]
+def trained_weights(variants: dict[str, Variant], runs: Path, log: Callable[[str], None]
                     ) -> dict[str, tuple[Spec, Path | None, float]]:
     """Every network of a setting as (spec, weights or None, training seconds), training as needed."""
     trained = {}
-    for name, variant in network_variants(scale, snr_db).items():
+    for name, variant in variants.items():
         spec = variant.spec(spec_name(name))
         if name in CLASSICAL:
             trained[name] = (spec, None, 0.0)
@@ -149,33 +131,38 @@ def run_setting(setting: str, scale: Scale, run: Run) -> dict:
     started = time.perf_counter()
     snr_db = SETTINGS[setting]
     run.log(f"sparse recovery, {setting}: {scale.m}x{scale.n}, {scale.layers} layers")
-    trained = trained_weights(scale, snr_db, run.runs / f"lista_{setting}", run.log)
-    ista_spec = trained["ISTA"][0]
-    test = test_set(ista_spec, scale.test_samples)
+    variants = network_variants(scale, snr_db)
+    trained = trained_weights(variants, run.runs / f"lista_{setting}", run.log)
+    ista = evaluation_session(trained["ISTA"][0])
+    test = ista.source.fixed("test", scale.test_samples)
     run.log(f"  ISTA for {scale.classical_iterations} iterations ...")
     classical_started = time.perf_counter()
-    session, classical = classical_network(ista_spec, scale.classical_iterations)
-    ista_curve = [nmse_db(r, 1.0) for r in per_layer(session, classical, test, scale.classical_iterations, nmse)]
+    classical = classical_network(ista, scale.classical_iterations)
+    ista_curve = ista.nmse_per_layer(classical, test, scale.classical_iterations)
     classical_s = time.perf_counter() - classical_started
 
     curves, untrained, params = {}, {}, {}
     for name, (spec, weights, _) in trained.items():
-        curves[name] = nmse_curve(spec, weights, test, scale.layers)
-        untrained[name] = curves[name] if weights is None else nmse_curve(spec, None, test, scale.layers)
-        params[name] = trainable_count(trained_network(spec, None)[1]) if weights is not None else 0
+        session = evaluation_session(spec)
+        untrained[name] = session.nmse_per_layer(session.network(), test, scale.layers)
+        if weights is None:
+            curves[name], params[name] = untrained[name], 0
+        else:
+            model = network(session, weights)
+            curves[name], params[name] = session.nmse_per_layer(model, test, scale.layers), trainable_count(model)
         run.log(f"  {name:<18} layer {scale.layers}: {curves[name][-1]:8.2f} dB (untrained {untrained[name][-1]:8.2f})")
+    kept = checkpoints(scale.classical_iterations)
     result = {
         "study": f"lista_{setting}",
         "scale": run.scale,
         "setting": {**asdict(scale), "density": 0.1, "snr_db": snr_db, "lam": 0.1},
         "nmse_db": {name: rounded(curve) for name, curve in curves.items()},
         "untrained_nmse_db": {name: rounded(curve) for name, curve in untrained.items()},
-        "classical_iters_to_match": {name: iterations_to_reach(ista_curve, curve[-1]) for name, curve in curves.items()},
-        "ista_nmse_db": {"iterations": checkpoints(scale.classical_iterations),
-                         "nmse_db": rounded([ista_curve[k - 1] for k in checkpoints(scale.classical_iterations)])},
+        "classical_iters_to_match": {name: iterations_to_match(ista_curve, curve[-1]) for name, curve in curves.items()},
+        "ista_nmse_db": {"iterations": kept, "nmse_db": rounded([ista_curve[k - 1] for k in kept])},
         "params": params,
         "train_s": {name: round(wall, 1) for name, (_, _, wall) in trained.items()},
-        "training": {name: variant.sections.get("train") for name, variant in network_variants(scale, snr_db).items()},
+        "training": {name: variant.sections.get("train") for name, variant in variants.items()},
         "classical_s": round(classical_s, 1),
         "wall_s": round(time.perf_counter() - started, 1),
         "command": run.command,

@@ -31,18 +31,26 @@ class Session:
     def nmse_per_layer(self, model: torch.nn.Module, batch: Batch, depth: int, batch_size: int = 500,
                        first: int = 0) -> list[float]:
         """NMSE (dB) over ``batch`` after each layer ``first+1..depth`` (streamed with ``on_layer``)."""
+        return [nmse_db(ratio, 1.0) for ratio in self.error_per_layer(model, batch, depth, batch_size, first)]
+
+    def error_per_layer(self, model: torch.nn.Module, batch: Batch, depth: int, batch_size: int = 500,
+                        first: int = 0, keys: tuple[str, ...] | None = None) -> list[float]:
+        """``sum ||estimate - truth||^2 / sum ||truth||^2`` over ``batch`` after each layer
+        ``first+1..depth``, over the truth tensors ``keys`` (default: all of them)."""
         errors = [0.0] * (depth - first)
         reference = 0.0
         with torch.no_grad():
             for chunk in batch.to(self.dtype, self.device).chunks(batch_size):
-                def collect(k: int, outputs: dict[str, torch.Tensor], truth: dict[str, torch.Tensor] = chunk.truth) -> None:
+                truth = {k: v for k, v in chunk.truth.items() if keys is None or k in keys}
+
+                def collect(k: int, outputs: dict[str, torch.Tensor], truth: dict[str, torch.Tensor] = truth) -> None:
                     if k >= first:
                         estimates = self.problem.estimate(outputs, self.constants)
                         errors[k - first] += float(squared_error(estimates, truth).sum())
 
                 model(**chunk.inputs, layers=depth, on_layer=collect)
-                reference += float(energy(chunk.truth).sum())
-        return [nmse_db(error, reference) for error in errors]
+                reference += float(energy(truth).sum())
+        return [error / reference for error in errors]
 
     def metric(self, model: torch.nn.Module, batch: Batch, depth: int, batch_size: int = 500) -> tuple[str, float]:
         """Validation NMSE (dB) at ``depth`` when the set has truth, else the mean objective."""
