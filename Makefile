@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo train-demo test generated lint bench reproduce clean
+.PHONY: install demo train-demo test generated lint typecheck bench reproduce clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,7 +23,8 @@ demo: install
 train-demo: install
 	$(PY) -m unfoldgen.training.demo
 
-test: install
+# Lint (the package, the tests and every generated file), type-check, then the test suite.
+test: lint typecheck
 	$(PY) -m pytest -q
 
 # Rebuild the committed output of every bundled spec.
@@ -32,6 +33,9 @@ generated: install
 
 lint: install
 	$(VENV)/bin/ruff check unfoldgen tests generated
+
+typecheck: install
+	$(VENV)/bin/mypy
 
 clean:
 	rm -rf $(VENV) .pytest_cache

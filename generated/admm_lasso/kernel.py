@@ -8,8 +8,6 @@ params are cast to the inputs' dtype. Buffers are allocated once per sample, out
 loop.
 """
 
-import math  # noqa: F401
-
 import numpy as np
 from numba import njit, prange
 
@@ -74,10 +72,10 @@ def unrolled(A, inverse, penalty, dual_step, lam, y, x):
         matvec(inverse[k], tmp0, x_solve)
         # x = prox_x(x_dual + x_solve, lam/penalty)
         for i in range(200):
-            x[i] = prox_x((x_dual[i] + x_solve[i]), lam / penalty[k])
+            x[i] = prox_x(x_dual[i] + x_solve[i], lam / penalty[k])
         # x_dual = dual_step*(x_solve - x) + x_dual
         for i in range(200):
-            x_dual[i] = (dual_step[k]*(x_solve[i] - x[i]) + x_dual[i])
+            x_dual[i] = dual_step[k]*(x_solve[i] - x[i]) + x_dual[i]
 
 
 @njit(parallel=True, cache=True)
@@ -106,10 +104,10 @@ def _part2(k, penalty, dual_step, lam, x, x_dual, x_solve):
     for b in range(x.shape[0]):
         # x = prox_x(x_dual + x_solve, lam/penalty)
         for i in range(200):
-            x[b, i] = prox_x((x_dual[b, i] + x_solve[b, i]), lam / penalty[k])
+            x[b, i] = prox_x(x_dual[b, i] + x_solve[b, i], lam / penalty[k])
         # x_dual = dual_step*(x_solve - x) + x_dual
         for i in range(200):
-            x_dual[b, i] = (dual_step[k]*(x_solve[b, i] - x[b, i]) + x_dual[b, i])
+            x_dual[b, i] = dual_step[k]*(x_solve[b, i] - x[b, i]) + x_dual[b, i]
 
 
 def _solve_blas(A, inverse, penalty, dual_step, lam, y, x):

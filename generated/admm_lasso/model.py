@@ -11,8 +11,6 @@ Untrained, ``Unfolded`` is exactly the classical algorithm stopped after 20 iter
 See DERIVATION.md for the math of every step.
 """
 
-import math  # noqa: F401  (bounds may be infinite)
-
 import numpy as np
 import torch
 
@@ -80,7 +78,8 @@ class Unfolded(torch.nn.Module):
     def layer_values(self):
         """What the layers read besides the stored tensors: positive parameters through softplus,
         and derived tensors that depend on trainable parameters."""
-        dtype, device = self.A.dtype, self.A.device  # noqa: F841
+        dtype = self.A.dtype
+        device = self.A.device
         penalty = _softplus(self.penalty_raw)  # penalty > 0
         dual_step = _softplus(self.dual_step_raw)  # dual_step > 0
         inverse = torch.stack([torch.linalg.inv(penalty[k] * torch.eye(200, dtype=dtype, device=device) + self.A.mT @ self.A) for k in range(LAYERS)])  # (H + rho I)^{-1}, the x-update's linear solve

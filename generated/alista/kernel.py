@@ -8,7 +8,7 @@ params are cast to the inputs' dtype. Buffers are allocated once per sample, out
 loop.
 """
 
-import math  # noqa: F401
+import math
 
 import numpy as np
 from numba import njit, prange
@@ -82,7 +82,7 @@ def unrolled(A, W_analytic, step, threshold, y, x):
             tmp2[i] = tmp2[i] - y[i]
         matvec_t(W_analytic, tmp2, tmp1)
         for i in range(500):
-            x[i] = (x[i] - step[k]*tmp1[i])
+            x[i] = x[i] - step[k]*tmp1[i]
         soft_threshold_support(x, threshold[k], SUPPORT[k], tmp0)
 
 
@@ -111,7 +111,7 @@ def _part2(k, step, threshold, x, tmp0, tmp1):
     for b in range(x.shape[0]):
         # x = soft_threshold_support(x - step*W_analytic.T @ (A @ x - y), threshold, SUPPORT[k])
         for i in range(500):
-            x[b, i] = (x[b, i] - step[k]*tmp1[b, i])
+            x[b, i] = x[b, i] - step[k]*tmp1[b, i]
         soft_threshold_support(x[b], threshold[k], SUPPORT[k], tmp0[b])
 
 

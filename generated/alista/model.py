@@ -10,8 +10,6 @@ Untrained, ``Unfolded`` is exactly the classical algorithm stopped after 16 iter
 See DERIVATION.md for the math of every step.
 """
 
-import math  # noqa: F401  (bounds may be infinite)
-
 import numpy as np
 import torch
 
@@ -84,7 +82,7 @@ class Unfolded(torch.nn.Module):
         # analytic weight of A: argmin ||W^T A||_F s.t. diag(W^T A) = 1
         self.register_buffer("W_analytic", analytic_weight(self.A))
         # step: step size t of the gradient step in x (trainable, untied, one per layer, kept positive by softplus)
-        step = _tensor((1.0 / lipschitz), reference)
+        step = _tensor(1.0 / lipschitz, reference)
         self.step_raw = torch.nn.Parameter(_inverse_softplus(_layerwise(step)))
         # threshold: threshold of the norm1 prox (trainable, untied, one per layer, kept positive by softplus)
         threshold = _tensor(self.lam / lipschitz, reference)
@@ -93,7 +91,6 @@ class Unfolded(torch.nn.Module):
     def layer_values(self):
         """What the layers read besides the stored tensors: positive parameters through softplus,
         and derived tensors that depend on trainable parameters."""
-        dtype, device = self.A.dtype, self.A.device  # noqa: F841
         step = _softplus(self.step_raw)  # step > 0
         threshold = _softplus(self.threshold_raw)  # threshold > 0
         return step, threshold

@@ -8,8 +8,6 @@ params are cast to the inputs' dtype. Buffers are allocated once per sample, out
 loop.
 """
 
-import math  # noqa: F401
-
 import numpy as np
 from numba import njit, prange
 
@@ -63,7 +61,7 @@ def unrolled(A, step, lam, mu, y, x):
         matvec_t(A, tmp0, grad_x)
         # x = prox_x(x - step*grad_x, step, lam, mu)
         for i in range(100):
-            x[i] = prox_x((x[i] - step[0]*grad_x[i]), step[0], lam, mu)
+            x[i] = prox_x(x[i] - step[0]*grad_x[i], step[0], lam, mu)
 
 
 @njit(parallel=True, cache=True)
@@ -91,7 +89,7 @@ def _part2(step, lam, mu, x, grad_x):
     for b in range(x.shape[0]):
         # x = prox_x(x - step*grad_x, step, lam, mu)
         for i in range(100):
-            x[b, i] = prox_x((x[b, i] - step[0]*grad_x[b, i]), step[0], lam, mu)
+            x[b, i] = prox_x(x[b, i] - step[0]*grad_x[b, i], step[0], lam, mu)
 
 
 def _solve_blas(A, step, lam, mu, y, x):

@@ -8,8 +8,6 @@ params are cast to the inputs' dtype. Buffers are allocated once per sample, out
 loop.
 """
 
-import math  # noqa: F401
-
 import numpy as np
 from numba import njit, prange
 
@@ -75,10 +73,10 @@ def unrolled(A, step, momentum, lam, y, x):
         matvec_t(A, tmp0, grad_x)
         # x_next = prox_x(x_momentum - step*grad_x, lam*step)
         for i in range(100):
-            x_next[i] = prox_x((x_momentum[i] - step[0]*grad_x[i]), lam*step[0])
+            x_next[i] = prox_x(x_momentum[i] - step[0]*grad_x[i], lam*step[0])
         # x_momentum = x_next + momentum*(x_next - x)
         for i in range(100):
-            x_momentum[i] = (momentum[k]*(x_next[i] - x[i]) + x_next[i])
+            x_momentum[i] = momentum[k]*(x_next[i] - x[i]) + x_next[i]
         # x = x_next
         x[:] = x_next
 
@@ -109,10 +107,10 @@ def _part2(k, step, momentum, lam, x, x_momentum, x_next, grad_x):
     for b in range(x.shape[0]):
         # x_next = prox_x(x_momentum - step*grad_x, lam*step)
         for i in range(100):
-            x_next[b, i] = prox_x((x_momentum[b, i] - step[0]*grad_x[b, i]), lam*step[0])
+            x_next[b, i] = prox_x(x_momentum[b, i] - step[0]*grad_x[b, i], lam*step[0])
         # x_momentum = x_next + momentum*(x_next - x)
         for i in range(100):
-            x_momentum[b, i] = (momentum[k]*(x_next[b, i] - x[b, i]) + x_next[b, i])
+            x_momentum[b, i] = momentum[k]*(x_next[b, i] - x[b, i]) + x_next[b, i]
         # x = x_next
         x[b, :] = x_next[b]
 

@@ -8,8 +8,6 @@ params are cast to the inputs' dtype. Buffers are allocated once per sample, out
 loop.
 """
 
-import math  # noqa: F401
-
 import numpy as np
 from numba import njit, prange
 
@@ -91,7 +89,7 @@ def unrolled(A, step, correction_w0, correction_b0, correction_w1, correction_b1
         matvec_t(A, tmp0, grad_x)
         # x_update = prox_x(x - step*grad_x, lam*step)
         for i in range(500):
-            x_update[i] = prox_x((x[i] - step[0]*grad_x[i]), lam*step[0])
+            x_update[i] = prox_x(x[i] - step[0]*grad_x[i], lam*step[0])
         # x = x_update + correction_k(x, grad_x)
         correction(x, grad_x, correction_w0[k], correction_b0[k], correction_w1[k], correction_b1[k], correction_h0, correction_h1, correction_out)
         for i in range(500):
@@ -123,7 +121,7 @@ def _part2(k, step, correction_w0, correction_b0, correction_w1, correction_b1, 
     for b in range(x.shape[0]):
         # x_update = prox_x(x - step*grad_x, lam*step)
         for i in range(500):
-            x_update[b, i] = prox_x((x[b, i] - step[0]*grad_x[b, i]), lam*step[0])
+            x_update[b, i] = prox_x(x[b, i] - step[0]*grad_x[b, i], lam*step[0])
         # x = x_update + correction_k(x, grad_x)
         correction(x[b], grad_x[b], correction_w0[k], correction_b0[k], correction_w1[k], correction_b1[k], correction_h0[b], correction_h1[b], correction_out[b])
         for i in range(500):

@@ -8,8 +8,6 @@ Untrained, ``Unfolded`` is exactly the classical algorithm stopped after 16 iter
 See DERIVATION.md for the math of every step.
 """
 
-import math  # noqa: F401  (bounds may be infinite)
-
 import numpy as np
 import torch
 
@@ -67,7 +65,7 @@ class Unfolded(torch.nn.Module):
         lipschitz = torch.linalg.matrix_norm(self.A, ord=2) ** 2  # Lipschitz constant of the gradient in x
         generator = torch.Generator().manual_seed(SEED)
         # step: step size t of the gradient step in x (fixed, tied, shared by all layers)
-        step = _tensor((1.0 / lipschitz), reference)
+        step = _tensor(1.0 / lipschitz, reference)
         self.register_buffer("step", step)
         # correction_w0: correction: weights of layer 1 (trainable, untied, one per layer)
         correction_w0 = _uniform(generator, (16, 64, 1000), 0.03162277660168379, reference)

@@ -8,8 +8,6 @@ params are cast to the inputs' dtype. Buffers are allocated once per sample, out
 loop.
 """
 
-import math  # noqa: F401
-
 import numpy as np
 from numba import njit, prange
 
@@ -72,7 +70,7 @@ def unrolled(A, step, lam, y, x):
         matvec_t(A, tmp0, grad_x)
         # x = prox_x(x - step*grad_x, lam*step)
         for i in range(100):
-            x[i] = prox_x((x[i] - step[0]*grad_x[i]), lam*step[0])
+            x[i] = prox_x(x[i] - step[0]*grad_x[i], lam*step[0])
 
 
 @njit(parallel=True, cache=True)
@@ -100,7 +98,7 @@ def _part2(step, lam, x, grad_x):
     for b in range(x.shape[0]):
         # x = prox_x(x - step*grad_x, lam*step)
         for i in range(100):
-            x[b, i] = prox_x((x[b, i] - step[0]*grad_x[b, i]), lam*step[0])
+            x[b, i] = prox_x(x[b, i] - step[0]*grad_x[b, i], lam*step[0])
 
 
 def _solve_blas(A, step, lam, y, x):

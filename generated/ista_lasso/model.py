@@ -8,8 +8,6 @@ Untrained, ``Unfolded`` is exactly the classical algorithm stopped after 100 ite
 See DERIVATION.md for the math of every step.
 """
 
-import math  # noqa: F401  (bounds may be infinite)
-
 import numpy as np
 import torch
 
@@ -59,7 +57,7 @@ class Unfolded(torch.nn.Module):
         self.register_buffer("lam", _tensor(lam, reference))
         lipschitz = torch.linalg.matrix_norm(self.A, ord=2) ** 2  # Lipschitz constant of the gradient in x
         # step: step size t of the gradient step in x (fixed, tied, shared by all layers)
-        step = _tensor((1.0 / lipschitz), reference)
+        step = _tensor(1.0 / lipschitz, reference)
         self.register_buffer("step", step)
 
     def forward(self, *, y, all_layers=False, layers=None, on_layer=None):

@@ -10,8 +10,6 @@ Untrained, ``Unfolded`` is exactly the classical algorithm stopped after 16 iter
 See DERIVATION.md for the math of every step.
 """
 
-import math  # noqa: F401  (bounds may be infinite)
-
 import numpy as np
 import torch
 
@@ -71,10 +69,10 @@ class Unfolded(torch.nn.Module):
         self.register_buffer("lam", _tensor(lam, reference))
         lipschitz = torch.linalg.matrix_norm(self.A, ord=2) ** 2  # Lipschitz constant of the gradient in x
         # W_y: linear map applied to y, initialised to its derived value (trainable, untied, one per layer)
-        W_y = _tensor(((1.0 / lipschitz)) * self.A.mT, reference)
+        W_y = _tensor((1.0 / lipschitz) * self.A.mT, reference)
         self.W_y = torch.nn.Parameter(_layerwise(W_y))
         # W_x: linear map applied to x, initialised to its derived value (trainable, untied, one per layer)
-        W_x = _tensor(torch.eye(500, dtype=dtype, device=device) - ((1.0 / lipschitz)) * (self.A.mT @ self.A), reference)
+        W_x = _tensor(torch.eye(500, dtype=dtype, device=device) - (1.0 / lipschitz) * (self.A.mT @ self.A), reference)
         self.W_x = torch.nn.Parameter(_layerwise(W_x))
         # threshold: threshold of the norm1 prox (trainable, untied, one per layer, kept positive by softplus)
         threshold = _tensor(self.lam / lipschitz, reference)
@@ -83,7 +81,6 @@ class Unfolded(torch.nn.Module):
     def layer_values(self):
         """What the layers read besides the stored tensors: positive parameters through softplus,
         and derived tensors that depend on trainable parameters."""
-        dtype, device = self.A.dtype, self.A.device  # noqa: F841
         threshold = _softplus(self.threshold_raw)  # threshold > 0
         return threshold,
 

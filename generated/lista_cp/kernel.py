@@ -8,8 +8,6 @@ params are cast to the inputs' dtype. Buffers are allocated once per sample, out
 loop.
 """
 
-import math  # noqa: F401
-
 import numpy as np
 from numba import njit, prange
 
@@ -62,7 +60,7 @@ def unrolled(A, W, threshold, y, x):
             tmp1[i] = tmp1[i] - y[i]
         matvec(W[k], tmp1, tmp0)
         for i in range(500):
-            x[i] = prox_x((x[i] - tmp0[i]), threshold[k])
+            x[i] = prox_x(x[i] - tmp0[i], threshold[k])
 
 
 @njit(parallel=True, cache=True)
@@ -90,7 +88,7 @@ def _part2(k, threshold, x, tmp0):
     for b in range(x.shape[0]):
         # x = prox_x(x - W @ (A @ x - y), threshold)
         for i in range(500):
-            x[b, i] = prox_x((x[b, i] - tmp0[b, i]), threshold[k])
+            x[b, i] = prox_x(x[b, i] - tmp0[b, i], threshold[k])
 
 
 def _solve_blas(A, W, threshold, y, x):

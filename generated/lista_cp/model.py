@@ -9,8 +9,6 @@ Untrained, ``Unfolded`` is exactly the classical algorithm stopped after 16 iter
 See DERIVATION.md for the math of every step.
 """
 
-import math  # noqa: F401  (bounds may be infinite)
-
 import numpy as np
 import torch
 
@@ -70,7 +68,7 @@ class Unfolded(torch.nn.Module):
         self.register_buffer("lam", _tensor(lam, reference))
         lipschitz = torch.linalg.matrix_norm(self.A, ord=2) ** 2  # Lipschitz constant of the gradient in x
         # W: coupled weight W_k (state map I - W_k A), initialised to t A^T (trainable, untied, one per layer)
-        W = _tensor(((1.0 / lipschitz)) * self.A.mT, reference)
+        W = _tensor((1.0 / lipschitz) * self.A.mT, reference)
         self.W = torch.nn.Parameter(_layerwise(W))
         # threshold: threshold of the norm1 prox (trainable, untied, one per layer, kept positive by softplus)
         threshold = _tensor(self.lam / lipschitz, reference)
@@ -79,7 +77,6 @@ class Unfolded(torch.nn.Module):
     def layer_values(self):
         """What the layers read besides the stored tensors: positive parameters through softplus,
         and derived tensors that depend on trainable parameters."""
-        dtype, device = self.A.dtype, self.A.device  # noqa: F841
         threshold = _softplus(self.threshold_raw)  # threshold > 0
         return threshold,
 

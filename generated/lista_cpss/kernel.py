@@ -8,7 +8,7 @@ params are cast to the inputs' dtype. Buffers are allocated once per sample, out
 loop.
 """
 
-import math  # noqa: F401
+import math
 
 import numpy as np
 from numba import njit, prange
@@ -73,7 +73,7 @@ def unrolled(A, W, threshold, y, x):
             tmp2[i] = tmp2[i] - y[i]
         matvec(W[k], tmp2, tmp1)
         for i in range(500):
-            x[i] = (x[i] - tmp1[i])
+            x[i] = x[i] - tmp1[i]
         soft_threshold_support(x, threshold[k], SUPPORT[k], tmp0)
 
 
@@ -102,7 +102,7 @@ def _part2(k, threshold, x, tmp0, tmp1):
     for b in range(x.shape[0]):
         # x = soft_threshold_support(x - W @ (A @ x - y), threshold, SUPPORT[k])
         for i in range(500):
-            x[b, i] = (x[b, i] - tmp1[b, i])
+            x[b, i] = x[b, i] - tmp1[b, i]
         soft_threshold_support(x[b], threshold[k], SUPPORT[k], tmp0[b])
 
 

@@ -8,8 +8,6 @@ params are cast to the inputs' dtype. Buffers are allocated once per sample, out
 loop.
 """
 
-import math  # noqa: F401
-
 import numpy as np
 from numba import njit, prange
 
@@ -60,7 +58,7 @@ def unrolled(W_y, W_x, threshold, y, x):
         matvec(W_y[k], y, tmp0)
         matvec(W_x[k], x, tmp1)
         for i in range(64):
-            x[i] = prox_x((tmp0[i] + tmp1[i]), threshold[k])
+            x[i] = prox_x(tmp0[i] + tmp1[i], threshold[k])
 
 
 @njit(parallel=True, cache=True)
@@ -80,7 +78,7 @@ def _part1(k, threshold, x, tmp0, tmp1):
     for b in range(x.shape[0]):
         # x = prox_x(W_y @ y + W_x @ x, threshold)
         for i in range(64):
-            x[b, i] = prox_x((tmp0[b, i] + tmp1[b, i]), threshold[k])
+            x[b, i] = prox_x(tmp0[b, i] + tmp1[b, i], threshold[k])
 
 
 def _solve_blas(W_y, W_x, threshold, y, x):

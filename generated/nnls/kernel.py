@@ -8,8 +8,6 @@ params are cast to the inputs' dtype. Buffers are allocated once per sample, out
 loop.
 """
 
-import math  # noqa: F401
-
 import numpy as np
 from numba import njit, prange
 
@@ -68,7 +66,7 @@ def unrolled(A, step, y, x):
         matvec_t(A, tmp0, grad_x)
         # x = prox_x(x - step*grad_x)
         for i in range(40):
-            x[i] = prox_x((x[i] - step[0]*grad_x[i]))
+            x[i] = prox_x(x[i] - step[0]*grad_x[i])
 
 
 @njit(parallel=True, cache=True)
@@ -96,7 +94,7 @@ def _part2(step, x, grad_x):
     for b in range(x.shape[0]):
         # x = prox_x(x - step*grad_x)
         for i in range(40):
-            x[b, i] = prox_x((x[b, i] - step[0]*grad_x[b, i]))
+            x[b, i] = prox_x(x[b, i] - step[0]*grad_x[b, i])
 
 
 def _solve_blas(A, step, y, x):

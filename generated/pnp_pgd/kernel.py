@@ -8,8 +8,6 @@ params are cast to the inputs' dtype. Buffers are allocated once per sample, out
 loop.
 """
 
-import math  # noqa: F401
-
 import numpy as np
 from numba import njit, prange
 
@@ -90,7 +88,7 @@ def unrolled(A, step, prox_net_w0, prox_net_b0, prox_net_w1, prox_net_b1, lam, y
         matvec_t(A, tmp0, grad_x)
         # x_arg = x - step*grad_x
         for i in range(500):
-            x_arg[i] = (x[i] - step[k]*grad_x[i])
+            x_arg[i] = x[i] - step[k]*grad_x[i]
         # x = prox_x(x_arg, lam*step)
         for i in range(500):
             x[i] = prox_x(x_arg[i], lam*step[k])
@@ -125,7 +123,7 @@ def _part2(k, step, prox_net_w0, prox_net_b0, prox_net_w1, prox_net_b1, lam, x, 
     for b in range(x.shape[0]):
         # x_arg = x - step*grad_x
         for i in range(500):
-            x_arg[b, i] = (x[b, i] - step[k]*grad_x[b, i])
+            x_arg[b, i] = x[b, i] - step[k]*grad_x[b, i]
         # x = prox_x(x_arg, lam*step)
         for i in range(500):
             x[b, i] = prox_x(x_arg[b, i], lam*step[k])

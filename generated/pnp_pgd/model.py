@@ -9,8 +9,6 @@ Untrained, ``Unfolded`` is exactly the classical algorithm stopped after 16 iter
 See DERIVATION.md for the math of every step.
 """
 
-import math  # noqa: F401  (bounds may be infinite)
-
 import numpy as np
 import torch
 
@@ -78,7 +76,7 @@ class Unfolded(torch.nn.Module):
         lipschitz = torch.linalg.matrix_norm(self.A, ord=2) ** 2  # Lipschitz constant of the gradient in x
         generator = torch.Generator().manual_seed(SEED)
         # step: step size t of the gradient step in x (trainable, untied, one per layer, kept positive by softplus)
-        step = _tensor((1.0 / lipschitz), reference)
+        step = _tensor(1.0 / lipschitz, reference)
         self.step_raw = torch.nn.Parameter(_inverse_softplus(_layerwise(step)))
         # prox_net_w0: prox_net: weights of layer 1 (trainable, tied, shared by all layers)
         prox_net_w0 = _uniform(generator, (128, 500), 0.044721359549995794, reference)
@@ -96,7 +94,6 @@ class Unfolded(torch.nn.Module):
     def layer_values(self):
         """What the layers read besides the stored tensors: positive parameters through softplus,
         and derived tensors that depend on trainable parameters."""
-        dtype, device = self.A.dtype, self.A.device  # noqa: F841
         step = _softplus(self.step_raw)  # step > 0
         return step,
 

@@ -8,7 +8,7 @@ params are cast to the inputs' dtype. Buffers are allocated once per sample, out
 loop.
 """
 
-import math  # noqa: F401
+import math
 
 import numpy as np
 from numba import njit, prange
@@ -125,20 +125,20 @@ def unrolled(step_L, threshold_L, step_S, threshold_S, Y, L, S):
         # grad_L = L + S - Y
         for i in range(100):
             for j in range(100):
-                grad_L[i, j] = (L[i, j] + S[i, j] - Y[i, j])
+                grad_L[i, j] = L[i, j] + S[i, j] - Y[i, j]
         # L = prox_L(L - step_L*grad_L, threshold_L)
         for i in range(100):
             for j in range(100):
-                L[i, j] = (L[i, j] - step_L[k]*grad_L[i, j])
+                L[i, j] = L[i, j] - step_L[k]*grad_L[i, j]
         prox_L(L, threshold_L[k], L_svd_rows, L_svd_vt)
         # grad_S = L + S - Y
         for i in range(100):
             for j in range(100):
-                grad_S[i, j] = (L[i, j] + S[i, j] - Y[i, j])
+                grad_S[i, j] = L[i, j] + S[i, j] - Y[i, j]
         # S = prox_S(S - step_S*grad_S, threshold_S)
         for i in range(100):
             for j in range(100):
-                S[i, j] = prox_S((S[i, j] - step_S[k]*grad_S[i, j]), threshold_S[k])
+                S[i, j] = prox_S(S[i, j] - step_S[k]*grad_S[i, j], threshold_S[k])
 
 
 @njit(parallel=True, cache=True)

@@ -9,8 +9,6 @@ Untrained, ``Unfolded`` is exactly the classical algorithm stopped after 10 iter
 See DERIVATION.md for the math of every step.
 """
 
-import math  # noqa: F401  (bounds may be infinite)
-
 import numpy as np
 import torch
 
@@ -80,13 +78,13 @@ class Unfolded(torch.nn.Module):
         lipschitz_L = 1  # Lipschitz constant of the gradient in L
         lipschitz_S = 1  # Lipschitz constant of the gradient in S
         # step_L: step size t of the gradient step in L (trainable, untied, one per layer, kept positive by softplus)
-        step_L = _tensor((1.0 / lipschitz_L), reference)
+        step_L = _tensor(1.0 / lipschitz_L, reference)
         self.step_L_raw = torch.nn.Parameter(_inverse_softplus(_layerwise(step_L)))
         # threshold_L: threshold of the nuclear prox (trainable, untied, one per layer, kept positive by softplus)
         threshold_L = _tensor(self.lam1 / lipschitz_L, reference)
         self.threshold_L_raw = torch.nn.Parameter(_inverse_softplus(_layerwise(threshold_L)))
         # step_S: step size t of the gradient step in S (trainable, untied, one per layer, kept positive by softplus)
-        step_S = _tensor((1.0 / lipschitz_S), reference)
+        step_S = _tensor(1.0 / lipschitz_S, reference)
         self.step_S_raw = torch.nn.Parameter(_inverse_softplus(_layerwise(step_S)))
         # threshold_S: threshold of the norm1 prox (trainable, untied, one per layer, kept positive by softplus)
         threshold_S = _tensor(self.lam2 / lipschitz_S, reference)
@@ -95,7 +93,6 @@ class Unfolded(torch.nn.Module):
     def layer_values(self):
         """What the layers read besides the stored tensors: positive parameters through softplus,
         and derived tensors that depend on trainable parameters."""
-        dtype, device = self.step_L_raw.dtype, self.step_L_raw.device  # noqa: F841
         step_L = _softplus(self.step_L_raw)  # step_L > 0
         threshold_L = _softplus(self.threshold_L_raw)  # threshold_L > 0
         step_S = _softplus(self.step_S_raw)  # step_S > 0

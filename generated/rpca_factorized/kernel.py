@@ -8,7 +8,7 @@ params are cast to the inputs' dtype. Buffers are allocated once per sample, out
 loop.
 """
 
-import math  # noqa: F401
+import math
 
 import numpy as np
 from numba import njit, prange
@@ -183,19 +183,19 @@ def unrolled(zeta0, zeta, eta, Y, U, V, S):
     # U = svd_left(Y - S, r)
     for i in range(100):
         for j in range(100):
-            tmp0[i, j] = (Y[i, j] - S[i, j])
+            tmp0[i, j] = Y[i, j] - S[i, j]
     svd_factor(tmp0, 5, 0, U)
     # V = svd_right(Y - S, r)
     for i in range(100):
         for j in range(100):
-            tmp1[i, j] = (Y[i, j] - S[i, j])
+            tmp1[i, j] = Y[i, j] - S[i, j]
     svd_factor(tmp1, 5, 1, V)
     for k in range(LAYERS):
         # S = prox_S(Y - U @ V.T, zeta)
         matmat_nt(U, V, tmp2)
         for i in range(100):
             for j in range(100):
-                S[i, j] = prox_S((Y[i, j] - tmp2[i, j]), zeta[k])
+                S[i, j] = prox_S(Y[i, j] - tmp2[i, j], zeta[k])
         # R = U @ V.T + S - Y
         matmat_nt(U, V, R)
         for i in range(100):
@@ -208,7 +208,7 @@ def unrolled(zeta0, zeta, eta, Y, U, V, S):
         matmat(R, tmp6, tmp3)
         for i in range(100):
             for j in range(5):
-                U_next[i, j] = (U[i, j] - eta[k]*tmp3[i, j])
+                U_next[i, j] = U[i, j] - eta[k]*tmp3[i, j]
         # V = V - eta*R.T @ U @ (inv(U.T @ U))
         matmat(U.T, U, tmp8)
         invert(tmp8, tmp9)
@@ -216,7 +216,7 @@ def unrolled(zeta0, zeta, eta, Y, U, V, S):
         matmat(R.T, tmp10, tmp7)
         for i in range(100):
             for j in range(5):
-                V[i, j] = (V[i, j] - eta[k]*tmp7[i, j])
+                V[i, j] = V[i, j] - eta[k]*tmp7[i, j]
         # U = U_next
         U[:] = U_next
 

@@ -10,8 +10,6 @@ Untrained, ``Unfolded`` is exactly the classical algorithm stopped after 10 iter
 See DERIVATION.md for the math of every step.
 """
 
-import math  # noqa: F401  (bounds may be infinite)
-
 import numpy as np
 import torch
 
@@ -88,7 +86,6 @@ class Unfolded(torch.nn.Module):
     def layer_values(self):
         """What the layers read besides the stored tensors: positive parameters through softplus,
         and derived tensors that depend on trainable parameters."""
-        dtype, device = self.zeta0.dtype, self.zeta0.device  # noqa: F841
         zeta = _softplus(self.zeta_raw)  # zeta > 0
         eta = _softplus(self.eta_raw)  # eta > 0
         return zeta, eta

@@ -71,8 +71,8 @@ def kernel_arrays(program: Program) -> list[tuple[str, tuple[int, ...]]]:
         leading = (program.layers,) if derived.per_layer else ()
         arrays.append((derived.name, leading + derived.shape))
     for parameter in program.parameters:
-        leading = program.layers if parameter.per_layer else 1
-        arrays.append((parameter.name, (leading, *parameter.shape)))
+        layers = program.layers if parameter.per_layer else 1
+        arrays.append((parameter.name, (layers, *parameter.shape)))
     return arrays
 
 

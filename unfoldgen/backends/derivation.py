@@ -11,7 +11,7 @@ from unfoldgen.ir.program import Parameter, Program, RandomInit
 
 def parameter_rows(program: Program) -> list[dict[str, object]]:
     """The parameter table (also printed by ``unfoldgen show``)."""
-    rows = []
+    rows: list[dict[str, object]] = []
     for p in program.parameters:
         rows.append({
             "name": p.name,

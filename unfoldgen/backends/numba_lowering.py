@@ -114,6 +114,11 @@ class NumbaLowering:
         return f"{name}[{', '.join(((layer,) if layer else ()) + idx)}]"
 
     # -- elementwise ------------------------------------------------------------------------
+    def sum_element(self, expr: sp.MatAdd, idx: tuple[str, ...], out: list[Statement]) -> str:
+        """One element of a sum, without the parentheses that a factor of it would need."""
+        terms = sorted(expr.args, key=is_negative_term)
+        return self.join_terms(self.element(terms[0], idx, out), terms[1:], idx, out)
+
     def element(self, expr: sp.Basic, idx: tuple[str, ...], out: list[Statement]) -> str:
         """Code for one element of ``expr``; products are computed into buffers first."""
         if not isinstance(expr, sp.MatrixExpr):
@@ -123,8 +128,7 @@ class NumbaLowering:
         if isinstance(expr, sp.Transpose) and isinstance(expr.arg, sp.MatrixSymbol):
             return self.indexed(expr.arg.name, tuple(reversed(idx)))
         if isinstance(expr, sp.MatAdd):
-            terms = sorted(expr.args, key=is_negative_term)
-            return f"({self.join_terms(self.element(terms[0], idx, out), terms[1:], idx, out)})"
+            return f"({self.sum_element(expr, idx, out)})"
         if isinstance(expr, sp.MatMul):
             scalars = [a for a in expr.args if not isinstance(a, sp.MatrixExpr)]
             factors = [a for a in expr.args if isinstance(a, sp.MatrixExpr)]
@@ -201,6 +205,8 @@ class NumbaLowering:
             if not rest and wrap == "{}":
                 return
             value = self.join_terms(f"{target}[{', '.join(idx)}]", rest, idx, out)
+        elif isinstance(expr, sp.MatAdd):
+            value = self.sum_element(expr, idx, out)
         else:
             value = self.element(expr, idx, out)
         out.append(Statement("loop", target=target, value=wrap.format(value), shape=shape, indices=idx))

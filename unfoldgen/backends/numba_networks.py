@@ -9,6 +9,7 @@ convolutions (zero padding) are direct loops (``conv3x3`` in the kernel).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from unfoldgen.ir.program import Network
@@ -18,7 +19,7 @@ NUMBA_ACTIVATIONS = {"relu": "max({}, 0.0)", "tanh": "math.tanh({})", "softplus"
 
 @dataclass(frozen=True)
 class NetworkCode:
-    buffers: list[tuple[str, tuple[int, ...], str]]  # the last one receives the output
+    buffers: Sequence[tuple[str, tuple[int, ...], str]]  # the last one receives the output
     signature: list[str]
 
 

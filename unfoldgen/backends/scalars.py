@@ -16,7 +16,7 @@ from unfoldgen.symbolic.nodes import is_negative_term
 class ScalarPrinter:
     """Print scalar expressions as Python source. Subclasses set ``functions`` and ``where``."""
 
-    functions: ClassVar[dict[type, str]] = {}
+    functions: ClassVar[dict[type[sp.Basic], str]] = {}
 
     def __init__(self, symbol: Callable[[sp.Symbol], str]) -> None:
         self.symbol = symbol
@@ -40,7 +40,7 @@ class ScalarPrinter:
         if isinstance(expr, sp.Pow):
             base, exponent = expr.args
             if exponent == -1:
-                return f"(1.0 / {self.atom(base)})"
+                return f"1.0 / {self.atom(base)}"
             if exponent == sp.Rational(1, 2):
                 return f"{self.functions[sp.sqrt]}({self.print(base)})"
             return f"{self.atom(base)} ** {self.atom(exponent)}"
@@ -50,7 +50,7 @@ class ScalarPrinter:
             return f"{self.atom(expr.lhs)} {expr.rel_op} {self.atom(expr.rhs)}"
         for kind, name in self.functions.items():
             if isinstance(expr, kind):
-                return self.call(name, expr.args)
+                return self.call(name, tuple(expr.args))
         raise NotImplementedError(f"cannot print {expr!r} ({type(expr).__name__})")
 
     def call(self, name: str, args: tuple[sp.Basic, ...]) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 from unfoldgen.backends.common import (
     METHOD_TITLES,
@@ -123,6 +124,10 @@ def emit_torch_module(program: Program) -> str:
     reference = constants[0]["name"] if constants else "0.0"
     dynamic = [d for d in program.layer_tensors if program.is_dynamic(d)]
     positive = [p for p in program.parameters if p.positive]
+    layer_values = ([{"name": p.name, "code": f"_softplus(self.{p.name}_raw)", "comment": f"{p.name} > 0"}
+                     for p in positive]
+                    + [{"name": d.name, "code": _derived_code(printer, d), "comment": d.description}
+                       for d in dynamic])
     return render(
         "model.py.j2",
         name=program.name, spec_hash=program.spec_hash, layers=program.layers,
@@ -133,10 +138,7 @@ def emit_torch_module(program: Program) -> str:
                  for d in program.derived if not d.shape],
         static_tensors=[{"name": d.name, "code": _derived_code(printer, d), "comment": d.description}
                         for d in program.layer_tensors if not program.is_dynamic(d)],
-        layer_values=[{"name": p.name, "code": f"_softplus(self.{p.name}_raw)", "comment": f"{p.name} > 0"}
-                      for p in positive]
-                     + [{"name": d.name, "code": _derived_code(printer, d), "comment": d.description}
-                        for d in dynamic],
+        layer_values=layer_values, layer_value_locals=_locals_read(layer_values, ("dtype", "device")),
         parameters=[{"name": p.name, "init_code": _init_code(printer, p), "storage": _storage(p),
                      "attribute": f"{p.name}_raw" if p.positive else p.name, "positive": p.positive,
                      "trainable": p.trainable, "comment": _parameter_comment(p)} for p in program.parameters],
@@ -159,6 +161,13 @@ def emit_torch_module(program: Program) -> str:
         dtype_source=program.constants and next(iter(program.constants)) or f"{program.parameters[0].name}"
                      + ("_raw" if program.parameters[0].positive else ""),
     )
+
+
+def _locals_read(lines: list[dict[str, str]], names: tuple[str, ...]) -> list[str]:
+    """The ``names`` that the code of ``lines`` reads as values (not as keywords or attributes),
+    so that only those locals are defined."""
+    return [name for name in names
+            if any(re.search(rf"(?<![.\w]){name}\b(?!\s*=)", line["code"]) for line in lines)]
 
 
 def _tuple_literal(names: list[str]) -> str:

@@ -9,6 +9,7 @@ Batch 1 is a single sample: ``solve_one`` for the kernel, a batch of one for the
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import statistics
@@ -87,14 +88,14 @@ def measure(folder: Path, backend: str, batches: list[int]) -> dict[str, Any]:
         single, batched = numpy_runners(folder, params)
     else:
         single, batched = torch_runners(folder, compiled=backend == "torch_compile")
-    timings = {}
+    timings: dict[int, float] = {}
     for batch in batches:
         if batch == 1:
             sample = {k: v[0] for k, v in inputs.items()}
-            timings[batch] = median_seconds(lambda sample=sample: single(sample)) * 1e6
+            timings[batch] = median_seconds(functools.partial(single, sample)) * 1e6
         else:
             chunk = {k: np.ascontiguousarray(v[:batch]) for k, v in inputs.items()}
-            timings[batch] = median_seconds(lambda chunk=chunk: batched(chunk)) * 1e6 / batch
+            timings[batch] = median_seconds(functools.partial(batched, chunk)) * 1e6 / batch
     return {"us_per_sample": {str(b): t for b, t in timings.items()}}
 
 

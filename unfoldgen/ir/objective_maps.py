@@ -87,7 +87,8 @@ def factor_gradient(gradient: sp.MatrixExpr, where: Located) -> tuple[sp.MatrixE
     ``A^T (A x - y)``); ``r`` is the residual the coupled and analytic maps act on."""
     expanded = sp.expand(gradient)
     terms = expanded.args if isinstance(expanded, sp.MatAdd) else (expanded,)
-    lefts, rests = [], []
+    lefts: list[sp.MatrixExpr | None] = []
+    rests: list[sp.MatrixExpr] = []
     for term in terms:
         coeff, matrices = split_factors(term)
         if len(matrices) < 2:

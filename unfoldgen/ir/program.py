@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import TypeAlias
 
 import sympy as sp
 
@@ -27,7 +28,7 @@ class RandomInit:
 
 
 # One value for every layer (scalar or matrix expression), one scalar per layer, or random.
-Init = sp.Expr | sp.MatrixExpr | tuple[sp.Expr, ...] | RandomInit
+Init: TypeAlias = sp.Expr | sp.MatrixExpr | tuple[sp.Expr, ...] | RandomInit
 
 
 @dataclass(frozen=True)

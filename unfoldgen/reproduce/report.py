@@ -150,9 +150,9 @@ def rpca_section(out: Path, result: dict[str, Any] | None) -> str:
     trade = []
     for name, record in networks.items():
         match = record["classical_iters_to_match"]
-        ratio = f"never in {setting['classical_iterations']}" if match is None else f"{match} ({match / layers:.1f}x)"
+        reached_at = f"never in {setting['classical_iterations']}" if match is None else f"{match} ({match / layers:.1f}x)"
         trade.append(f"| {name} | {record['paradigm'] or 'classical'} | {record['params']} | {record['train_s']:.0f} | "
-                     f"{record['inference_ms']:.2f} | {record['rel_err'][-1]:.4f} | {ratio} | "
+                     f"{record['inference_ms']:.2f} | {record['rel_err'][-1]:.4f} | {reached_at} | "
                      f"{record['robust_rel_err'][-1]:.4f} | {INTERPRETABLE[record['paradigm']]} |")
     shown = sorted({1, 2, 3, 5, layers} & set(range(1, layers + 1)))
     per_layer = "\n".join(f"| {name} | " + " | ".join(f"{record['rel_err'][k - 1]:.4f}" for k in shown) + " |"

@@ -115,7 +115,7 @@ def network_variants(scale: Scale, snr_db: float | None) -> dict[str, Variant]:
 def trained_weights(variants: dict[str, Variant], runs: Path, log: Callable[[str], None]
                     ) -> dict[str, tuple[Spec, Path | None, float]]:
     """Every network of a setting as (spec, weights or None, training seconds), training as needed."""
-    trained = {}
+    trained: dict[str, tuple[Spec, Path | None, float]] = {}
     for name, variant in variants.items():
         spec = variant.spec(spec_name(name))
         if name in CLASSICAL:

@@ -13,13 +13,13 @@ import random
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 import numpy as np
 import torch
 
 
-def write_atomically(path: Path, write: Callable[[IO[bytes]], None]) -> None:
+def write_atomically(path: Path, write: Callable[[IO[bytes]], object]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -40,7 +40,7 @@ def save_torch(path: Path, payload: Any) -> None:
 def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
     """The contents of a ``.npz`` file of ``arrays``."""
     buffer = io.BytesIO()
-    np.savez(buffer, **arrays)
+    np.savez(buffer, **arrays)  # type: ignore[arg-type]  # numpy's stub confuses **arrays with allow_pickle
     return buffer.getvalue()
 
 
@@ -55,7 +55,7 @@ def save_json(path: Path, value: Any) -> None:
 def rng_state() -> dict[str, Any]:
     """Every global generator a run could touch (the samples themselves are seeded by step),
     as tensors and plain values so the checkpoint loads with ``weights_only=True``."""
-    kind, keys, position, has_gauss, cached = np.random.get_state()
+    kind, keys, position, has_gauss, cached = cast(tuple[str, np.ndarray, int, int, float], np.random.get_state())
     return {
         "torch": torch.get_rng_state(),
         "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), position, has_gauss, cached],

@@ -145,7 +145,7 @@ class DataSource:
             "sign": lambda: rng.choice([-1.0, 1.0], (count, *shape)),
             "positive": lambda: np.abs(rng.standard_normal((count, *shape))),
         }[law.values]()
-        scale = law.amplitude
+        scale: float | np.ndarray = law.amplitude
         if reference is not None:
             mean_abs = reference.abs().flatten(1).mean(1).numpy()
             scale = scale * mean_abs.reshape(-1, *[1] * len(shape))

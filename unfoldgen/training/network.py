@@ -10,7 +10,7 @@ import dataclasses
 import hashlib
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -20,6 +20,16 @@ from unfoldgen.build import load_generated_module
 from unfoldgen.errors import SpecError
 from unfoldgen.ir import Program, lower
 from unfoldgen.spec.model import LearnSpec, Spec
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    class UnfoldedNetwork(torch.nn.Module):
+        """For type checkers: what every generated ``Unfolded`` adds to ``nn.Module``."""
+
+        def kernel_params(self) -> dict[str, np.ndarray]: ...
+        def layer_values(self) -> tuple[torch.Tensor, ...]: ...
+
 
 WEIGHTS_FORMAT = "unfoldgen-weights/1"
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -36,7 +46,7 @@ def network_module(program: Program) -> Any:
 
 
 def build_network(program: Program, constants: dict[str, torch.Tensor], dtype: torch.dtype,
-                  device: torch.device | str) -> torch.nn.Module:
+                  device: torch.device | str) -> UnfoldedNetwork:
     """The untrained network: exactly the classical algorithm stopped after its layers."""
     module = network_module(program)
     arguments = {name: constants[name] for name in program.constants}

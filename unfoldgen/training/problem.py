@@ -19,7 +19,7 @@ from unfoldgen.spec.model import DataSpec, Located, Spec
 from unfoldgen.symbolic.language import Namespace, Parser, parse_smooth, shape_text
 from unfoldgen.symbolic.prox import NonsmoothTerm, parse_nonsmooth_term
 from unfoldgen.symbolic.prox.terms import ELEMENT
-from unfoldgen.training.expressions import as_matrix, evaluate, from_matrix
+from unfoldgen.training.expressions import Value, as_matrix, evaluate, from_matrix
 
 Tensors = Mapping[str, torch.Tensor]
 
@@ -126,8 +126,8 @@ class TrainingProblem:
         return models
 
     # -- evaluation -------------------------------------------------------------------------
-    def _env(self, constants: Tensors, batched: Tensors) -> dict[sp.Basic, object]:
-        env: dict[sp.Basic, object] = dict(self.param_values)
+    def _env(self, constants: Tensors, batched: Tensors) -> dict[sp.Basic, Value]:
+        env: dict[sp.Basic, Value] = dict(self.param_values)
         for name, tensor in constants.items():
             env[self.ns.tensors[name].expr] = as_matrix(tensor, self.program.constants[name])
         for name, tensor in batched.items():
@@ -150,7 +150,7 @@ class TrainingProblem:
                 estimates[name] = outputs[name]
                 continue
             env = env or self._env(constants, outputs)
-            estimates[name] = from_matrix(evaluate(truth.estimate, env), truth.shape)
+            estimates[name] = from_matrix(torch.as_tensor(evaluate(truth.estimate, env)), truth.shape)
         return estimates
 
     def objective(self, inputs: Tensors, outputs: Tensors, constants: Tensors) -> torch.Tensor:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import click
@@ -22,9 +23,13 @@ class Progress:
         self.bar: Any = None
         if enabled and not quiet:
             self.bar = click.progressbar(length=total, label="training", show_pos=True,
-                                         item_show_func=lambda _: self.status, file=click.get_text_stream("stderr"))
+                                         item_show_func=self.show, file=sys.stderr)
             self.bar.__enter__()
             self.bar.update(start)
+
+    def show(self, _item: object) -> str:
+        """The text after the bar: the latest loss and validation metric."""
+        return self.status
 
     def step(self) -> None:
         if self.bar is not None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 
 from unfoldgen.ir import Program, lower
@@ -10,6 +12,9 @@ from unfoldgen.training.data import Batch, DataSource
 from unfoldgen.training.losses import energy, nmse_db, squared_error
 from unfoldgen.training.network import DTYPES, build_network
 from unfoldgen.training.problem import TrainingProblem
+
+if TYPE_CHECKING:
+    from unfoldgen.training.network import UnfoldedNetwork
 
 
 class Session:
@@ -25,7 +30,7 @@ class Session:
         self.device = device
         self.constants = {k: v.to(dtype=self.dtype, device=device) for k, v in self.source.constants.items()}
 
-    def network(self) -> torch.nn.Module:
+    def network(self) -> UnfoldedNetwork:
         return build_network(self.program, self.constants, self.dtype, self.device)
 
     def nmse_per_layer(self, model: torch.nn.Module, batch: Batch, depth: int, batch_size: int = 500,
