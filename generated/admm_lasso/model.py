@@ -35,6 +35,23 @@ def _tensor(value, like):
     return torch.as_tensor(value, dtype=like.dtype, device=like.device)
 
 
+def _checked(role, name, value, shape, like, batched=False):
+    """``value`` (a tensor or an array) as a tensor of ``like``'s dtype and device, after
+    checking that it holds real numbers of ``shape`` ([batch] + ``shape`` when ``batched``),
+    all finite: a NaN or Inf would otherwise spread silently through every layer."""
+    tensor = torch.as_tensor(value)
+    if tensor.is_complex() or tensor.dtype == torch.bool:
+        raise TypeError(f"{role} '{name}' must hold real numbers, got {tensor.dtype}")
+    got = tuple(tensor.shape[1:]) if batched else tuple(tensor.shape)
+    if got != shape or (batched and tensor.dim() != len(shape) + 1):
+        expected = "[batch" + "".join(f", {n}" for n in shape) + "]" if batched else str(list(shape))
+        raise ValueError(f"{role} '{name}' must have shape {expected}, got {list(tensor.shape)}")
+    if not bool(torch.isfinite(tensor).all()):
+        where = tuple(int(i) for i in torch.nonzero(~torch.isfinite(tensor))[0])
+        raise ValueError(f"{role} '{name}' contains NaN or Inf (first at index {where})")
+    return tensor.to(dtype=like.dtype, device=like.device)
+
+
 def _layerwise(value):
     """One copy of a classical value per layer (for untied parameters)."""
     return value.detach().reshape(1, *value.shape).repeat(LAYERS, *([1] * value.dim())).clone()
@@ -64,10 +81,8 @@ class Unfolded(torch.nn.Module):
         if not reference.is_floating_point():
             reference = reference.to(torch.get_default_dtype())
         dtype, device = reference.dtype, reference.device
-        self.register_buffer("A", _tensor(A, reference))
-        if tuple(self.A.shape) != (100, 200):
-            raise ValueError(f"constant 'A' must have shape (100, 200), got {tuple(self.A.shape)}")
-        self.register_buffer("lam", _tensor(lam, reference))
+        self.register_buffer("A", _checked("constant", "A", A, (100, 200), reference))
+        self.register_buffer("lam", _checked("param", "lam", lam, (), reference))
         # penalty: penalty rho of the splitting (trainable, untied, one per layer, kept positive by softplus)
         penalty = _tensor(1, reference)
         self.penalty_raw = torch.nn.Parameter(_inverse_softplus(_layerwise(penalty)))
@@ -93,9 +108,7 @@ class Unfolded(torch.nn.Module):
         depth = LAYERS if layers is None else layers
         if not 1 <= depth <= LAYERS:
             raise ValueError(f"layers must be in 1..{LAYERS}, got {layers}")
-        if tuple(y.shape[1:]) != (100,):
-            raise ValueError(f"input 'y' must have shape [batch, 100], got {tuple(y.shape)}")
-        y = y.to(dtype=self.A.dtype, device=self.A.device)
+        y = _checked("input", "y", y, (100,), self.A, batched=True)
         penalty, dual_step, inverse = self.layer_values()
         x = torch.zeros(y.shape[0], 200, dtype=y.dtype, device=y.device)
         x_dual = torch.zeros(y.shape[0], 200, dtype=y.dtype, device=y.device)

@@ -14,7 +14,7 @@ from numba import njit, prange
 LAYERS = 16
 INPUT_SHAPES = {"y": (250,)}
 OUTPUT_SHAPES = {"x": (500,)}
-ARRAY_PARAMS = ("W_y", "W_x", "threshold", )
+ARRAY_PARAMS = {"W_y": (16, 500, 250), "W_x": (16, 500, 500), "threshold": (16,)}
 SCALAR_PARAMS = ()
 # Batches from this size on take the BLAS path (_solve_blas); smaller ones run per sample.
 BLAS_MIN_BATCH = 16
@@ -97,41 +97,74 @@ def _solve_blas(W_y, W_x, threshold, y, x):
         _part1(k, threshold, x, tmp0, tmp1)
 
 
-def _arrays(inputs, batched):
+
+def _checked_inputs(inputs, batched):
+    """The inputs by name, as contiguous arrays of one floating dtype (the first input's, or
+    float64), after checking their names, shapes and values. Numba does not check bounds, so a
+    wrongly shaped array would be read out of range: every shape is checked here, at the entry."""
     names = sorted(inputs)
     if names != sorted(INPUT_SHAPES):
         raise ValueError(f"expected inputs {sorted(INPUT_SHAPES)}, got {names}")
-    first = np.asarray(inputs[next(iter(INPUT_SHAPES))])
+    arrays = {name: _real_array("input", name, inputs[name]) for name in INPUT_SHAPES}
+    first = arrays[next(iter(INPUT_SHAPES))]
     dtype = first.dtype if first.dtype in (np.float32, np.float64) else np.dtype(np.float64)
-    arrays = {}
     for name, shape in INPUT_SHAPES.items():
-        array = np.ascontiguousarray(inputs[name], dtype=dtype)
+        array = arrays[name]
         expected = ((array.shape[0],) if batched and array.ndim else ()) + shape
         if array.shape != expected or (batched and array.ndim != len(shape) + 1):
-            raise ValueError(f"input '{name}' must have shape {'[batch] + ' if batched else ''}{list(shape)}, got {list(array.shape)}")
-        arrays[name] = array
+            wanted = "[batch" + "".join(f", {n}" for n in shape) + "]" if batched else str(list(shape))
+            raise ValueError(f"input '{name}' must have shape {wanted}, got {list(array.shape)}")
+        arrays[name] = _finite("input", name, np.ascontiguousarray(array, dtype=dtype))
     return arrays, dtype
 
 
-def _params(params, dtype):
-    arrays = tuple(np.ascontiguousarray(params[name], dtype=dtype) for name in ARRAY_PARAMS)
-    scalars = tuple(dtype.type(np.asarray(params[name]).item()) for name in SCALAR_PARAMS)
-    return arrays + scalars
+def _checked_params(params, dtype):
+    """The params by name (arrays first, then scalars: the kernel's argument order), cast to
+    ``dtype``, after checking that each is there, has its shape and is finite."""
+    missing = [name for name in (*ARRAY_PARAMS, *SCALAR_PARAMS) if name not in params]
+    if missing:
+        raise ValueError(f"params lack {missing}: pass Unfolded.kernel_params() or the arrays of params.npz")
+    checked = {}
+    for name, shape in ARRAY_PARAMS.items():
+        array = np.ascontiguousarray(_real_array("param", name, params[name]), dtype=dtype)
+        if array.shape != shape:
+            raise ValueError(f"param '{name}' must have shape {list(shape)}, got {list(array.shape)}")
+        checked[name] = _finite("param", name, array)
+    for name in SCALAR_PARAMS:
+        value = _real_array("param", name, params[name])
+        if value.size != 1:
+            raise ValueError(f"param '{name}' must be a scalar, got shape {list(value.shape)}")
+        checked[name] = dtype.type(_finite("param", name, value).item())
+    return checked
 
+
+def _real_array(role, name, value):
+    array = np.asarray(value)
+    if array.dtype.kind not in "fiu":
+        raise TypeError(f"{role} '{name}' must hold real numbers, got dtype {array.dtype}")
+    return array
+
+
+def _finite(role, name, array):
+    """``array``, or an error naming it: a NaN or Inf would spread silently through every layer."""
+    if not np.isfinite(array).all():
+        where = tuple(int(i) for i in np.argwhere(~np.isfinite(array))[0])
+        raise ValueError(f"{role} '{name}' contains NaN or Inf (first at index {where})")
+    return array
 
 def solve(params, **inputs):
     """Run the network on a batch of samples (batch-first arrays); returns a dict of arrays."""
-    arrays, dtype = _arrays(inputs, batched=True)
+    arrays, dtype = _checked_inputs(inputs, batched=True)
     batch = arrays[next(iter(INPUT_SHAPES))].shape[0]
     outputs = {name: np.empty((batch,) + shape, dtype) for name, shape in OUTPUT_SHAPES.items()}
     run = _solve_blas if batch >= BLAS_MIN_BATCH else _solve_batch
-    run(*_params(params, dtype), *arrays.values(), *outputs.values())
+    run(*_checked_params(params, dtype).values(), *arrays.values(), *outputs.values())
     return outputs
 
 
 def solve_one(params, **inputs):
     """Run the network on one sample (arrays without a batch dimension)."""
-    arrays, dtype = _arrays(inputs, batched=False)
+    arrays, dtype = _checked_inputs(inputs, batched=False)
     outputs = {name: np.empty(shape, dtype) for name, shape in OUTPUT_SHAPES.items()}
-    unrolled(*_params(params, dtype), *arrays.values(), *outputs.values())
+    unrolled(*_checked_params(params, dtype).values(), *arrays.values(), *outputs.values())
     return outputs

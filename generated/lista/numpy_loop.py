@@ -10,11 +10,68 @@ import numpy as np
 
 LAYERS = 16
 INPUT_SHAPES = {"y": (250,)}
+ARRAY_PARAMS = {"W_y": (16, 500, 250), "W_x": (16, 500, 500), "threshold": (16,)}
+SCALAR_PARAMS = ()
 
 
 def soft_threshold(v, threshold):
     """prox of threshold*||.||_1: sign(v) * max(|v| - threshold, 0)."""
     return np.sign(v) * np.maximum(np.abs(v) - threshold, 0.0)
+
+
+def _checked_inputs(inputs, batched):
+    """The inputs by name, as contiguous arrays of one floating dtype (the first input's, or
+    float64), after checking their names, shapes and values. Numba does not check bounds, so a
+    wrongly shaped array would be read out of range: every shape is checked here, at the entry."""
+    names = sorted(inputs)
+    if names != sorted(INPUT_SHAPES):
+        raise ValueError(f"expected inputs {sorted(INPUT_SHAPES)}, got {names}")
+    arrays = {name: _real_array("input", name, inputs[name]) for name in INPUT_SHAPES}
+    first = arrays[next(iter(INPUT_SHAPES))]
+    dtype = first.dtype if first.dtype in (np.float32, np.float64) else np.dtype(np.float64)
+    for name, shape in INPUT_SHAPES.items():
+        array = arrays[name]
+        expected = ((array.shape[0],) if batched and array.ndim else ()) + shape
+        if array.shape != expected or (batched and array.ndim != len(shape) + 1):
+            wanted = "[batch" + "".join(f", {n}" for n in shape) + "]" if batched else str(list(shape))
+            raise ValueError(f"input '{name}' must have shape {wanted}, got {list(array.shape)}")
+        arrays[name] = _finite("input", name, np.ascontiguousarray(array, dtype=dtype))
+    return arrays, dtype
+
+
+def _checked_params(params, dtype):
+    """The params by name (arrays first, then scalars: the kernel's argument order), cast to
+    ``dtype``, after checking that each is there, has its shape and is finite."""
+    missing = [name for name in (*ARRAY_PARAMS, *SCALAR_PARAMS) if name not in params]
+    if missing:
+        raise ValueError(f"params lack {missing}: pass Unfolded.kernel_params() or the arrays of params.npz")
+    checked = {}
+    for name, shape in ARRAY_PARAMS.items():
+        array = np.ascontiguousarray(_real_array("param", name, params[name]), dtype=dtype)
+        if array.shape != shape:
+            raise ValueError(f"param '{name}' must have shape {list(shape)}, got {list(array.shape)}")
+        checked[name] = _finite("param", name, array)
+    for name in SCALAR_PARAMS:
+        value = _real_array("param", name, params[name])
+        if value.size != 1:
+            raise ValueError(f"param '{name}' must be a scalar, got shape {list(value.shape)}")
+        checked[name] = dtype.type(_finite("param", name, value).item())
+    return checked
+
+
+def _real_array(role, name, value):
+    array = np.asarray(value)
+    if array.dtype.kind not in "fiu":
+        raise TypeError(f"{role} '{name}' must hold real numbers, got dtype {array.dtype}")
+    return array
+
+
+def _finite(role, name, array):
+    """``array``, or an error naming it: a NaN or Inf would spread silently through every layer."""
+    if not np.isfinite(array).all():
+        where = tuple(int(i) for i in np.argwhere(~np.isfinite(array))[0])
+        raise ValueError(f"{role} '{name}' contains NaN or Inf (first at index {where})")
+    return array
 
 
 def prox_x(v, threshold):
@@ -25,11 +82,12 @@ def prox_x(v, threshold):
 
 def solve(params, **inputs):
     """Run the network on a batch; returns {'x': ...}."""
-    y = np.asarray(inputs["y"])
-    dtype = y.dtype
-    W_y = np.asarray(params["W_y"], dtype)
-    W_x = np.asarray(params["W_x"], dtype)
-    threshold = np.asarray(params["threshold"], dtype)
+    arrays, dtype = _checked_inputs(inputs, batched=True)
+    params = _checked_params(params, dtype)
+    y = arrays["y"]
+    W_y = params["W_y"]
+    W_x = params["W_x"]
+    threshold = params["threshold"]
     x = np.zeros((y.shape[0], 500), dtype)
     for k in range(LAYERS):
         # x = prox_x(W_y @ y + W_x @ x, threshold)

@@ -44,6 +44,23 @@ def _tensor(value, like):
     return torch.as_tensor(value, dtype=like.dtype, device=like.device)
 
 
+def _checked(role, name, value, shape, like, batched=False):
+    """``value`` (a tensor or an array) as a tensor of ``like``'s dtype and device, after
+    checking that it holds real numbers of ``shape`` ([batch] + ``shape`` when ``batched``),
+    all finite: a NaN or Inf would otherwise spread silently through every layer."""
+    tensor = torch.as_tensor(value)
+    if tensor.is_complex() or tensor.dtype == torch.bool:
+        raise TypeError(f"{role} '{name}' must hold real numbers, got {tensor.dtype}")
+    got = tuple(tensor.shape[1:]) if batched else tuple(tensor.shape)
+    if got != shape or (batched and tensor.dim() != len(shape) + 1):
+        expected = "[batch" + "".join(f", {n}" for n in shape) + "]" if batched else str(list(shape))
+        raise ValueError(f"{role} '{name}' must have shape {expected}, got {list(tensor.shape)}")
+    if not bool(torch.isfinite(tensor).all()):
+        where = tuple(int(i) for i in torch.nonzero(~torch.isfinite(tensor))[0])
+        raise ValueError(f"{role} '{name}' contains NaN or Inf (first at index {where})")
+    return tensor.to(dtype=like.dtype, device=like.device)
+
+
 def _layerwise(value):
     """One copy of a classical value per layer (for untied parameters)."""
     return value.detach().reshape(1, *value.shape).repeat(LAYERS, *([1] * value.dim())).clone()
@@ -73,8 +90,8 @@ class Unfolded(torch.nn.Module):
         if not reference.is_floating_point():
             reference = reference.to(torch.get_default_dtype())
         dtype, device = reference.dtype, reference.device
-        self.register_buffer("lam1", _tensor(lam1, reference))
-        self.register_buffer("lam2", _tensor(lam2, reference))
+        self.register_buffer("lam1", _checked("param", "lam1", lam1, (), reference))
+        self.register_buffer("lam2", _checked("param", "lam2", lam2, (), reference))
         lipschitz_L = 1  # Lipschitz constant of the gradient in L
         lipschitz_S = 1  # Lipschitz constant of the gradient in S
         # step_L: step size t of the gradient step in L (trainable, untied, one per layer, kept positive by softplus)
@@ -107,9 +124,7 @@ class Unfolded(torch.nn.Module):
         depth = LAYERS if layers is None else layers
         if not 1 <= depth <= LAYERS:
             raise ValueError(f"layers must be in 1..{LAYERS}, got {layers}")
-        if tuple(Y.shape[1:]) != (100, 100):
-            raise ValueError(f"input 'Y' must have shape [batch, 100, 100], got {tuple(Y.shape)}")
-        Y = Y.to(dtype=self.step_L_raw.dtype, device=self.step_L_raw.device)
+        Y = _checked("input", "Y", Y, (100, 100), self.step_L_raw, batched=True)
         step_L, threshold_L, step_S, threshold_S = self.layer_values()
         L = torch.zeros(Y.shape[0], 100, 100, dtype=Y.dtype, device=Y.device)
         S = torch.zeros(Y.shape[0], 100, 100, dtype=Y.dtype, device=Y.device)

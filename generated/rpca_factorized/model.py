@@ -44,6 +44,23 @@ def _tensor(value, like):
     return torch.as_tensor(value, dtype=like.dtype, device=like.device)
 
 
+def _checked(role, name, value, shape, like, batched=False):
+    """``value`` (a tensor or an array) as a tensor of ``like``'s dtype and device, after
+    checking that it holds real numbers of ``shape`` ([batch] + ``shape`` when ``batched``),
+    all finite: a NaN or Inf would otherwise spread silently through every layer."""
+    tensor = torch.as_tensor(value)
+    if tensor.is_complex() or tensor.dtype == torch.bool:
+        raise TypeError(f"{role} '{name}' must hold real numbers, got {tensor.dtype}")
+    got = tuple(tensor.shape[1:]) if batched else tuple(tensor.shape)
+    if got != shape or (batched and tensor.dim() != len(shape) + 1):
+        expected = "[batch" + "".join(f", {n}" for n in shape) + "]" if batched else str(list(shape))
+        raise ValueError(f"{role} '{name}' must have shape {expected}, got {list(tensor.shape)}")
+    if not bool(torch.isfinite(tensor).all()):
+        where = tuple(int(i) for i in torch.nonzero(~torch.isfinite(tensor))[0])
+        raise ValueError(f"{role} '{name}' contains NaN or Inf (first at index {where})")
+    return tensor.to(dtype=like.dtype, device=like.device)
+
+
 def _layerwise(value):
     """One copy of a classical value per layer (for untied parameters)."""
     return value.detach().reshape(1, *value.shape).repeat(LAYERS, *([1] * value.dim())).clone()
@@ -98,9 +115,7 @@ class Unfolded(torch.nn.Module):
         depth = LAYERS if layers is None else layers
         if not 1 <= depth <= LAYERS:
             raise ValueError(f"layers must be in 1..{LAYERS}, got {layers}")
-        if tuple(Y.shape[1:]) != (100, 100):
-            raise ValueError(f"input 'Y' must have shape [batch, 100, 100], got {tuple(Y.shape)}")
-        Y = Y.to(dtype=self.zeta0.dtype, device=self.zeta0.device)
+        Y = _checked("input", "Y", Y, (100, 100), self.zeta0, batched=True)
         zeta, eta = self.layer_values()
         U = torch.zeros(Y.shape[0], 100, 5, dtype=Y.dtype, device=Y.device)
         V = torch.zeros(Y.shape[0], 100, 5, dtype=Y.dtype, device=Y.device)

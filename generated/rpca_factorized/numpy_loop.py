@@ -10,6 +10,8 @@ import numpy as np
 
 LAYERS = 10
 INPUT_SHAPES = {"Y": (100, 100)}
+ARRAY_PARAMS = {"zeta0": (1,), "zeta": (10,), "eta": (10,)}
+SCALAR_PARAMS = ()
 
 
 def soft_threshold(v, threshold):
@@ -28,6 +30,61 @@ def svd_factor(M, rank, side):
     return (u if side == 0 else v) * sign * root
 
 
+def _checked_inputs(inputs, batched):
+    """The inputs by name, as contiguous arrays of one floating dtype (the first input's, or
+    float64), after checking their names, shapes and values. Numba does not check bounds, so a
+    wrongly shaped array would be read out of range: every shape is checked here, at the entry."""
+    names = sorted(inputs)
+    if names != sorted(INPUT_SHAPES):
+        raise ValueError(f"expected inputs {sorted(INPUT_SHAPES)}, got {names}")
+    arrays = {name: _real_array("input", name, inputs[name]) for name in INPUT_SHAPES}
+    first = arrays[next(iter(INPUT_SHAPES))]
+    dtype = first.dtype if first.dtype in (np.float32, np.float64) else np.dtype(np.float64)
+    for name, shape in INPUT_SHAPES.items():
+        array = arrays[name]
+        expected = ((array.shape[0],) if batched and array.ndim else ()) + shape
+        if array.shape != expected or (batched and array.ndim != len(shape) + 1):
+            wanted = "[batch" + "".join(f", {n}" for n in shape) + "]" if batched else str(list(shape))
+            raise ValueError(f"input '{name}' must have shape {wanted}, got {list(array.shape)}")
+        arrays[name] = _finite("input", name, np.ascontiguousarray(array, dtype=dtype))
+    return arrays, dtype
+
+
+def _checked_params(params, dtype):
+    """The params by name (arrays first, then scalars: the kernel's argument order), cast to
+    ``dtype``, after checking that each is there, has its shape and is finite."""
+    missing = [name for name in (*ARRAY_PARAMS, *SCALAR_PARAMS) if name not in params]
+    if missing:
+        raise ValueError(f"params lack {missing}: pass Unfolded.kernel_params() or the arrays of params.npz")
+    checked = {}
+    for name, shape in ARRAY_PARAMS.items():
+        array = np.ascontiguousarray(_real_array("param", name, params[name]), dtype=dtype)
+        if array.shape != shape:
+            raise ValueError(f"param '{name}' must have shape {list(shape)}, got {list(array.shape)}")
+        checked[name] = _finite("param", name, array)
+    for name in SCALAR_PARAMS:
+        value = _real_array("param", name, params[name])
+        if value.size != 1:
+            raise ValueError(f"param '{name}' must be a scalar, got shape {list(value.shape)}")
+        checked[name] = dtype.type(_finite("param", name, value).item())
+    return checked
+
+
+def _real_array(role, name, value):
+    array = np.asarray(value)
+    if array.dtype.kind not in "fiu":
+        raise TypeError(f"{role} '{name}' must hold real numbers, got dtype {array.dtype}")
+    return array
+
+
+def _finite(role, name, array):
+    """``array``, or an error naming it: a NaN or Inf would spread silently through every layer."""
+    if not np.isfinite(array).all():
+        where = tuple(int(i) for i in np.argwhere(~np.isfinite(array))[0])
+        raise ValueError(f"{role} '{name}' contains NaN or Inf (first at index {where})")
+    return array
+
+
 def prox_S(v, threshold):
     """prox of soft_threshold(v, threshold)."""
     v = soft_threshold(v, threshold)
@@ -36,11 +93,12 @@ def prox_S(v, threshold):
 
 def solve(params, **inputs):
     """Run the network on a batch; returns {'U': ..., 'V': ..., 'S': ...}."""
-    Y = np.asarray(inputs["Y"])
-    dtype = Y.dtype
-    zeta0 = np.asarray(params["zeta0"], dtype)
-    zeta = np.asarray(params["zeta"], dtype)
-    eta = np.asarray(params["eta"], dtype)
+    arrays, dtype = _checked_inputs(inputs, batched=True)
+    params = _checked_params(params, dtype)
+    Y = arrays["Y"]
+    zeta0 = params["zeta0"]
+    zeta = params["zeta"]
+    eta = params["eta"]
     U = np.zeros((Y.shape[0], 100, 5), dtype)
     V = np.zeros((Y.shape[0], 100, 5), dtype)
     S = np.zeros((Y.shape[0], 100, 100), dtype)

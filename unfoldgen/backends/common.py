@@ -76,6 +76,12 @@ def kernel_arrays(program: Program) -> list[tuple[str, tuple[int, ...]]]:
     return arrays
 
 
+def array_params_with_shapes(program: Program, names: list[str]) -> list[dict[str, str]]:
+    """``names`` (kernel arrays) with their shapes as literals, for the checks at a kernel's entry."""
+    shapes = dict(kernel_arrays(program))
+    return [{"name": name, "shape": shape_literal(shapes[name])} for name in names]
+
+
 def kernel_param_names(program: Program) -> tuple[list[str], list[str]]:
     """Array arguments (constants, derived tensors, parameters) and scalar arguments (spec params)."""
     return [name for name, _ in kernel_arrays(program)], program.used_params()

@@ -10,6 +10,7 @@ import numpy as np
 from unfoldgen.backends.common import (
     METHOD_TITLES,
     argument_names,
+    array_params_with_shapes,
     kernel_param_names,
     names_in,
     prox_definition,
@@ -136,7 +137,7 @@ def emit_numba_kernel(program: Program, folded: Mapping[str, np.ndarray] | None 
         method_title=METHOD_TITLES[program.method],
         inputs=[{"name": n, "shape": shape_literal(s)} for n, s in program.inputs.items()],
         outputs=[{"name": o.name, "shape": shape_literal(o.shape)} for o in outputs],
-        array_params=arrays, scalar_params=scalars,
+        array_params=array_params_with_shapes(program, arrays), scalar_params=scalars,
         folded=[{"name": name, "literal": folded_literal(value)} for name, value in folded.items()], signature=", ".join(signature), batch_call=batch_call,
         buffers=[{"name": b.name, "shape": shape_literal(b.shape), "batched_shape": f"(batch, {', '.join(map(str, b.shape))})",
                   "comment": b.comment} for b in buffers],

@@ -15,6 +15,7 @@ import sympy as sp
 from unfoldgen.backends.common import (
     METHOD_TITLES,
     argument_names,
+    array_params_with_shapes,
     kernel_param_names,
     names_in,
     prox_definition,
@@ -125,7 +126,7 @@ def emit_numpy_loop(program: Program) -> str:
         name=program.name, spec_hash=program.spec_hash, layers=program.layers,
         method_title=METHOD_TITLES[program.method],
         inputs=[{"name": n, "shape": shape_literal(s)} for n, s in program.inputs.items()],
-        array_params=[a for a in arrays if a in used], scalar_params=[a for a in scalars if a in used],
+        array_params=array_params_with_shapes(program, [a for a in arrays if a in used]), scalar_params=[a for a in scalars if a in used],
         support=program.support, states=states, init_steps=init_steps, steps=steps,
         outputs=list(program.outputs), used=used_operators(program),
         proxes=[{"name": p.function_name, "args": argument_names(p), "definition": prox_definition(p),

@@ -117,7 +117,7 @@ def _derived_code(printer: TorchPrinter, derived: Derived) -> str:
 
 def emit_torch_module(program: Program) -> str:
     printer = TorchPrinter(program)
-    inputs = [{"name": n, "shape": shape_literal(s), "shape_text": ", ".join(map(str, s))}
+    inputs = [{"name": n, "shape": shape_literal(s)}
               for n, s in program.inputs.items()]
     batch_input = next(iter(program.inputs))
     constants = [{"name": n, "shape": shape_literal(s)} for n, s in program.constants.items()]

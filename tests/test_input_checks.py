@@ -1,0 +1,102 @@
+"""Generated code checks its inputs where Python calls it: names, dtypes, shapes, finite values.
+
+The checks run before any Numba function is called, so these tests compile nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from conftest import Built, variant
+
+M, N = 6, 4
+
+
+@pytest.fixture(scope="module")
+def nnls(tmp_path_factory: pytest.TempPathFactory) -> Built:
+    return variant("nnls", tmp_path_factory.mktemp("nnls"), dims={"m": M, "n": N}, layers=3)
+
+
+@pytest.fixture(scope="module")
+def model(nnls: Built) -> Any:
+    return nnls.model.Unfolded(A=np.ones((M, N)), dtype=torch.float64)
+
+
+def entry_points(nnls: Built, model: Any) -> dict[str, Callable[..., Any]]:
+    """Every way to run the network on a batch, with the kernel's params."""
+    params = model.kernel_params()
+    return {
+        "module": lambda **inputs: model(**{k: torch.as_tensor(v) for k, v in inputs.items()}),
+        "kernel": lambda **inputs: nnls.kernel.solve(params, **inputs),
+        "numpy_loop": lambda **inputs: nnls.numpy_loop.solve(params, **inputs),
+    }
+
+
+@pytest.mark.parametrize("entry", ["module", "kernel", "numpy_loop"])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_input_is_reported_with_its_position(nnls: Built, model: Any, entry: str, bad: float) -> None:
+    y = np.zeros((3, M))
+    y[1, 4] = bad
+    with pytest.raises(ValueError, match=r"input 'y' contains NaN or Inf \(first at index \(1, 4\)\)"):
+        entry_points(nnls, model)[entry](y=y)
+
+
+@pytest.mark.parametrize("entry", ["module", "kernel", "numpy_loop"])
+@pytest.mark.parametrize("shape", [(3, M + 1), (M,), (3, M, 1)])
+def test_wrong_shape_names_the_input_and_the_expected_shape(nnls: Built, model: Any, entry: str,
+                                                            shape: tuple[int, ...]) -> None:
+    with pytest.raises(ValueError, match=rf"input 'y' must have shape \[batch, {M}\], got"):
+        entry_points(nnls, model)[entry](y=np.zeros(shape))
+
+
+@pytest.mark.parametrize("entry", ["module", "kernel", "numpy_loop"])
+def test_complex_or_boolean_input_is_a_type_error(nnls: Built, model: Any, entry: str) -> None:
+    for value in (np.zeros((2, M), complex), np.zeros((2, M), bool)):
+        with pytest.raises(TypeError, match="input 'y' must hold real numbers"):
+            entry_points(nnls, model)[entry](y=value)
+
+
+def test_kernel_single_sample_entry_checks_too(nnls: Built, model: Any) -> None:
+    with pytest.raises(ValueError, match=rf"input 'y' must have shape \[{M}\]"):
+        nnls.kernel.solve_one(model.kernel_params(), y=np.zeros((1, M)))
+    with pytest.raises(ValueError, match="NaN or Inf"):
+        nnls.kernel.solve_one(model.kernel_params(), y=np.full(M, np.nan))
+
+
+@pytest.mark.parametrize("runner", ["kernel", "numpy_loop"])
+def test_params_are_checked_by_name_shape_and_value(nnls: Built, model: Any, runner: str) -> None:
+    solve = getattr(nnls, runner).solve
+    y = np.zeros((2, M))
+    params = model.kernel_params()
+    with pytest.raises(ValueError, match=r"params lack \['A'\]"):
+        solve({k: v for k, v in params.items() if k != "A"}, y=y)
+    with pytest.raises(ValueError, match=rf"param 'A' must have shape \[{M}, {N}\], got \[{N}, {M}\]"):
+        solve({**params, "A": params["A"].T}, y=y)
+    with pytest.raises(ValueError, match="param 'step' contains NaN or Inf"):
+        solve({**params, "step": np.full_like(params["step"], np.nan)}, y=y)
+
+
+def test_unknown_or_missing_inputs_are_named(nnls: Built, model: Any) -> None:
+    with pytest.raises(ValueError, match=r"expected inputs \['y'\], got \['z'\]"):
+        nnls.kernel.solve(model.kernel_params(), z=np.zeros((2, M)))
+    with pytest.raises(TypeError, match="'y'"):
+        model()
+
+
+def test_module_constants_and_params_are_checked_at_construction(nnls: Built) -> None:
+    A = np.ones((M, N))
+    A[2, 3] = np.inf
+    with pytest.raises(ValueError, match=r"constant 'A' contains NaN or Inf \(first at index \(2, 3\)\)"):
+        nnls.model.Unfolded(A=A)
+    with pytest.raises(ValueError, match=rf"constant 'A' must have shape \[{M}, {N}\]"):
+        nnls.model.Unfolded(A=np.ones((N, M)))
+
+
+def test_integer_inputs_are_accepted_as_real_numbers(model: Any) -> None:
+    y = np.arange(2 * M).reshape(2, M)
+    out = model(y=torch.as_tensor(y))["x"]
+    assert out.dtype == torch.float64 and torch.isfinite(out).all()
