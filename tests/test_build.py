@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import filecmp
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
-from conftest import ROOT, SPECS
+import yaml
+from conftest import ROOT, SPECS, write_spec
 
-from unfoldgen.build import build
+from unfoldgen.build import STAGING_PREFIX, build
 
 
 @pytest.mark.parametrize("path", SPECS, ids=lambda p: p.stem)
@@ -33,3 +39,65 @@ def test_rebuild_replaces_previous_output(tmp_path):
     build(SPECS[0], tmp_path)
     result = build(SPECS[0], tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == [result.program.name]
+
+
+# A child process that builds a spec and stops for good after writing its second file: the
+# parent kills it there with SIGKILL, mid-build.
+STALLED_BUILD = """
+import os, sys, time
+from unfoldgen.build import build
+real_fsync, written = os.fsync, []
+def stalling_fsync(fd):
+    real_fsync(fd)
+    written.append(fd)
+    if len(written) == 2:
+        print("STAGED", flush=True)
+        time.sleep(600)
+os.fsync = stalling_fsync
+build(sys.argv[1], sys.argv[2])
+"""
+
+
+def kill_midway(spec: Path, outdir: Path) -> None:
+    child = subprocess.Popen([sys.executable, "-c", STALLED_BUILD, str(spec), str(outdir)],
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout is not None and child.stdout.readline().strip() == "STAGED"
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=60)
+    assert child.returncode == -signal.SIGKILL
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def test_build_killed_midway_leaves_the_previous_output_intact(tmp_path):
+    spec = yaml.safe_load((ROOT / "specs" / "nnls.yaml").read_text())
+    first = write_spec(tmp_path, {**spec, "algorithm": {**spec["algorithm"], "layers": 3}})
+    outdir = tmp_path / "out"
+    before = snapshot(build(first, outdir).directory)
+    second = write_spec(tmp_path, {**spec, "algorithm": {**spec["algorithm"], "layers": 4}})
+    kill_midway(second, outdir)
+    assert snapshot(outdir / "nnls") == before
+    assert [p.name for p in outdir.iterdir() if p.name.startswith(STAGING_PREFIX)]  # what the kill left
+    result = build(second, outdir)
+    assert snapshot(result.directory) != before and "LAYERS = 4" in (result.directory / "model.py").read_text()
+    assert [p.name for p in outdir.iterdir()] == ["nnls"]  # the next build removed the leftovers
+
+
+def test_first_build_killed_midway_leaves_no_output(tmp_path):
+    outdir = tmp_path / "out"
+    kill_midway(ROOT / "specs" / "nnls.yaml", outdir)
+    assert not (outdir / "nnls").exists()
+
+
+def test_build_is_byte_identical_across_processes(tmp_path):
+    """Separate interpreters with different hash seeds: no ordering leaks from sets or dicts."""
+    spec = ROOT / "specs" / "rpca.yaml"
+    for seed in ("1", "2"):
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        subprocess.run([sys.executable, "-m", "unfoldgen", "build", str(spec), "-o", str(tmp_path / seed)],
+                       check=True, env=env, capture_output=True)
+    assert snapshot(tmp_path / "1" / "rpca") == snapshot(tmp_path / "2" / "rpca")

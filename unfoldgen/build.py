@@ -7,6 +7,7 @@ leaves half-written output (the previous build stays intact until the rename).
 
 from __future__ import annotations
 
+import ctypes
 import importlib.util
 import os
 import shutil
@@ -51,26 +52,62 @@ def build(spec_path: str | Path, outdir: str | Path = "generated") -> BuildResul
     return BuildResult(program, target, files)
 
 
+STAGING_PREFIX = ".unfoldgen-staging."
+
+
 def write_atomically(target: Path, files: dict[str, str], binary: dict[str, bytes] | None = None) -> None:
-    """Write ``files`` (text) and ``binary`` into the folder ``target``, replacing it in one rename."""
+    """Write ``files`` (text) and ``binary`` into the folder ``target``, replacing it in one step.
+
+    The files go to a hidden staging folder next to ``target`` (same file system, so the move
+    is a rename), are flushed to disk, and the staging folder then takes the place of
+    ``target``: swapped with it atomically where the OS can (Linux ``renameat2``), else by two
+    renames. A process killed at any moment leaves ``target`` as it was or as it will be; the
+    staging folder it leaves behind is removed by the next build.
+    """
     target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    _remove_abandoned_staging(target)
+    staging = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{target.name}.", dir=target.parent))
     try:
-        for name, text in files.items():
-            (staging / name).write_text(text, encoding="utf-8")
-        for name, data in (binary or {}).items():
-            (staging / name).write_bytes(data)
-        backup = None
+        for name, data in [*((n, t.encode("utf-8")) for n, t in files.items()), *(binary or {}).items()]:
+            with open(staging / name, "wb") as file:
+                file.write(data)
+                file.flush()
+                os.fsync(file.fileno())
+        if target.exists() and _exchange(staging, target):
+            shutil.rmtree(staging)  # now holds the previous output
+            return
         if target.exists():
-            backup = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
-            os.rmdir(backup)
-            os.rename(target, backup)
-        os.rename(staging, target)
-        if backup is not None:
-            shutil.rmtree(backup, ignore_errors=True)
+            previous = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{target.name}.", dir=target.parent))
+            os.rmdir(previous)
+            os.rename(target, previous)
+            os.rename(staging, target)
+            shutil.rmtree(previous, ignore_errors=True)
+        else:
+            os.rename(staging, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+
+
+def _exchange(first: Path, second: Path) -> bool:
+    """Swap two paths in one atomic step (Linux ``renameat2(RENAME_EXCHANGE)``); False where
+    the platform or the file system cannot."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    status = renameat2(at_fdcwd, os.fsencode(first), at_fdcwd, os.fsencode(second), rename_exchange)
+    return status == 0
+
+
+def _remove_abandoned_staging(target: Path) -> None:
+    """Staging folders of ``target`` left by a build that was killed."""
+    for path in target.parent.glob(f"{STAGING_PREFIX}{target.name}.*"):
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def load_generated_module(path: Path, name: str) -> ModuleType:
