@@ -6,8 +6,10 @@ import itertools
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -365,3 +367,39 @@ def test_params_npz_drives_the_numba_kernel_like_the_trained_module(tmp_path: Pa
     np.testing.assert_allclose(kernel.solve(params, y=batch.inputs["y"].numpy())["x"], expected, atol=1e-10)
     untrained = trainer.session.network()
     assert not np.allclose(untrained(y=batch.inputs["y"])["x"].detach().numpy(), expected, atol=1e-6)
+
+
+def test_training_killed_with_sigkill_resumes_to_the_same_weights(tmp_path: Path) -> None:
+    """Real kills (no clean-up code runs) at arbitrary moments, possibly inside a checkpoint
+    write, three times in a row: each time the checkpoint on disk loads and has moved on, and
+    the last ``--resume`` ends where an uninterrupted run ends, bit for bit."""
+    path = small_spec(tmp_path, "lista_small")
+    flags = ["--steps", "2000", "--checkpoint-every", "20", "--validate-every", "500", "--batch-size", "16",
+             "--dtype", "float64", "--quiet"]
+    killed = tmp_path / "killed"
+    step = 0
+    for attempt, delay in enumerate((0.3, 0.05, 0.5)):
+        command = [sys.executable, "-m", "unfoldgen", "train", str(path), "--out", str(killed), *flags]
+        child = subprocess.Popen(command + (["--resume"] if attempt else []),
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            while child.poll() is None and checkpoint_step(killed) <= step:
+                time.sleep(0.005)
+            time.sleep(delay)
+        finally:
+            child.send_signal(signal.SIGKILL)
+            child.wait(timeout=60)
+        assert child.returncode == -signal.SIGKILL, "the run ended before it was killed: raise --steps"
+        assert step < checkpoint_step(killed) < 2000 and not (killed / "weights.pt").exists()
+        step = checkpoint_step(killed)
+    assert run_cli("train", path, "--out", killed, *flags, "--resume")[0] == 0
+    assert run_cli("train", path, "--out", tmp_path / "whole", *flags)[0] == 0
+    whole, resumed = load_state(tmp_path / "whole" / "weights.pt"), load_state(killed / "weights.pt")
+    assert all(torch.equal(whole[k], resumed[k]) for k in whole)
+    assert not [p for p in killed.iterdir() if p.name.startswith(".")]  # abandoned temporaries removed
+
+
+def checkpoint_step(folder: Path) -> int:
+    """The step of the checkpoint in ``folder`` (0 if none): it must always load."""
+    path = folder / "checkpoint.pt"
+    return int(torch.load(path, weights_only=True)["state"]["step"]) if path.exists() else 0

@@ -18,10 +18,12 @@ from typing import IO, Any, cast
 import numpy as np
 import torch
 
+TEMPORARY_SUFFIX = ".partial"
+
 
 def write_atomically(path: Path, write: Callable[[IO[bytes]], object]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMPORARY_SUFFIX, dir=path.parent)
     try:
         with os.fdopen(handle, "wb") as file:
             write(file)
@@ -31,6 +33,12 @@ def write_atomically(path: Path, write: Callable[[IO[bytes]], object]) -> None:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def remove_abandoned_temporaries(folder: Path) -> None:
+    """Temporary files of writes that a killed process never finished (never read by anyone)."""
+    for path in folder.glob(f".*{TEMPORARY_SUFFIX}"):
+        path.unlink(missing_ok=True)
 
 
 def save_torch(path: Path, payload: Any) -> None:

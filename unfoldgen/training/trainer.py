@@ -27,7 +27,14 @@ import torch
 from unfoldgen.errors import SpecError
 from unfoldgen.spec.model import Spec, TrainSpec
 from unfoldgen.training import distributed
-from unfoldgen.training.checkpoint import restore_rng_state, rng_state, save_json, save_npz, save_torch
+from unfoldgen.training.checkpoint import (
+    remove_abandoned_temporaries,
+    restore_rng_state,
+    rng_state,
+    save_json,
+    save_npz,
+    save_torch,
+)
 from unfoldgen.training.data import STREAMS, Batch
 from unfoldgen.training.losses import Loss, layer_weights
 from unfoldgen.training.network import weights_payload
@@ -192,6 +199,8 @@ class Trainer:
     # -- the run ------------------------------------------------------------------------------
     def run(self, resume: bool = False) -> TrainResult:
         state = RunState()
+        if self.context.is_main:
+            remove_abandoned_temporaries(self.out)
         checkpoint = self._load_checkpoint() if resume else None
         if checkpoint is not None:
             state = RunState(**checkpoint["state"])
