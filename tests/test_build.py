@@ -101,3 +101,20 @@ def test_build_is_byte_identical_across_processes(tmp_path):
         subprocess.run([sys.executable, "-m", "unfoldgen", "build", str(spec), "-o", str(tmp_path / seed)],
                        check=True, env=env, capture_output=True)
     assert snapshot(tmp_path / "1" / "rpca") == snapshot(tmp_path / "2" / "rpca")
+
+
+def without_first_comment(block: str) -> str:
+    first, rest = block.split("\n", 1)
+    return first.split("  #")[0] + "\n" + rest
+
+
+def test_readme_shows_the_code_that_is_generated():
+    """The layer loops quoted in README.md are the committed output, verbatim."""
+    readme = (ROOT / "README.md").read_text()
+    quoted = [block.split("```")[0] for block in readme.split("```python\n")[1:]]
+    loops = [without_first_comment(block) for block in quoted if block.startswith("for k in")]
+    generated = "".join((ROOT / "generated" / "lista" / name).read_text() for name in ("model.py", "kernel.py"))
+    unindented = "\n".join(line.strip() for line in generated.splitlines())
+    assert len(loops) == 2
+    for loop in loops:
+        assert "\n".join(line.strip() for line in loop.splitlines()) in unindented
