@@ -9,6 +9,9 @@ line, e.g. an empty file).
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -65,3 +68,44 @@ def test_a_100_megabyte_spec_is_refused_before_it_is_read(tmp_path):
     result = CliRunner().invoke(main, ["check", str(spec)])
     assert result.exit_code == 2
     assert f"larger than {MAX_SPEC_BYTES // 1000} kB" in result.output and "hint:" in result.output
+
+
+# The whole corpus in a fresh interpreter in which every way to start a process is replaced by
+# a recorder; peak memory is read before and after.
+CORPUS_IN_A_PROCESS = """
+import json, os, resource, subprocess, sys, tempfile
+from pathlib import Path
+from unfoldgen.build import build
+from unfoldgen.errors import SpecError
+
+spawned = []
+def recorder(name):
+    def record(*args, **kwargs):
+        spawned.append(name)
+        raise RuntimeError(name + " called")
+    return record
+for name in ("system", "popen", "fork", "forkpty", "execv", "execve", "execvp", "spawnv", "posix_spawn"):
+    if hasattr(os, name):
+        setattr(os, name, recorder(name))
+subprocess.Popen.__init__ = recorder("Popen")
+
+baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+refused = 0
+with tempfile.TemporaryDirectory() as folder:
+    for spec in sys.argv[1:]:
+        try:
+            build(spec, folder)
+        except SpecError:
+            refused += 1
+growth_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - baseline) / 1024
+print(json.dumps({"refused": refused, "spawned": spawned, "growth_mb": growth_mb}))
+"""
+
+
+def test_the_corpus_spawns_no_process_and_stays_within_bounded_memory():
+    result = subprocess.run([sys.executable, "-c", CORPUS_IN_A_PROCESS, *map(str, SPECS)],
+                            check=True, capture_output=True, text=True, timeout=300)
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["refused"] == len(SPECS)
+    assert report["spawned"] == []
+    assert report["growth_mb"] < 300, report
