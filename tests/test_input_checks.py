@@ -100,3 +100,10 @@ def test_integer_inputs_are_accepted_as_real_numbers(model: Any) -> None:
     y = np.arange(2 * M).reshape(2, M)
     out = model(y=torch.as_tensor(y))["x"]
     assert out.dtype == torch.float64 and torch.isfinite(out).all()
+
+
+def test_python_floats_keep_float64_precision(tmp_path) -> None:
+    """A param given as a Python float is not rounded through float32 on its way in."""
+    built = variant("ista_lasso", tmp_path, dims={"m": M, "n": N}, layers=2)
+    model = built.model.Unfolded(A=np.ones((M, N)), lam=0.1, dtype=torch.float64)
+    assert model.lam.item() == 0.1

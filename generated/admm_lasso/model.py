@@ -39,7 +39,7 @@ def _checked(role, name, value, shape, like, batched=False):
     """``value`` (a tensor or an array) as a tensor of ``like``'s dtype and device, after
     checking that it holds real numbers of ``shape`` ([batch] + ``shape`` when ``batched``),
     all finite: a NaN or Inf would otherwise spread silently through every layer."""
-    tensor = torch.as_tensor(value)
+    tensor = value if isinstance(value, torch.Tensor) else torch.from_numpy(np.array(value))  # floats stay float64
     if tensor.is_complex() or tensor.dtype == torch.bool:
         raise TypeError(f"{role} '{name}' must hold real numbers, got {tensor.dtype}")
     got = tuple(tensor.shape[1:]) if batched else tuple(tensor.shape)
