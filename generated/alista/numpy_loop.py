@@ -53,7 +53,9 @@ def _checked_inputs(inputs, batched):
 
 def _checked_params(params, dtype):
     """The params by name (arrays first, then scalars: the kernel's argument order), cast to
-    ``dtype``, after checking that each is there, has its shape and is finite."""
+    ``dtype``, after checking that each is there and has its shape. Array params are not
+    scanned for NaN or Inf on every call (that would cost more than a single-sample run of a
+    large network); a non-finite param shows in the outputs, which are checked."""
     missing = [name for name in (*ARRAY_PARAMS, *SCALAR_PARAMS) if name not in params]
     if missing:
         raise ValueError(f"params lack {missing}: pass Unfolded.kernel_params() or the arrays of params.npz")
@@ -62,13 +64,25 @@ def _checked_params(params, dtype):
         array = np.ascontiguousarray(_real_array("param", name, params[name]), dtype=dtype)
         if array.shape != shape:
             raise ValueError(f"param '{name}' must have shape {list(shape)}, got {list(array.shape)}")
-        checked[name] = _finite("param", name, array)
+        checked[name] = array
     for name in SCALAR_PARAMS:
         value = _real_array("param", name, params[name])
         if value.size != 1:
             raise ValueError(f"param '{name}' must be a scalar, got shape {list(value.shape)}")
         checked[name] = dtype.type(_finite("param", name, value).item())
     return checked
+
+
+def _checked_outputs(outputs):
+    """``outputs``, or an error naming the first one that holds NaN or Inf (the inputs were
+    finite, so the params hold NaN or Inf, or the iteration diverged)."""
+    for name, array in outputs.items():
+        if not np.isfinite(array).all():
+            where = tuple(int(i) for i in np.argwhere(~np.isfinite(array))[0])
+            raise FloatingPointError(
+                f"output '{name}' has NaN or Inf (first at index {where}) although the inputs are finite: "
+                "the params hold NaN or Inf, or the iteration diverged (a step too large?)")
+    return outputs
 
 
 def _real_array(role, name, value):
@@ -99,4 +113,4 @@ def solve(params, **inputs):
     for k in range(LAYERS):
         # x = soft_threshold_support(x - step*W_analytic.T @ (A @ x - y), threshold, SUPPORT[k])
         x = soft_threshold_support(x - step[k] * ((x @ A.T - y) @ W_analytic), threshold[k], SUPPORT[k])
-    return {"x": x}
+    return _checked_outputs({"x": x})
