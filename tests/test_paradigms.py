@@ -280,3 +280,14 @@ def test_custom_iteration_errors(tmp_path, changes, message):
 def test_paradigm_errors(tmp_path, name, changes, message):
     with pytest.raises(SpecError, match=message):
         variant(name, tmp_path, dims={"m": 8, "n": 12}, layers=2, **changes)
+
+
+def test_a_weight_read_by_two_blocks_is_learned_once_even_when_its_name_is_taken(tmp_path):
+    """``objective: weights`` makes one per-layer parameter per weight the proxes read: here
+    ``lam`` is read by both blocks' proxes and the name ``lam_layer`` is already a spec param."""
+    built = variant("rpca", tmp_path, dims=RPCA_SMALL, layers=3, learn={"objective": "weights"},
+                    params={"lam": 0.5, "lam_layer": 1.0},
+                    objective={"smooth": "0.5 * lam_layer * sum_squares(Y - L - S)",
+                               "nonsmooth": ["lam * nuclear(L)", "lam * norm1(S)"]})
+    learned = [p.name for p in built.program.parameters if p.description.startswith("the objective's weight")]
+    assert learned == ["lam_layer_"]  # one, though two blocks read lam and lam_layer was taken

@@ -54,6 +54,7 @@ class LayerBuilder:
         self.derived: list[Derived] = []
         self.networks: list[Network] = []
         self.used_proxes: list[ProxOperator] = []
+        self.learned_weights: dict[sp.Symbol, Parameter] = {}  # objective: weights, by spec param
 
     # -- names and tensors ------------------------------------------------------------------
     def fresh(self, name: str) -> str:

@@ -169,13 +169,13 @@ def learned_weights(b: LayerBuilder, exprs: tuple[sp.Basic, ...]) -> dict[sp.Sym
     for name, symbol in b.ns.params.items():
         if symbol not in read:
             continue
-        existing = next((p for p in b.parameters if p.name == f"{name}_layer"), None)
-        if existing is None:
-            existing = Parameter(b.fresh(f"{name}_layer"), (), "per_layer", True, symbol,
-                                 f"the objective's weight {name}, learned per layer", positive=True)
-            b.check_positive(existing.name, symbol, b.spec.learn.objective)
-            b.parameters.append(existing)
-        weights[symbol] = existing.symbol
+        if symbol not in b.learned_weights:  # one per weight, however many blocks read it
+            weight = Parameter(b.fresh(f"{name}_layer"), (), "per_layer", True, symbol,
+                               f"the objective's weight {name}, learned per layer", positive=True)
+            b.check_positive(weight.name, symbol, b.spec.learn.objective)
+            b.parameters.append(weight)
+            b.learned_weights[symbol] = weight
+        weights[symbol] = b.learned_weights[symbol].symbol
     return weights
 
 
