@@ -23,7 +23,7 @@ from unfoldgen.backends.common import (
     used_operators,
 )
 from unfoldgen.backends.render import render
-from unfoldgen.backends.torch_printer import Code, LocalNames, TorchPrinter, prox_lines
+from unfoldgen.backends.torch_printer import Code, LocalNames, TorchPrinter, prox_lines, state_inits
 from unfoldgen.ir.program import ApplyNetwork, Assign, Network, Program, Step
 from unfoldgen.symbolic.prox.separable import V
 
@@ -54,6 +54,12 @@ class NumpyPrinter(TorchPrinter):
 
     def identity(self, size: int) -> str:
         return f"np.eye({size}, dtype=dtype)"
+
+    def zeros_like_batch(self, batch_input: str, shape: tuple[int, ...]) -> str:
+        return f"np.zeros(({batch_input}.shape[0], {', '.join(map(str, shape))}), dtype)"
+
+    def repeat_for_batch(self, code: str, batch_input: str, shape: tuple[int, ...]) -> str:
+        return f"np.broadcast_to({code}, ({batch_input}.shape[0], {', '.join(map(str, shape))})).copy()"
 
     def column_product(self, left: Code, vector: Code) -> str:
         return f"({left.operand()} @ {vector.operand()}[..., None])[..., 0]"
@@ -98,25 +104,11 @@ def _network(program: Program, network: Network) -> dict[str, object]:
             "doc": f"{network.description} ({network.kind}, {' -> '.join(map(str, network.sizes))}, {network.activation})."}
 
 
-def _state_init(printer: NumpyPrinter, program: Program, batch_input: str) -> list[dict[str, str]]:
-    states = []
-    for state in program.states:
-        shape = f"({batch_input}.shape[0], {', '.join(map(str, state.shape))})"
-        if state.init is None:
-            code = f"np.zeros({shape}, dtype)"
-        else:
-            code = printer.print(state.init)
-            if not printer.matrix(state.init).batched:
-                code = f"np.broadcast_to({code}, {shape}).copy()"
-        states.append({"name": state.name, "code": code})
-    return states
-
-
 def emit_numpy_loop(program: Program) -> str:
     printer = NumpyPrinter(program)
     arrays, scalars = kernel_param_names(program)
     batch_input = next(iter(program.inputs))
-    states = _state_init(printer, program, batch_input)
+    states = state_inits(printer, batch_input)
     init_steps = [{"comment": s.comment, "code": _step_code(printer, s)} for s in program.init_steps]
     steps = [{"comment": s.comment, "code": _step_code(printer, s)} for s in program.steps]
     code = [s["code"] for s in (*states, *init_steps, *steps)]

@@ -14,7 +14,7 @@ from unfoldgen.backends.common import (
     used_operators,
 )
 from unfoldgen.backends.render import render
-from unfoldgen.backends.torch_printer import LocalNames, TorchPrinter, prox_lines
+from unfoldgen.backends.torch_printer import LocalNames, TorchPrinter, prox_lines, state_inits
 from unfoldgen.ir.program import (
     ApplyNetwork,
     Assign,
@@ -55,20 +55,6 @@ def _storage(parameter: Parameter) -> str:
     if parameter.per_layer and not isinstance(parameter.init, (tuple, RandomInit)):
         return f"_layerwise({parameter.name})"
     return parameter.name
-
-
-def _state_init(printer: TorchPrinter, program: Program, batch_input: str) -> list[dict[str, str]]:
-    states = []
-    for state in program.states:
-        if state.init is None:
-            shape = ", ".join(str(n) for n in state.shape)
-            code = f"torch.zeros({batch_input}.shape[0], {shape}, dtype={batch_input}.dtype, device={batch_input}.device)"
-        else:
-            code = printer.print(state.init)
-            if not printer.matrix(state.init).batched:
-                code = f"({code}).expand({batch_input}.shape[0], *{shape_literal(state.shape)}).clone()"
-        states.append({"name": state.name, "init_code": code})
-    return states
 
 
 def _step_code(printer: TorchPrinter, step: Step) -> str:
@@ -143,7 +129,7 @@ def emit_torch_module(program: Program) -> str:
                      "attribute": f"{p.name}_raw" if p.positive else p.name, "positive": p.positive,
                      "trainable": p.trainable, "comment": _parameter_comment(p)} for p in program.parameters],
         random=any(isinstance(p.init, RandomInit) for p in program.parameters),
-        states=_state_init(printer, program, batch_input),
+        states=state_inits(printer, batch_input),
         init_steps=[{"comment": s.comment, "code": _step_code(printer, s)} for s in program.init_steps],
         steps=[{"comment": s.comment, "code": _step_code(printer, s)} for s in program.steps],
         outputs=list(program.outputs), outputs_doc="{" + ", ".join(f"'{o}': ..." for o in program.outputs) + "}",

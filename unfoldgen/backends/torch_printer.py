@@ -13,6 +13,7 @@ from typing import ClassVar
 
 import sympy as sp
 
+from unfoldgen.backends.common import shape_literal
 from unfoldgen.backends.scalars import ScalarPrinter
 from unfoldgen.ir.program import Program
 from unfoldgen.symbolic.nodes import AnalyticWeight, LowRankFactor, SpectralNorm, is_negative_term
@@ -72,6 +73,15 @@ class TorchPrinter(ScalarPrinter):
 
     def identity(self, size: int) -> str:
         return f"torch.eye({size}, dtype=dtype, device=device)"
+
+    def zeros_like_batch(self, batch_input: str, shape: tuple[int, ...]) -> str:
+        """A zero state of per-sample ``shape`` for every sample of ``batch_input``."""
+        sizes = ", ".join(str(n) for n in shape)
+        return f"torch.zeros({batch_input}.shape[0], {sizes}, dtype={batch_input}.dtype, device={batch_input}.device)"
+
+    def repeat_for_batch(self, code: str, batch_input: str, shape: tuple[int, ...]) -> str:
+        """A per-sample value ``code`` (the same for every sample), one copy per sample."""
+        return f"({code}).expand({batch_input}.shape[0], *{shape_literal(shape)}).clone()"
 
     def column_product(self, left: Code, vector: Code) -> str:
         """Per sample ``left @ vector`` for a batch of matrices and a batch of vectors."""
@@ -163,6 +173,21 @@ class LocalNames:
 
     def name_of(self, symbol: sp.Symbol) -> str:
         return "v" if symbol == V else symbol.name
+
+
+def state_inits(printer: TorchPrinter, batch_input: str) -> list[dict[str, str]]:
+    """The initial value of every state, batched like ``batch_input`` (PyTorch or NumPy, after
+    ``printer``): zeros, or the spec's initial value, repeated per sample when it is one value."""
+    states = []
+    for state in printer.program.states:
+        if state.init is None:
+            code = printer.zeros_like_batch(batch_input, state.shape)
+        else:
+            code = printer.print(state.init)
+            if not printer.matrix(state.init).batched:
+                code = printer.repeat_for_batch(code, batch_input, state.shape)
+        states.append({"name": state.name, "code": code})
+    return states
 
 
 def prox_lines(printer: TorchPrinter, prox: ProxOperator) -> list[str]:
