@@ -12,7 +12,7 @@ import sympy as sp
 import torch
 from conftest import SPECS
 
-from unfoldgen.spec import load_spec
+from unfoldgen.spec import Spec, load_spec
 from unfoldgen.symbolic.language import Namespace
 from unfoldgen.symbolic.objective import derive_smooth
 
@@ -54,7 +54,12 @@ SMOOTH_SPECS = [p for p in SPECS if "\nobjective:" in p.read_text()]  # custom i
 
 @pytest.mark.parametrize("path", SMOOTH_SPECS, ids=lambda p: p.stem)
 def test_gradient_matches_autograd(path):
-    spec = load_spec(path)
+    assert_gradient_matches_autograd(load_spec(path))
+
+
+def assert_gradient_matches_autograd(spec: Spec, context: str = "") -> None:
+    """SymPy's gradient of the smooth part, evaluated at random tensors, equals autograd of the
+    smooth part itself (both through the evaluator above)."""
     ns = Namespace(spec)
     smooth = derive_smooth(ns, spec.smooth)
     generator = torch.Generator().manual_seed(0)
@@ -66,12 +71,12 @@ def test_gradient_matches_autograd(path):
         values[name] = torch.tensor(value, dtype=torch.float64)
     for var in spec.variables:
         values[var].requires_grad_(True)
-    objective = evaluate(smooth.expr, values)
-    objective.backward()
+    evaluate(smooth.expr, values).sum().backward()  # a scalar, or a 1x1 matrix (quad_form)
     for var, gradient in smooth.gradients.items():
         derived = evaluate(gradient, values).detach()
         expected = values[var].grad
-        assert torch.allclose(derived, expected, rtol=1e-10, atol=1e-10), var
+        assert expected is not None, f"{var}\n{context}"
+        assert torch.allclose(derived, expected, rtol=1e-10, atol=1e-10), f"{var}\n{context}"
 
 
 def test_lipschitz_is_spectral_norm_of_hessian():

@@ -25,12 +25,10 @@ import yaml
 from conftest import Built
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_gradient import evaluate
+from test_gradient import assert_gradient_matches_autograd
 
 from unfoldgen.build import build
 from unfoldgen.spec import load_spec_text
-from unfoldgen.symbolic.language import Namespace
-from unfoldgen.symbolic.objective import derive_smooth
 
 EXTRA = int(os.environ.get("UNFOLDGEN_PROPERTY_EXAMPLES", "0"))
 FAST = settings(max_examples=EXTRA or 40, deadline=None, derandomize=not EXTRA,
@@ -131,22 +129,7 @@ def test_random_specs_build_lint_clean_and_their_gradient_matches_autograd(drawn
         lint = subprocess.run([sys.executable, "-m", "ruff", "check", "--no-cache", "-q", str(result.directory)],
                               check=False, capture_output=True, text=True)
         assert lint.returncode == 0, lint.stdout + drawn.text
-    ns = Namespace(spec)
-    smooth = derive_smooth(ns, spec.smooth)
-    generator = torch.Generator().manual_seed(0)
-    values: dict[str, torch.Tensor] = {}
-    for name, tensor in ns.tensors.items():
-        shape = tuple(int(d.subs({s: spec.dims[s.name] for s in d.free_symbols})) for d in tensor.expr.shape)
-        values[name] = torch.randn(shape, generator=generator, dtype=torch.float64)
-    values.update({name: torch.tensor(value, dtype=torch.float64) for name, value in spec.params.items()})
-    for variable in spec.variables:
-        values[variable].requires_grad_(True)
-    evaluate(smooth.expr, values).sum().backward()
-    for variable, gradient in smooth.gradients.items():
-        derived = evaluate(gradient, values).detach()
-        expected = values[variable].grad
-        assert expected is not None
-        assert torch.allclose(derived, expected, rtol=1e-10, atol=1e-10), drawn.text
+    assert_gradient_matches_autograd(spec, drawn.text)
 
 
 @given(specs())
