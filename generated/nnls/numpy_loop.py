@@ -66,9 +66,8 @@ def _checked_outputs(outputs):
     finite, so the params hold NaN or Inf, or the iteration diverged)."""
     for name, array in outputs.items():
         if not np.isfinite(array).all():
-            where = tuple(int(i) for i in np.argwhere(~np.isfinite(array))[0])
             raise FloatingPointError(
-                f"output '{name}' has NaN or Inf (first at index {where}) although the inputs are finite: "
+                f"output '{name}' has NaN or Inf (first at index {_first_non_finite(array)}) although the inputs are finite: "
                 "the params hold NaN or Inf, or the iteration diverged (a step too large?)")
     return outputs
 
@@ -83,9 +82,12 @@ def _real_array(role, name, value):
 def _finite(role, name, array):
     """``array``, or an error naming it: a NaN or Inf would spread silently through every layer."""
     if not np.isfinite(array).all():
-        where = tuple(int(i) for i in np.argwhere(~np.isfinite(array))[0])
-        raise ValueError(f"{role} '{name}' contains NaN or Inf (first at index {where})")
+        raise ValueError(f"{role} '{name}' contains NaN or Inf (first at index {_first_non_finite(array)})")
     return array
+
+
+def _first_non_finite(array):
+    return tuple(int(i) for i in np.argwhere(~np.isfinite(array))[0])
 
 
 def prox_x(v):
