@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from unfoldgen.build import build, load_generated_module
+from unfoldgen.compiler import build, load_generated_module
 
 ROOT = Path(__file__).resolve().parents[1]
 SPECS = sorted((ROOT / "specs").glob("*.yaml"))

@@ -75,7 +75,7 @@ def test_a_100_megabyte_spec_is_refused_before_it_is_read(tmp_path):
 CORPUS_IN_A_PROCESS = """
 import json, os, resource, subprocess, sys, tempfile
 from pathlib import Path
-from unfoldgen.build import build
+from unfoldgen.compiler import build
 from unfoldgen.errors import SpecError
 
 spawned = []

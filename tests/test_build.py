@@ -13,7 +13,7 @@ import pytest
 import yaml
 from conftest import ROOT, SPECS, write_spec
 
-from unfoldgen.build import STAGING_PREFIX, build
+from unfoldgen.compiler import STAGING_PREFIX, build
 
 
 @pytest.mark.parametrize("path", SPECS, ids=lambda p: p.stem)
@@ -45,7 +45,7 @@ def test_rebuild_replaces_previous_output(tmp_path):
 # parent kills it there with SIGKILL, mid-build.
 STALLED_BUILD = """
 import os, sys, time
-from unfoldgen.build import build
+from unfoldgen.compiler import build
 real_fsync, written = os.fsync, []
 def stalling_fsync(fd):
     real_fsync(fd)

@@ -94,7 +94,7 @@ def test_export_of_unreadable_weights_exits_2(tmp_path: Path) -> None:
 def test_export_folds_fixed_values_into_the_kernel(tmp_path: Path) -> None:
     """Values training cannot change (the step and lam of ISTA with a learned correction) are
     compiled into kernel.py; params.npz holds only what the kernel reads (LISTA's A is not)."""
-    from unfoldgen.build import load_generated_module
+    from unfoldgen.compiler import load_generated_module
 
     spec = small_spec(tmp_path, "ista_correction")
     trainer = trained(spec, tmp_path / "run", steps=3, batch_size=4, lr=0.01)

@@ -27,7 +27,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_gradient import assert_gradient_matches_autograd
 
-from unfoldgen.build import build
+from unfoldgen.compiler import build
 from unfoldgen.spec import load_spec_text
 
 EXTRA = int(os.environ.get("UNFOLDGEN_PROPERTY_EXAMPLES", "0"))

@@ -11,7 +11,7 @@ import torch
 from conftest import Built, write_spec
 from scipy.optimize import minimize, minimize_scalar
 
-from unfoldgen.build import build
+from unfoldgen.compiler import build
 
 T = 0.7  # the prox scale t
 

@@ -19,8 +19,8 @@ import yaml
 from click.testing import CliRunner
 
 from tests.conftest import ROOT, load_module, write_spec
-from unfoldgen.build import build
 from unfoldgen.cli import main
+from unfoldgen.compiler import build
 from unfoldgen.errors import SpecError
 from unfoldgen.ir import lower
 from unfoldgen.spec import load_spec

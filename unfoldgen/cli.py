@@ -60,7 +60,7 @@ def main() -> None:
 @_reports_spec_errors
 def build(spec: Path, outdir: str) -> None:
     """Derive SPEC and write its network to OUTDIR/<name>/."""
-    from unfoldgen.build import build as run_build
+    from unfoldgen.compiler import build as run_build
 
     result = run_build(spec, outdir)
     click.echo(f"built {result.program.name}: {result.directory}/ ({', '.join(sorted(result.files))})")
@@ -129,7 +129,7 @@ def _show_text(program: Any, rows: list[dict[str, Any]]) -> str:
 @_reports_spec_errors
 def export(spec: Path, weights: Path, outdir: Path, dtype: str) -> None:
     """Write SPEC's trained network as a folder that needs only numpy and numba."""
-    from unfoldgen.export import export as run_export
+    from unfoldgen.exporter import export as run_export
 
     result = run_export(spec, weights, outdir, dtype)
     click.echo(f"exported {result.manifest['name']} ({dtype}) to {result.directory}/")

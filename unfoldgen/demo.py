@@ -5,18 +5,17 @@ from __future__ import annotations
 
 import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from unfoldgen.build import build, load_generated_module
+from unfoldgen.compiler import build, load_generated_module
+from unfoldgen.resources import bundled_spec
 
 
 def main() -> None:
-    root = Path(__file__).resolve().parents[1]
     with tempfile.TemporaryDirectory() as outdir:
-        result = build(root / "specs" / "lista.yaml", outdir)
+        result = build(bundled_spec("lista"), outdir)
         print(f"built {result.program.name} into {result.directory}")
         model_module = load_generated_module(result.directory / "model.py", "demo_lista_model")
         kernel = load_generated_module(result.directory / "kernel.py", "demo_lista_kernel")

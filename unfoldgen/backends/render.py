@@ -10,12 +10,13 @@ from pathlib import Path
 import jinja2
 
 from unfoldgen import __version__
+from unfoldgen.resources import bundled
 
 
 def templates_dir() -> Path:
-    """``templates/`` at the repository root (override with ``UNFOLDGEN_TEMPLATES``)."""
+    """The bundled templates (override with ``UNFOLDGEN_TEMPLATES``)."""
     override = os.environ.get("UNFOLDGEN_TEMPLATES")
-    return Path(override) if override else Path(__file__).resolve().parents[2] / "templates"
+    return Path(override) if override else bundled("templates")
 
 
 @lru_cache(maxsize=1)

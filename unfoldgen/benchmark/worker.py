@@ -40,7 +40,7 @@ def median_seconds(run: Callable[[], object]) -> float:
 
 
 def load(folder: Path, name: str) -> Any:
-    from unfoldgen.build import load_generated_module
+    from unfoldgen.compiler import load_generated_module
 
     return load_generated_module(folder / f"{name}.py", f"unfoldgen_bench_{name}")
 

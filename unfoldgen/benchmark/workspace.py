@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from unfoldgen.build import compile_program
+from unfoldgen.compiler import compile_program
 from unfoldgen.ir import Program
 from unfoldgen.spec.model import Spec
 from unfoldgen.training.checkpoint import npz_bytes

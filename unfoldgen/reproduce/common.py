@@ -23,6 +23,7 @@ import yaml
 from unfoldgen.benchmark.worker import median_seconds
 from unfoldgen.errors import SpecError
 from unfoldgen.ir import lower
+from unfoldgen.resources import bundled
 from unfoldgen.spec import load_spec_text
 from unfoldgen.spec.model import Spec
 from unfoldgen.training.checkpoint import save_json
@@ -31,10 +32,10 @@ from unfoldgen.training.network import build_network, classical_program, load_we
 from unfoldgen.training.session import Session
 from unfoldgen.training.trainer import Trainer
 
-ROOT = Path(__file__).resolve().parents[2]
-SPECS = ROOT / "specs"
-RESULTS = ROOT / "docs" / "results"
-RUNS = ROOT / "runs" / "reproduce"
+SPECS = bundled("specs")
+# Relative to the working folder (``make reproduce`` runs at the repository root).
+RESULTS = Path("docs") / "results"
+RUNS = Path("runs") / "reproduce"
 
 @dataclass(frozen=True)
 class Variant:

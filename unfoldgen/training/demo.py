@@ -7,6 +7,7 @@ import json
 import shutil
 from pathlib import Path
 
+from unfoldgen.resources import bundled_spec
 from unfoldgen.spec import load_spec
 from unfoldgen.training.checkpoint import save_json, write_atomically
 from unfoldgen.training.evaluate import evaluate, plot_report
@@ -14,8 +15,8 @@ from unfoldgen.training.trainer import Trainer
 
 
 def main() -> None:
-    root = Path(__file__).resolve().parents[2]
-    spec = load_spec(root / "specs" / "lista_small.yaml")
+    root = Path.cwd()  # ``make train-demo`` runs at the repository root
+    spec = load_spec(bundled_spec("lista_small"))
     run = root / "runs" / spec.name
     shutil.rmtree(run, ignore_errors=True)
     result = Trainer(spec, spec.train, run, quiet=True).run()

@@ -16,7 +16,7 @@ import torch
 
 from unfoldgen import __version__
 from unfoldgen.backends.torch_module import emit_torch_module
-from unfoldgen.build import load_generated_module
+from unfoldgen.compiler import load_generated_module
 from unfoldgen.errors import SpecError
 from unfoldgen.ir import Program, lower
 from unfoldgen.spec.model import LearnSpec, Spec

@@ -20,7 +20,7 @@ import torch
 from unfoldgen import __version__
 from unfoldgen.backends.numba_kernel import emit_numba_kernel, foldable, params_read
 from unfoldgen.backends.render import render
-from unfoldgen.build import write_atomically
+from unfoldgen.compiler import write_atomically
 from unfoldgen.errors import SpecError
 from unfoldgen.ir import Program, lower
 from unfoldgen.spec import load_spec
