@@ -60,7 +60,7 @@ def main() -> None:
 @_reports_spec_errors
 def build(spec: Path, outdir: str) -> None:
     """Derive SPEC and write its network to OUTDIR/<name>/."""
-    from unfoldgen.compiler import build as run_build
+    from unfoldgen.api import build as run_build
 
     result = run_build(spec, outdir)
     click.echo(f"built {result.program.name}: {result.directory}/ ({', '.join(sorted(result.files))})")
@@ -126,13 +126,18 @@ def _show_text(program: Any, rows: list[dict[str, Any]]) -> str:
               help="Folder to write: kernel.py, params.npz, manifest.json, README.md.")
 @click.option("--dtype", type=click.Choice(["float32", "float64"]), default="float32", show_default=True,
               help="dtype of the exported parameters.")
+@click.option("--format", "format_", type=click.Choice(["numba", "onnx"]), default="numba", show_default=True,
+              help="numba: kernel.py and params.npz (numpy and numba only); onnx: model.onnx, checked "
+                   "against the module with onnxruntime (pip install 'unfoldgen[onnx]').")
 @_reports_spec_errors
-def export(spec: Path, weights: Path, outdir: Path, dtype: str) -> None:
-    """Write SPEC's trained network as a folder that needs only numpy and numba."""
-    from unfoldgen.exporter import export as run_export
+def export(spec: Path, weights: Path, outdir: Path, dtype: str, format_: str) -> None:
+    """Write SPEC's trained network as a folder that runs without unfoldgen or PyTorch."""
+    from unfoldgen.api import export as run_export
 
-    result = run_export(spec, weights, outdir, dtype)
-    click.echo(f"exported {result.manifest['name']} ({dtype}) to {result.directory}/")
+    result = run_export(spec, weights, outdir, dtype=dtype, format=format_)
+    check = result.manifest.get("onnxruntime_check")
+    checked = f"; onnxruntime agrees with the module to {check['max_relative_error']:.1e}" if isinstance(check, dict) else ""
+    click.echo(f"exported {result.manifest['name']} ({format_}, {dtype}) to {result.directory}/{checked}")
 
 
 def _train_flag(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -177,23 +182,15 @@ def _flag_value(text: str) -> Any:
 @_reports_spec_errors
 def train(spec: Path, out: Path | None, resume: bool, quiet: bool, stop_after: int | None, **flags: Any) -> None:
     """Train SPEC's network as its train section says (every key is also a flag)."""
-    from unfoldgen.spec import load_spec
-    from unfoldgen.spec.experiment import OverrideError, apply_overrides
-    from unfoldgen.training.trainer import Trainer
+    from unfoldgen.api import train as run_train
 
-    loaded = load_spec(spec)
     overrides = {key.removeprefix("train_"): _flag_value(value) for key, value in flags.items() if value is not None}
-    try:
-        settings = apply_overrides(loaded.train, overrides)
-    except OverrideError as exc:
-        raise SpecError(exc.message, key_path=f"--{exc.key.replace('_', '-')}", hint=exc.hint) from None
-    folder = out or Path("runs") / loaded.name
-    result = Trainer(loaded, settings, folder, quiet=quiet, stop_after=stop_after).run(resume=resume)
+    result = run_train(spec, out, resume=resume, stop_after=stop_after, quiet=quiet, **overrides)
     if result.finished and result.is_main and result.stages:
         last = result.stages[-1]
         metric = ", ".join(f"{k} {v:.2f}" for k, v in last.items() if k != "depth")
-        click.echo(f"trained {loaded.name} in {result.wall_s:.1f} s ({result.steps} steps): {metric}; "
-                   f"weights in {folder}/weights.pt and {folder}/params.npz")
+        click.echo(f"trained {result.name} in {result.wall_s:.1f} s ({result.steps} steps): {metric}; "
+                   f"weights in {result.out}/weights.pt and {result.out}/params.npz")
 
 
 @main.command(name="eval")
@@ -212,11 +209,10 @@ def evaluate(spec: Path, weights: Path, as_json: bool, plot: Path | None, sample
     """Compare the trained network with the untrained one and the classical algorithm."""
     import json
 
-    from unfoldgen.spec import load_spec
-    from unfoldgen.training.evaluate import evaluate as run_eval
+    from unfoldgen.api import evaluate as run_eval
     from unfoldgen.training.evaluate import plot_report
 
-    report = run_eval(load_spec(spec), weights, samples, classical_iterations)
+    report = run_eval(spec, weights, samples=samples, classical_iterations=classical_iterations)
     if plot is not None:
         plot_report(report, plot)
     click.echo(json.dumps(report.as_json()) if as_json else report.table())

@@ -15,6 +15,7 @@ LAYERS = 200
 # Trainable tensors with one slice per layer (leading axis): layer-wise training trains slices.
 PER_LAYER_PARAMETERS = ()
 INPUT_SHAPES = {"y": (60,)}
+SPEC_DTYPE = None  # the spec sets no dtype: the first constant's, else torch's default
 
 
 def project_box(v, lower, upper):
@@ -32,18 +33,44 @@ def _tensor(value, like):
     return torch.as_tensor(value, dtype=like.dtype, device=like.device)
 
 
+def _reference(first, dtype, device):
+    """A scalar of the module's dtype and device. dtype: ``dtype`` if given, else SPEC_DTYPE,
+    else that of ``first`` (the first constant) where it is floating, else torch's default;
+    device: ``device`` if given, else ``first``'s."""
+    tensor = None if first is None else first if isinstance(first, torch.Tensor) else torch.as_tensor(np.asarray(first))
+    if dtype is None:
+        floating = tensor is not None and tensor.is_floating_point()
+        dtype = SPEC_DTYPE or (tensor.dtype if floating else torch.get_default_dtype())
+    if device is None and tensor is not None:
+        device = tensor.device
+    return torch.zeros((), dtype=dtype, device=device)
+
+
+def _capturing():
+    """True while torch.export, torch.compile, torch.jit.trace or the ONNX exporter trace the
+    module: the NaN/Inf scan needs concrete values, so it runs in eager calls only (names,
+    shapes and dtypes are checked either way)."""
+    return torch.compiler.is_compiling() or torch.jit.is_tracing()
+
+
 def _checked(role, name, value, shape, like, batched=False):
     """``value`` (a tensor or an array) as a tensor of ``like``'s dtype and device, after
     checking that it holds real numbers of ``shape`` ([batch] + ``shape`` when ``batched``),
-    all finite: a NaN or Inf would otherwise spread silently through every layer."""
+    all finite: a NaN or Inf would otherwise spread silently through every layer. Constants and
+    params take the module's dtype; an input is converted only where that loses nothing
+    (integers, floats of lower precision) and refused otherwise."""
     tensor = value if isinstance(value, torch.Tensor) else torch.from_numpy(np.array(value))  # floats stay float64
     if tensor.is_complex() or tensor.dtype == torch.bool:
         raise TypeError(f"{role} '{name}' must hold real numbers, got {tensor.dtype}")
+    if role == "input" and torch.promote_types(tensor.dtype, like.dtype) != like.dtype:
+        raise TypeError(f"input '{name}' is {tensor.dtype} but the module computes in {like.dtype}, and converting "
+                        f"would lose precision: cast the input, or build Unfolded(..., dtype={tensor.dtype})")
     got = tuple(tensor.shape[1:]) if batched else tuple(tensor.shape)
-    if got != shape or (batched and tensor.dim() != len(shape) + 1):
+    traced = torch.jit.is_tracing()  # a trace records the example's shapes (export and compile check them)
+    if not traced and (got != shape or (batched and tensor.dim() != len(shape) + 1)):
         expected = "[batch" + "".join(f", {n}" for n in shape) + "]" if batched else str(list(shape))
         raise ValueError(f"{role} '{name}' must have shape {expected}, got {list(tensor.shape)}")
-    if not bool(torch.isfinite(tensor).all()):
+    if not _capturing() and not bool(torch.isfinite(tensor).all()):
         where = tuple(int(i) for i in torch.nonzero(~torch.isfinite(tensor))[0])
         raise ValueError(f"{role} '{name}' contains NaN or Inf (first at index {where})")
     return tensor.to(dtype=like.dtype, device=like.device)
@@ -59,14 +86,14 @@ class Unfolded(torch.nn.Module):
 
     Constants (keyword, numpy arrays or tensors): A (60, 40).
     Params (keyword, optional): lo=-0.5, hi=0.5.
-    Dtype and device follow the constants.
+    Dtype: ``dtype`` if given, else the spec's ``dtype``, else the first constant's (where it is
+    floating), else torch's default; constants and params are converted to it. Device: ``device``
+    if given, else the first constant's.
     """
 
     def __init__(self, *, A, lo=-0.5, hi=0.5, dtype=None, device=None):
         super().__init__()
-        reference = torch.as_tensor(A, dtype=dtype, device=device)
-        if not reference.is_floating_point():
-            reference = reference.to(torch.get_default_dtype())
+        reference = _reference(A, dtype, device)
         dtype, device = reference.dtype, reference.device
         self.register_buffer("A", _checked("constant", "A", A, (60, 40), reference))
         self.register_buffer("lo", _checked("param", "lo", lo, (), reference))
@@ -76,9 +103,10 @@ class Unfolded(torch.nn.Module):
         step = _tensor(1.0 / lipschitz, reference)
         self.register_buffer("step", step)
 
-    def forward(self, *, y, all_layers=False, layers=None, on_layer=None):
-        """Inputs are batch-first tensors; returns {'x': ...} of the last layer
-        (or the list of per-layer dicts with ``all_layers=True``). ``layers`` runs only the
+    def forward(self, y, *, all_layers=False, layers=None, on_layer=None):
+        """Inputs (y, by keyword or in this order) are batch-first
+        tensors of the module's dtype, or of one that converts to it without loss; returns
+        {'x': ...} of the last layer (or the list of per-layer dicts with ``all_layers=True``). ``layers`` runs only the
         first layers (layer-wise training); ``on_layer(k, outputs)`` sees each layer's outputs
         without keeping them (long evaluation runs)."""
         depth = LAYERS if layers is None else layers

@@ -15,6 +15,7 @@ LAYERS = 100
 # Trainable tensors with one slice per layer (leading axis): layer-wise training trains slices.
 PER_LAYER_PARAMETERS = ()
 INPUT_SHAPES = {"y": (50,)}
+SPEC_DTYPE = None  # the spec sets no dtype: the first constant's, else torch's default
 
 
 def soft_threshold(v, threshold):
@@ -32,18 +33,44 @@ def _tensor(value, like):
     return torch.as_tensor(value, dtype=like.dtype, device=like.device)
 
 
+def _reference(first, dtype, device):
+    """A scalar of the module's dtype and device. dtype: ``dtype`` if given, else SPEC_DTYPE,
+    else that of ``first`` (the first constant) where it is floating, else torch's default;
+    device: ``device`` if given, else ``first``'s."""
+    tensor = None if first is None else first if isinstance(first, torch.Tensor) else torch.as_tensor(np.asarray(first))
+    if dtype is None:
+        floating = tensor is not None and tensor.is_floating_point()
+        dtype = SPEC_DTYPE or (tensor.dtype if floating else torch.get_default_dtype())
+    if device is None and tensor is not None:
+        device = tensor.device
+    return torch.zeros((), dtype=dtype, device=device)
+
+
+def _capturing():
+    """True while torch.export, torch.compile, torch.jit.trace or the ONNX exporter trace the
+    module: the NaN/Inf scan needs concrete values, so it runs in eager calls only (names,
+    shapes and dtypes are checked either way)."""
+    return torch.compiler.is_compiling() or torch.jit.is_tracing()
+
+
 def _checked(role, name, value, shape, like, batched=False):
     """``value`` (a tensor or an array) as a tensor of ``like``'s dtype and device, after
     checking that it holds real numbers of ``shape`` ([batch] + ``shape`` when ``batched``),
-    all finite: a NaN or Inf would otherwise spread silently through every layer."""
+    all finite: a NaN or Inf would otherwise spread silently through every layer. Constants and
+    params take the module's dtype; an input is converted only where that loses nothing
+    (integers, floats of lower precision) and refused otherwise."""
     tensor = value if isinstance(value, torch.Tensor) else torch.from_numpy(np.array(value))  # floats stay float64
     if tensor.is_complex() or tensor.dtype == torch.bool:
         raise TypeError(f"{role} '{name}' must hold real numbers, got {tensor.dtype}")
+    if role == "input" and torch.promote_types(tensor.dtype, like.dtype) != like.dtype:
+        raise TypeError(f"input '{name}' is {tensor.dtype} but the module computes in {like.dtype}, and converting "
+                        f"would lose precision: cast the input, or build Unfolded(..., dtype={tensor.dtype})")
     got = tuple(tensor.shape[1:]) if batched else tuple(tensor.shape)
-    if got != shape or (batched and tensor.dim() != len(shape) + 1):
+    traced = torch.jit.is_tracing()  # a trace records the example's shapes (export and compile check them)
+    if not traced and (got != shape or (batched and tensor.dim() != len(shape) + 1)):
         expected = "[batch" + "".join(f", {n}" for n in shape) + "]" if batched else str(list(shape))
         raise ValueError(f"{role} '{name}' must have shape {expected}, got {list(tensor.shape)}")
-    if not bool(torch.isfinite(tensor).all()):
+    if not _capturing() and not bool(torch.isfinite(tensor).all()):
         where = tuple(int(i) for i in torch.nonzero(~torch.isfinite(tensor))[0])
         raise ValueError(f"{role} '{name}' contains NaN or Inf (first at index {where})")
     return tensor.to(dtype=like.dtype, device=like.device)
@@ -59,14 +86,14 @@ class Unfolded(torch.nn.Module):
 
     Constants (keyword, numpy arrays or tensors): A (50, 100).
     Params (keyword, optional): lam=0.1.
-    Dtype and device follow the constants.
+    Dtype: ``dtype`` if given, else the spec's ``dtype``, else the first constant's (where it is
+    floating), else torch's default; constants and params are converted to it. Device: ``device``
+    if given, else the first constant's.
     """
 
     def __init__(self, *, A, lam=0.1, dtype=None, device=None):
         super().__init__()
-        reference = torch.as_tensor(A, dtype=dtype, device=device)
-        if not reference.is_floating_point():
-            reference = reference.to(torch.get_default_dtype())
+        reference = _reference(A, dtype, device)
         dtype, device = reference.dtype, reference.device
         self.register_buffer("A", _checked("constant", "A", A, (50, 100), reference))
         self.register_buffer("lam", _checked("param", "lam", lam, (), reference))
@@ -78,9 +105,10 @@ class Unfolded(torch.nn.Module):
         momentum = _tensor([0.0, 0.28175352512532087, 0.434042782780302, 0.5310638054044795, 0.5987785940560388, 0.6489233261224006, 0.6876458540105597, 0.718499853459134, 0.7436910466053832, 0.7646647176173088, 0.782409243228014, 0.7976243809601435, 0.8108199838000861, 0.8223766390185732, 0.8325843815233085, 0.8416682316299193, 0.8498055224352064, 0.8571379479988086, 0.8637801230052086, 0.8698257810419169, 0.8753523399411488, 0.8804243161473297, 0.8850959137641199, 0.8894130125262103, 0.8934147117832398, 0.8971345422701921, 0.9006014263404838, 0.9038404456605403, 0.906873460036305, 0.9097196100592845, 0.9123957282937485, 0.914916677883027, 0.917295633120554, 0.9195443132877347, 0.9216731786097809, 0.9236915953126076, 0.9256079753284939, 0.9274298950868183, 0.9291641969594342, 0.9308170762496849, 0.9323941560762216, 0.9339005520751649, 0.9353409285021578, 0.936719547040866, 0.9380403094021824, 0.9393067946178, 0.9405222917844157, 0.9416898288939467, 0.9428121982856035, 0.9438919791733417, 0.9449315576338684, 0.9459331443834135, 0.9468987906238281, 0.9478304021985741, 0.9487297522654735, 0.9495984926646243, 0.9504381641357491, 0.9512502055187321, 0.9520359620535963, 0.9527966928812224, 0.9535335778332711, 0.9542477235887569, 0.9549401692652046, 0.9556118915041254, 0.9562638091034213, 0.9568967872431737, 0.9575116413458903, 0.9581091406076137, 0.9586900112322029, 0.9592549393975224, 0.9598045739791348, 0.9603395290543362, 0.9608603862069443, 0.9613676966511135, 0.9618619831905493, 0.9623437420278342, 0.9628134444370816, 0.9632715383118254, 0.9637184495988772, 0.9641545836278388, 0.9645803263450347, 0.964996045459788, 0.9654020915102275, 0.9657987988551446, 0.9661864865978228, 0.966565459447225, 0.9669360085214439, 0.9672984120978823, 0.9676529363142448, 0.9679998358240649, 0.9683393544101703, 0.9686717255592106, 0.9689971730000947, 0.9693159112089641, 0.969628145883101, 0.9699340743859814, 0.9702338861655042, 0.970527763147263, 0.9708158801045849, 0.9710984050069197], reference)
         self.register_buffer("momentum", momentum)
 
-    def forward(self, *, y, all_layers=False, layers=None, on_layer=None):
-        """Inputs are batch-first tensors; returns {'x': ...} of the last layer
-        (or the list of per-layer dicts with ``all_layers=True``). ``layers`` runs only the
+    def forward(self, y, *, all_layers=False, layers=None, on_layer=None):
+        """Inputs (y, by keyword or in this order) are batch-first
+        tensors of the module's dtype, or of one that converts to it without loss; returns
+        {'x': ...} of the last layer (or the list of per-layer dicts with ``all_layers=True``). ``layers`` runs only the
         first layers (layer-wise training); ``on_layer(k, outputs)`` sees each layer's outputs
         without keeping them (long evaluation runs)."""
         depth = LAYERS if layers is None else layers

@@ -107,7 +107,7 @@ def emit_torch_module(program: Program) -> str:
               for n, s in program.inputs.items()]
     batch_input = next(iter(program.inputs))
     constants = [{"name": n, "shape": shape_literal(s)} for n, s in program.constants.items()]
-    reference = constants[0]["name"] if constants else "0.0"
+    reference = constants[0]["name"] if constants else "None"
     dynamic = [d for d in program.layer_tensors if program.is_dynamic(d)]
     positive = [p for p in program.parameters if p.positive]
     layer_values = ([{"name": p.name, "code": f"_softplus(self.{p.name}_raw)", "comment": f"{p.name} > 0"}
@@ -143,7 +143,7 @@ def emit_torch_module(program: Program) -> str:
         kernel_params=[{"name": name, "shape": shape_literal(shape), "source": source}
                        for (name, shape), source in zip(kernel_arrays(program), torch_sources(program))]
                       + [{"name": name, "shape": "()", "source": f"self.{name}"} for name in program.used_params()],
-        reference=reference,
+        reference=reference, spec_dtype=program.dtype,
         dtype_source=program.constants and next(iter(program.constants)) or f"{program.parameters[0].name}"
                      + ("_raw" if program.parameters[0].positive else ""),
     )

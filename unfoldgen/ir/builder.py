@@ -179,6 +179,7 @@ class LayerBuilder:
             outputs=outputs, proxes=tuple(self.used_proxes), networks=tuple(self.networks),
             init_steps=tuple(self.init_steps), derivation=derivation,
             spec_hash=hashlib.sha256(spec.text.encode()).hexdigest(), seed=spec.learn.seed,
+            dtype=spec.dtype,
         )
 
     def read_names(self) -> set[str]:

@@ -190,6 +190,7 @@ class Program:
     derivation: dict[str, object] = field(default_factory=dict)
     spec_hash: str = ""
     seed: int = 0
+    dtype: str | None = None  # the spec's dtype (float32, float64); None: the constants'
 
     def role(self, name: str) -> str:
         """What a name is: input, constant, param, parameter, derived, state or temporary."""

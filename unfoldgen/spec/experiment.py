@@ -209,12 +209,13 @@ def _input_model(reader: _Reader, name: str, raw: Any, path: tuple[str | int, ..
     return InputModel(name, reader.text(section["model"], path + ("model",), "model"), snr)
 
 
-def read_train(reader: _Reader, value: Any) -> TrainSpec:
+def read_train(reader: _Reader, value: Any, dtype: str | None = None) -> TrainSpec:
+    """The train section; ``dtype`` (the spec's top-level one) is the default of ``train.dtype``."""
     path: tuple[str | int, ...] = ("train",)
     section = reader.mapping(value, path, "train")
     reader.check_keys(section, path, TRAIN_KEYS)
     try:
-        return apply_overrides(TrainSpec(), section)
+        return apply_overrides(TrainSpec(dtype=dtype or TrainSpec.dtype), section)
     except OverrideError as exc:
         raise reader.error(path + (exc.key,), exc.message, hint=exc.hint) from None
 

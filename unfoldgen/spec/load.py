@@ -16,6 +16,7 @@ from unfoldgen.errors import SpecError
 from unfoldgen.spec.experiment import read_data, read_eval, read_seed, read_train
 from unfoldgen.spec.model import (
     ACTIVATIONS,
+    DTYPES,
     METHODS,
     NETWORK_KINDS,
     OBJECTIVE_POLICIES,
@@ -47,6 +48,7 @@ TOP_KEYS = {
     "data": "how samples are made: laws of the constants, the truth and the inputs (for train/eval)",
     "train": "how unfoldgen train trains the network (each key is also a CLI flag)",
     "eval": "how unfoldgen eval compares the network with the classical algorithm",
+    "dtype": "the floating dtype of the generated module, float32 or float64 (default: the constants')",
 }
 REQUIRED_TOP = ("name", "dims", "variables", "objective", "algorithm")
 MAX_DIM = 10_000_000
@@ -167,7 +169,8 @@ def load_spec_text(text: str, file: str = "<spec>") -> Spec:
     roles = {n: "dim" for n in dims} | {n: "input" for n in inputs} | {n: "constant" for n in constants}
     roles |= {n: "param" for n in params} | {n: "variable" for n in variables}
     experiment = read_data(reader, data.get("data"), roles, dims)
-    train = read_train(reader, data.get("train"))
+    dtype = _read_dtype(reader, data.get("dtype"))
+    train = read_train(reader, data.get("train"), dtype)
     evaluation = read_eval(reader, data.get("eval"))
     description = data.get("description", "")
     if not isinstance(description, str):
@@ -176,8 +179,15 @@ def load_spec_text(text: str, file: str = "<spec>") -> Spec:
         name=name, description=description.strip(), dims=dims, inputs=inputs, constants=constants,
         params=params, variables=variables, smooth=smooth, nonsmooth=nonsmooth,
         algorithm=algorithm, learn=learn, file=file, text=text,
-        data=experiment, train=train, evaluation=evaluation,
+        data=experiment, train=train, evaluation=evaluation, dtype=dtype,
     )
+
+
+def _read_dtype(reader: _Reader, value: Any) -> str | None:
+    if value is None or value in DTYPES:
+        return value
+    raise reader.error(("dtype",), f"dtype '{value}' is not one of {', '.join(DTYPES)}",
+                       hint="float64 for accuracy near the solution, float32 for speed (the default of torch)")
 
 
 def _read_spec_name(reader: _Reader, value: Any) -> str:

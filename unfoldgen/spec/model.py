@@ -238,6 +238,7 @@ class Spec:
     data: DataSpec | None = None
     train: TrainSpec = field(default_factory=TrainSpec)
     evaluation: EvalSpec = field(default_factory=EvalSpec)
+    dtype: str | None = None  # the module's floating dtype; None: the constants'
 
     def size_of(self, dim: str | int) -> int:
         return dim if isinstance(dim, int) else self.dims[dim]

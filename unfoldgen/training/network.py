@@ -83,6 +83,28 @@ def read_weights(path: Path) -> dict[str, Any]:
     return payload
 
 
+def trained_network(program: Program, weights: Path, dtype: torch.dtype | None = None,
+                    device: torch.device | str | None = None) -> UnfoldedNetwork:
+    """The generated module of ``program`` with the trained ``weights`` loaded; its constants
+    come from the weights file (``unfoldgen train`` stores them with the parameters)."""
+    module = network_module(program)
+    payload = read_weights(weights)
+    state = payload["state_dict"]
+    missing = [name for name in program.constants if name not in state]
+    if missing:
+        raise SpecError(f"the weights {weights} hold no constant {', '.join(missing)}",
+                        hint="pass the weights.pt that unfoldgen train wrote for this spec")
+    constants = {name: state[name] for name in program.constants}
+    model = module.Unfolded(**constants, dtype=dtype or state_dtype(state), device=device)
+    fit_weights(model, payload, weights, program)
+    return model
+
+
+def state_dtype(state: dict[str, torch.Tensor]) -> torch.dtype:
+    """The floating dtype the weights were saved in (that of their first floating tensor)."""
+    return next((t.dtype for t in state.values() if t.is_floating_point()), torch.get_default_dtype())
+
+
 def load_weights(model: torch.nn.Module, path: Path, program: Program) -> dict[str, Any]:
     """Load a ``weights.pt`` into ``model``, checked to fit its parameters and buffers."""
     payload = read_weights(path)

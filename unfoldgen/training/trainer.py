@@ -68,6 +68,7 @@ class RunState:
 
 @dataclass(frozen=True)
 class TrainResult:
+    name: str
     out: Path
     finished: bool
     is_main: bool
@@ -313,7 +314,8 @@ class Trainer:
         })
 
     def _result(self, state: RunState, finished: bool) -> TrainResult:
-        return TrainResult(self.out, finished, self.context.is_main, state.step, state.history, state.stages, state.wall_s)
+        return TrainResult(self.session.program.name, self.out, finished, self.context.is_main, state.step,
+                           state.history, state.stages, state.wall_s)
 
 
 def _metric_of(record: dict[str, Any]) -> dict[str, Any]:
