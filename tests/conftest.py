@@ -41,6 +41,7 @@ class Built:
 
 
 def write_spec(tmp: Path, data: dict[str, Any]) -> Path:
+    tmp.mkdir(parents=True, exist_ok=True)
     path = tmp / f"{data['name']}.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path

@@ -107,3 +107,52 @@ def test_python_floats_keep_float64_precision(tmp_path) -> None:
     built = variant("ista_lasso", tmp_path, dims={"m": M, "n": N}, layers=2)
     model = built.model.Unfolded(A=np.ones((M, N)), lam=0.1, dtype=torch.float64)
     assert model.lam.item() == 0.1
+
+
+# -- dtype: the module's dtype, and the rule for inputs of another one -------------------------
+
+def test_a_higher_precision_input_is_refused_not_downcast(nnls: Built) -> None:
+    model32 = nnls.model.Unfolded(A=np.ones((M, N)), dtype=torch.float32)
+    with pytest.raises(TypeError, match=r"input 'y' is torch.float64 but the module computes in torch.float32.*"
+                                        r"lose precision.*dtype=torch.float64"):
+        model32(y=np.ones((2, M)))
+
+
+def test_a_lower_precision_input_is_converted_up_exactly(model: Any) -> None:
+    y32 = torch.randn(2, M, dtype=torch.float32)
+    out = model(y=y32)["x"]
+    assert out.dtype == torch.float64
+    torch.testing.assert_close(out, model(y=y32.double())["x"], rtol=0, atol=0)
+
+
+def test_module_dtype_follows_the_argument_then_the_spec_then_the_constants(tmp_path) -> None:
+    plain = variant("nnls", tmp_path / "plain", dims={"m": M, "n": N}, layers=2)
+    assert plain.model.Unfolded(A=np.ones((M, N))).A.dtype == torch.float64  # numpy's float64
+    assert plain.model.Unfolded(A=torch.ones(M, N)).A.dtype == torch.float32
+    assert plain.model.Unfolded(A=np.ones((M, N), dtype=np.int64)).A.dtype == torch.get_default_dtype()
+    declared = variant("nnls", tmp_path / "declared", dims={"m": M, "n": N}, layers=2, dtype="float32")
+    assert declared.model.Unfolded(A=np.ones((M, N))).A.dtype == torch.float32  # the spec's, A converted
+    assert declared.model.Unfolded(A=np.ones((M, N)), dtype=torch.float64).A.dtype == torch.float64
+
+
+def test_a_spec_without_constants_computes_in_its_declared_dtype(tmp_path) -> None:
+    """RPCA has no constants: it used to fall back to float32 and round float64 inputs silently."""
+    default = variant("rpca", tmp_path / "default", dims={"m": 6, "n": 5}, layers=3)
+    declared = variant("rpca", tmp_path / "declared", dims={"m": 6, "n": 5}, layers=3, dtype="float64")
+    Y = np.random.default_rng(0).standard_normal((2, 6, 5))
+    with pytest.raises(TypeError, match="lose precision"):
+        default.model.Unfolded()(Y=Y)
+    model = declared.model.Unfolded()
+    assert next(model.buffers()).dtype == torch.float64
+    exact = default.model.Unfolded(dtype=torch.float64)(Y=Y)
+    for name, value in model(Y=Y).items():
+        torch.testing.assert_close(value, exact[name], rtol=0, atol=0)
+    assert load_spec_dtype(tmp_path / "declared") == "float64"
+
+
+def load_spec_dtype(folder) -> str:
+    """train.dtype defaults to the spec's dtype."""
+    from unfoldgen.spec import load_spec
+
+    (path,) = folder.glob("*.yaml")
+    return load_spec(path).train.dtype

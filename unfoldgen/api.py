@@ -45,6 +45,9 @@ class Compiled:
     files: dict[str, str]
     _modules: dict[str, ModuleType] = field(default_factory=dict, repr=False)
 
+    def __repr__(self) -> str:
+        return f"Compiled({self.name!r}, directory={str(self.directory)!r})"
+
     @property
     def name(self) -> str:
         return self.program.name
