@@ -53,3 +53,26 @@ def test_non_utf8_spec(tmp_path):
     spec.write_bytes(GOOD.encode() + b"\xff\xfe")
     result = run("check", str(spec))
     assert result.exit_code == 2 and "UTF-8" in result.output
+
+
+def _with_step(tmp_path, method: str, step: str):
+    text = GOOD.replace("method: proximal_gradient", f"method: {method}").replace("step: 1/L", f"step: {step}")
+    path = tmp_path / f"{method}_{step.replace('/', '_')}.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_a_step_beyond_the_convergence_bound_is_a_warning(tmp_path):
+    """step: 3/L used to build silently and run to 5e28."""
+    for method, step, bound in [("proximal_gradient", "3/L", "t < 2/L"), ("proximal_gradient", "2/L", "t < 2/L"),
+                                ("fista", "1.5/L", "t <= 1/L")]:
+        path = _with_step(tmp_path, method, step)
+        result = subprocess.run([sys.executable, "-m", "unfoldgen", "build", str(path), "-o", str(tmp_path / "out")],
+                                capture_output=True, text=True, check=False)
+        assert result.returncode == 0, result.stderr
+        assert f"{path}: algorithm.step (line" in result.stderr
+        assert f"warning: the step is {step}; {method} needs {bound} to converge" in result.stderr
+        assert "hint: use a step" in result.stderr
+    for method, step in [("proximal_gradient", "1.9/L"), ("fista", "1/L"), ("proximal_gradient", "0.5")]:
+        result = run("check", str(_with_step(tmp_path, method, step)))
+        assert result.exit_code == 0 and "warning" not in result.output, result.output

@@ -5,17 +5,19 @@ A problem in the spec prints one located message and exits with code 2; nothing 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import sys
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import click
 
 from unfoldgen import __version__
-from unfoldgen.errors import SpecError
+from unfoldgen.errors import SpecError, SpecWarning
 
 EXIT_SPEC_ERROR = 2
 
@@ -25,7 +27,8 @@ def _reports_spec_errors(command: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         spec = kwargs.get("spec")
         try:
-            return command(*args, **kwargs)
+            with _spec_warnings_as_messages():
+                return command(*args, **kwargs)
         except SpecError as exc:
             click.echo(exc.located(str(spec) if spec else None).format(), err=True)
             sys.exit(EXIT_SPEC_ERROR)
@@ -41,6 +44,23 @@ def _reports_spec_errors(command: Callable[..., Any]) -> Callable[..., Any]:
             sys.exit(1)
 
     return wrapper
+
+
+@contextlib.contextmanager
+def _spec_warnings_as_messages() -> Iterator[None]:
+    """Print each SpecWarning once, as its located text on stderr (other warnings as usual)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("default", SpecWarning)
+        show = warnings.showwarning
+
+        def show_spec_warning(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+            if issubclass(category, SpecWarning):
+                click.echo(str(message), err=True)
+            else:
+                show(message, category, *args, **kwargs)
+
+        warnings.showwarning = show_spec_warning
+        yield
 
 
 SPEC_ARGUMENT = click.argument("spec", type=click.Path(dir_okay=False, path_type=Path))

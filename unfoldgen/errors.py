@@ -43,3 +43,16 @@ class SpecError(Exception):
 
     def __str__(self) -> str:
         return self.format()
+
+
+class SpecWarning(UserWarning):
+    """A spec that compiles but probably does not do what its author wants (a classical step
+    beyond the method's convergence bound). The text is located like a SpecError's; the CLI
+    prints it as ``warning:`` and goes on."""
+
+
+def warn(problem: SpecError, file: str | None) -> None:
+    """Issue ``problem`` as a SpecWarning, located in ``file``."""
+    import warnings
+
+    warnings.warn(problem.located(file).format(), SpecWarning, stacklevel=3)

@@ -18,7 +18,7 @@ import math
 
 import sympy as sp
 
-from unfoldgen.errors import SpecError
+from unfoldgen.errors import SpecError, warn
 from unfoldgen.ir.builder import LayerBuilder
 from unfoldgen.ir.networks import build_network
 from unfoldgen.ir.objective_maps import analytic_argument, coupled_argument, learned_maps
@@ -64,7 +64,29 @@ def step_parameter(b: LayerBuilder, var: str) -> Parameter:
         lipschitz = require_lipschitz(b.smooth, var, where)
         kind = "" if lipschitz.exact else " (upper bound)"
         b.derive(lipschitz_symbol.name, lipschitz.value, f"Lipschitz constant of the gradient in {var}{kind}")
+        warn_beyond_step_bound(b, where, value * lipschitz_symbol)
     return b.hyperparameter(b.suffix("step", var), value, f"step size t of the gradient step in {var}")
+
+
+# The classical step's convergence bound, as a multiple of 1/L: gradient and proximal gradient
+# steps decrease the objective for t < 2/L (descent lemma); FISTA's rate needs t <= 1/L.
+STEP_BOUNDS = {"fista": (1, "<="), "default": (2, "<")}
+
+
+def warn_beyond_step_bound(b: LayerBuilder, where: Located, step_times_lipschitz: sp.Expr) -> None:
+    """A build-time warning where the step, at the spec's params, is beyond the method's bound
+    (the untrained network then diverges, and training starts from there)."""
+    method = b.spec.algorithm.method
+    bound, relation = STEP_BOUNDS.get(method, STEP_BOUNDS["default"])
+    ratio = sp.nsimplify(step_times_lipschitz.subs({b.ns.params[p]: v for p, v in b.spec.params.items()}))
+    if not ratio.is_number:
+        return
+    beyond = float(ratio) > bound if relation == "<=" else float(ratio) >= bound
+    if beyond:
+        limit = f"below {bound}/L" if relation == "<" else f"of at most {bound}/L"
+        warn(where.error(f"warning: the step is {float(ratio):g}/L; {method} needs t {relation} {bound}/L to "
+                         "converge, so the untrained network (the classical algorithm) may diverge",
+                         hint=f"use a step {limit}, e.g. 1/L"), b.spec.file)
 
 
 def prox_values(b: LayerBuilder, prox: ProxOperator, var: str, step: sp.Expr, step_init: sp.Expr) -> tuple[sp.Expr, ...]:

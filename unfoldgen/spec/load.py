@@ -190,6 +190,22 @@ def _read_dtype(reader: _Reader, value: Any) -> str | None:
                        hint="float64 for accuracy near the solution, float32 for speed (the default of torch)")
 
 
+def _reject_split_terms(reader: _Reader, terms: list[Any]) -> None:
+    """YAML splits a flow list at every comma, parentheses or not: ``[box(u, -lam, lam)]`` is
+    three items. Where an item leaves a '(' open and the items after it close it, say so."""
+    texts = [term if isinstance(term, str) else "" for term in terms]
+    for i, text in enumerate(texts):
+        if text.count("(") <= text.count(")"):
+            continue
+        for j in range(i + 1, len(texts)):
+            joined = ", ".join(texts[i:j + 1])
+            if joined.count("(") == joined.count(")"):
+                raise reader.error(("objective", "nonsmooth", i),
+                                   f"the term '{text}' leaves '(' open: YAML split '{joined}' at its commas",
+                                   hint=f"put each term on its own line ('- {joined}') or quote it "
+                                        f"(nonsmooth: [\"{joined}\"])")
+
+
 def _read_spec_name(reader: _Reader, value: Any) -> str:
     if not isinstance(value, str) or not re.match(r"^[A-Za-z][A-Za-z0-9_]{0,63}$", value):
         raise reader.error(("name",), f"name '{value}' is not a valid identifier",
@@ -296,6 +312,7 @@ def _read_objective(reader: _Reader, value: Any, custom: bool) -> tuple[Located 
     if not isinstance(terms, list):
         raise reader.error(("objective", "nonsmooth"), "nonsmooth must be a list of terms",
                            hint="e.g. nonsmooth: [lam * norm1(x)]")
+    _reject_split_terms(reader, terms)
     nonsmooth = tuple(
         reader.text(term, ("objective", "nonsmooth", i), "a nonsmooth term") for i, term in enumerate(terms)
     )

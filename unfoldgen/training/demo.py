@@ -10,7 +10,7 @@ from pathlib import Path
 from unfoldgen.resources import bundled_spec
 from unfoldgen.spec import load_spec
 from unfoldgen.training.checkpoint import save_json, write_atomically
-from unfoldgen.training.evaluate import evaluate, plot_report
+from unfoldgen.training.evaluate import evaluate, iterations_to_match, plot_report
 from unfoldgen.training.trainer import Trainer
 
 
@@ -31,14 +31,29 @@ def main() -> None:
     assert result.finished
 
 
+# The headline compares ISTA with the trained network up to this margin: the trained network ends
+# near the lasso solution that ISTA converges to, so an exact comparison flips between "ISTA needs
+# N iterations" and "ISTA never gets there" on reruns that differ by a few hundredths of a dB.
+MATCH_TOLERANCE_DB = 0.5
+
+
+def headline(nmse: dict[str, list[float]]) -> str:
+    """How many ISTA iterations come within MATCH_TOLERANCE_DB of the trained network."""
+    layers, target = len(nmse["trained"]), nmse["trained"][-1]
+    match = iterations_to_match(nmse["classical"], target + MATCH_TOLERANCE_DB)
+    if match is None:
+        return (f"ISTA does not come within {MATCH_TOLERANCE_DB} dB of the trained network's {target:.2f} dB "
+                f"in {len(nmse['classical'])} iterations")
+    return (f"ISTA needs **{match} iterations** to come within {MATCH_TOLERANCE_DB} dB of the trained network's "
+            f"{target:.2f} dB ({match / layers:.1f}x its {layers} layers; the margin keeps the claim stable across "
+            "reruns)")
+
+
 def readme(report: dict, history: dict) -> str:
     nmse = report["nmse_db"]
     layers = len(nmse["trained"])
     rows = "\n".join(f"| {k + 1} | {nmse['trained'][k]:.2f} | {nmse['untrained'][k]:.2f} |" for k in range(layers))
-    match = report["classical_iters_to_match"]
-    reached = (f"ISTA needs **{match} iterations** to reach the trained network's {nmse['trained'][-1]:.2f} dB "
-               f"({match / layers:.1f}x its {layers} layers)" if match is not None else
-               f"ISTA does not reach {nmse['trained'][-1]:.2f} dB within {len(nmse['classical'])} iterations")
+    reached = headline(nmse)
     train = history["train"]
     groups = ", ".join(f"{name} {rate}" for name, rate in train["lr_groups"].items()) or "one rate"
     seconds = ", ".join(f"{name} {value:.2f} s" for name, value in report["seconds"].items())

@@ -1,4 +1,5 @@
-"""What a training run shows while it runs: a progress bar, or plain log lines (``--quiet``)."""
+"""What a training run shows while it runs: a progress bar on a terminal, or plain log lines
+(``--quiet``, or output to a file or a pipe, where a bar would leave only its last state)."""
 
 from __future__ import annotations
 
@@ -15,13 +16,15 @@ def describe(record: dict[str, Any], layers: int) -> str:
 
 
 class Progress:
-    """A bar on a terminal with the latest loss and validation metric; lines when quiet."""
+    """A bar on a terminal with the latest loss and validation metric; otherwise one line per
+    validation (every ``validate_every`` steps) with the step, loss and validation metric."""
 
     def __init__(self, total: int, start: int, layers: int, quiet: bool, enabled: bool) -> None:
-        self.total, self.layers, self.quiet, self.enabled = total, layers, quiet, enabled
+        self.total, self.layers, self.enabled = total, layers, enabled
+        self.quiet = quiet or not sys.stderr.isatty()
         self.status = ""
         self.bar: Any = None
-        if enabled and not quiet:
+        if enabled and not self.quiet:
             self.bar = click.progressbar(length=total, label="training", show_pos=True,
                                          item_show_func=self.show, file=sys.stderr)
             self.bar.__enter__()
