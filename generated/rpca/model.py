@@ -60,8 +60,8 @@ def _reference(first, dtype, device):
 
 def _capturing():
     """True while torch.export, torch.compile, torch.jit.trace or the ONNX exporter trace the
-    module: the NaN/Inf scan needs concrete values, so it runs in eager calls only (names,
-    shapes and dtypes are checked either way)."""
+    module: the NaN/Inf scan needs concrete values, so it runs in eager calls only (dtypes are
+    checked either way, shapes too except under torch.jit.trace, which records the example's)."""
     return torch.compiler.is_compiling() or torch.jit.is_tracing()
 
 
