@@ -111,10 +111,18 @@ def compile(spec: SpecPath) -> Compiled:
     files = compile_program(program)
     digest = hashlib.sha256("".join(f"{n}\0{t}\0" for n, t in sorted(files.items())).encode()).hexdigest()[:16]
     directory = cache_dir() / f"{program.name}-{digest}"
-    if not all((directory / name).is_file() and (directory / name).read_text(encoding="utf-8") == text
-               for name, text in files.items()):
-        write_atomically(directory, files)
+    if not _holds(directory, files):
+        try:
+            write_atomically(directory, files)
+        except OSError:
+            if not _holds(directory, files):  # else another process wrote the same files meanwhile
+                raise
     return Compiled(program, directory, files)
+
+
+def _holds(directory: Path, files: dict[str, str]) -> bool:
+    return all((directory / name).is_file() and (directory / name).read_text(encoding="utf-8") == text
+               for name, text in files.items())
 
 
 def build(spec: SpecPath, outdir: SpecPath = "generated") -> BuildResult:

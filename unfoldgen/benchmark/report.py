@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from unfoldgen.benchmark.run import BenchOptions, bench
+from unfoldgen.resources import bundled
 from unfoldgen.training.checkpoint import save_json, write_atomically
 
 # spec, batch sizes: RPCA samples are 100x100 matrices with an SVD per layer, so smaller batches.
@@ -137,7 +138,7 @@ def page(reports: dict[str, dict[str, Any]]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--specs", type=Path, default=Path("specs"))
+    parser.add_argument("--specs", type=Path, default=bundled("specs"))
     parser.add_argument("--out", type=Path, default=Path("docs/performance"))
     parser.add_argument("--page", type=Path, default=Path("docs/performance.md"))
     parser.add_argument("--from-json", action="store_true", help="only rewrite the page from the JSON")
