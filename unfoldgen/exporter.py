@@ -25,7 +25,7 @@ from unfoldgen.backends.render import render
 from unfoldgen.compiler import write_atomically
 from unfoldgen.errors import SpecError
 from unfoldgen.ir import Program, lower
-from unfoldgen.onnx_export import export_onnx, refuse_unexportable
+from unfoldgen.onnx_export import export_onnx
 from unfoldgen.spec import load_spec
 from unfoldgen.training.checkpoint import npz_bytes
 from unfoldgen.training.network import trained_network
@@ -74,7 +74,6 @@ def export(spec_path: Path, weights: Path, outdir: Path, dtype: str = "float32",
 
 def _export_onnx(program: Program, weights: Path, target: Path, dtype: str) -> ExportResult:
     """``model.onnx`` (checked against the module with onnxruntime), ``manifest.json``, ``README.md``."""
-    refuse_unexportable(program)
     model = trained_network(program, weights, getattr(torch, dtype))
     with tempfile.TemporaryDirectory(prefix="unfoldgen-onnx-") as folder:
         path = Path(folder) / "model.onnx"
