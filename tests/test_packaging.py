@@ -22,6 +22,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ["unfoldgen/py.typed", "unfoldgen/templates/model.py.j2", "unfoldgen/templates/kernel.py.j2",
+           "unfoldgen/templates/prox/soft_threshold.py.j2", "unfoldgen/operators/prox/norm1.py",
            "unfoldgen/specs/lista.yaml", "unfoldgen/specs/lista_small.yaml"]
 
 

@@ -20,13 +20,13 @@ import numpy as np
 import sympy as sp
 import torch
 
-from unfoldgen.backends.common import used_operators
+from unfoldgen.backends.common import prox_helpers, used_operators
 from unfoldgen.errors import SpecError
 from unfoldgen.ir import Program
 
-# What each helper of the emitted code needs that ONNX has no operator for.
+# What the emitted code's other helpers need that ONNX has no operator for (the prox helpers say
+# it themselves: Helper.onnx_missing).
 ONNX_MISSING = {
-    "singular_value_threshold": "a singular value decomposition (the prox of the nuclear norm)",
     "svd_factor": "a truncated singular value decomposition",
     "inverse": "a matrix inverse in every call (a learned penalty or step inside a linear solve)",
 }
@@ -48,7 +48,8 @@ def onnx_blockers(program: Program) -> list[str]:
     operators = set(used_operators(program))
     if any(program.is_dynamic(d) and d.expr.atoms(sp.Inverse) for d in program.layer_tensors):
         operators.add("inverse")
-    return [ONNX_MISSING[name] for name in sorted(operators) if name in ONNX_MISSING]
+    missing = [helper.onnx_missing for helper in prox_helpers(program) if helper.onnx_missing]
+    return missing + [ONNX_MISSING[name] for name in sorted(operators) if name in ONNX_MISSING]
 
 
 def refuse_unexportable(program: Program) -> None:

@@ -41,15 +41,6 @@ def matmat_nt(a, b, out):
             out[i, j] = acc
 
 @njit(cache=True)
-def soft_threshold(v, threshold):
-    """prox of threshold*|.|: sign(v) * max(|v| - threshold, 0)."""
-    if v > threshold:
-        return v - threshold
-    if v < -threshold:
-        return v + threshold
-    return 0.0 * v
-
-@njit(cache=True)
 def jacobi_svd(M, rows, vt):
     """One-sided Jacobi SVD without LAPACK (numba's np.linalg.svd needs SciPy).
 
@@ -93,6 +84,15 @@ def jacobi_svd(M, rows, vt):
         if not rotated:
             break
     return rows, vt
+
+@njit(cache=True)
+def soft_threshold(v, threshold):
+    """prox of threshold*|.|: sign(v) * max(|v| - threshold, 0)."""
+    if v > threshold:
+        return v - threshold
+    if v < -threshold:
+        return v + threshold
+    return 0.0 * v
 
 @njit(cache=True)
 def invert(matrix, inverse):

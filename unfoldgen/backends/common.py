@@ -8,6 +8,7 @@ from collections.abc import Iterable
 import sympy as sp
 
 from unfoldgen.ir.program import Program, step_expressions
+from unfoldgen.operators.prox import HELPERS, Helper, norm1
 from unfoldgen.symbolic.nodes import AnalyticWeight, LowRankFactor
 from unfoldgen.symbolic.prox import ProxOperator
 
@@ -23,20 +24,38 @@ METHOD_TITLES = {
 }
 
 
+def prox_helpers(program: Program) -> list[Helper]:
+    """The registered prox helpers the emitted code calls, with those they call, in registry order."""
+    used = {stage.helper.name for prox in program.proxes for stage in prox.stages if stage.helper is not None}
+    if program.support:
+        used.add(norm1.SOFT_THRESHOLD.name)  # support selection thresholds the entries it does not keep
+    closure = set(used)
+    for name in used:
+        closure |= {h.name for h in _required(HELPERS[name])}
+    return [helper for name, helper in HELPERS.items() if name in closure]
+
+
+def _required(helper: Helper) -> list[Helper]:
+    return [r for required in helper.requires for r in (required, *_required(required))]
+
+
 def used_operators(program: Program) -> list[str]:
-    """Helpers the emitted code needs: prox stages, support selection, networks, SymPy nodes."""
-    operators = {stage.operator for prox in program.proxes for stage in prox.stages}
+    """Helpers the emitted code needs: prox helpers, support selection, networks, SymPy nodes."""
+    helpers = prox_helpers(program)
+    operators = {helper.name for helper in helpers}
+    if any(helper.svd_workspace for helper in helpers):
+        operators.add("jacobi_svd")
     for derived in program.derived:
         if derived.expr.atoms(AnalyticWeight) or isinstance(derived.expr, AnalyticWeight):
             operators.add("analytic_weight")
     for step in (*program.init_steps, *program.steps):
         for expr in step_expressions(step):
             if isinstance(expr, LowRankFactor) or expr.atoms(LowRankFactor):
-                operators.add("svd_factor")
+                operators |= {"svd_factor", "jacobi_svd"}
             if isinstance(expr, sp.Inverse) or expr.atoms(sp.Inverse):
                 operators.add("inverse")
     if program.support:
-        operators |= {"soft_threshold", "soft_threshold_support"}
+        operators.add("soft_threshold_support")
     operators |= {f"network_{n.kind}" for n in program.networks}
     operators |= {f"activation_{n.activation}" for n in program.networks}
     return sorted(operators)

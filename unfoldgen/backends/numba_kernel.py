@@ -14,6 +14,7 @@ from unfoldgen.backends.common import (
     kernel_param_names,
     names_in,
     prox_definition,
+    prox_helpers,
     shape_literal,
     used_operators,
 )
@@ -38,15 +39,15 @@ def _prox_lines(prox: ProxOperator) -> list[str]:
     printer = NumbaScalarPrinter(lambda s: "v" if s == V else s.name)
     lines = []
     for stage in prox.stages:
-        if stage.operator == "piecewise":
+        if stage.helper is None:
             assert stage.formula is not None
             lines.append(f"v = {printer.print(stage.formula)}")
         elif prox.elementwise:
             args = ", ".join(["v", *(printer.print(a) for a in stage.args)])
-            lines.append(f"v = {stage.operator}({args})")
+            lines.append(f"v = {stage.helper.name}({args})")
         else:
-            workspace = list(SVD_WORKSPACE) if stage.operator == "singular_value_threshold" else []
-            lines.append(f"{stage.operator}({', '.join(['v', *(printer.print(a) for a in stage.args), *workspace])})")
+            workspace = list(SVD_WORKSPACE) if stage.helper.svd_workspace else []
+            lines.append(f"{stage.helper.name}({', '.join(['v', *(printer.print(a) for a in stage.args), *workspace])})")
     return lines
 
 
@@ -143,7 +144,7 @@ def emit_numba_kernel(program: Program, folded: Mapping[str, np.ndarray] | None 
                   "comment": b.comment} for b in buffers],
         setup=[_code(step) for step in lowered.setup], steps=[_code(step) for step in lowered.steps],
         batched=batched, blas_min_batch=BLAS_MIN_BATCH,
-        used=used_operators(program), support=program.support,
+        used=used_operators(program), prox_helpers=[h.template for h in prox_helpers(program)], support=program.support,
         networks=networks,
         proxes=[{"name": p.function_name, "args": argument_names(p), "definition": prox_definition(p),
                  "elementwise": p.elementwise, "lines": _prox_lines(p),

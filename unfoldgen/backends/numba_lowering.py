@@ -29,7 +29,7 @@ SVD_WORKSPACE = ("svd_rows", "svd_vt")  # the Jacobi SVD's workspace arguments (
 
 
 def needs_svd_workspace(prox: ProxOperator) -> bool:
-    return any(stage.operator == "singular_value_threshold" for stage in prox.stages)
+    return any(stage.helper is not None and stage.helper.svd_workspace for stage in prox.stages)
 
 
 def product_call(left: str, right: str, target: str, vector: bool) -> str:

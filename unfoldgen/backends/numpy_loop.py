@@ -19,6 +19,7 @@ from unfoldgen.backends.common import (
     kernel_param_names,
     names_in,
     prox_definition,
+    prox_helpers,
     shape_literal,
     used_operators,
 )
@@ -120,7 +121,7 @@ def emit_numpy_loop(program: Program) -> str:
         inputs=[{"name": n, "shape": shape_literal(s)} for n, s in program.inputs.items()],
         array_params=array_params_with_shapes(program, [a for a in arrays if a in used]), scalar_params=[a for a in scalars if a in used],
         support=program.support, states=states, init_steps=init_steps, steps=steps,
-        outputs=list(program.outputs), used=used_operators(program),
+        outputs=list(program.outputs), used=used_operators(program), prox_helpers=[h.template for h in prox_helpers(program)],
         proxes=[{"name": p.function_name, "args": argument_names(p), "definition": prox_definition(p),
                  "lines": prox_lines(_LocalNames(program), p)} for p in program.proxes],
         networks=[_network(program, n) for n in program.networks],

@@ -33,6 +33,8 @@ class ScalarPrinter:
             if expr.is_infinite:
                 return "math.inf" if expr > 0 else "-math.inf"
             return str(int(expr)) if expr.is_Integer else repr(float(expr))
+        if expr.is_number and expr.is_real and expr.is_finite:  # sqrt(2), pi/4: a literal, not a call on an int
+            return repr(float(expr))
         if isinstance(expr, sp.Add):
             return self.add(expr)
         if isinstance(expr, sp.Mul):

@@ -10,6 +10,7 @@ from unfoldgen.backends.common import (
     argument_names,
     kernel_arrays,
     prox_definition,
+    prox_helpers,
     shape_literal,
     used_operators,
 )
@@ -133,7 +134,7 @@ def emit_torch_module(program: Program) -> str:
         init_steps=[{"comment": s.comment, "code": _step_code(printer, s)} for s in program.init_steps],
         steps=[{"comment": s.comment, "code": _step_code(printer, s)} for s in program.steps],
         outputs=list(program.outputs), outputs_doc="{" + ", ".join(f"'{o}': ..." for o in program.outputs) + "}",
-        used=used_operators(program),
+        used=used_operators(program), prox_helpers=[h.template for h in prox_helpers(program)],
         proxes=[{"name": p.function_name, "args": argument_names(p), "definition": prox_definition(p),
                  "lines": prox_lines(_LocalNames(program), p)} for p in program.proxes],
         networks=[_network_code(n, tuple(i.name for i in program.network_inputs(n))) for n in program.networks],

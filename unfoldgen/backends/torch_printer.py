@@ -196,12 +196,12 @@ def prox_lines(printer: TorchPrinter, prox: ProxOperator) -> list[str]:
     per_sample_axes = "(-1,)" if len(printer.program.tensor_shape(prox.variable)) == 1 else "(-2, -1)"
     lines = []
     for stage in prox.stages:
-        if stage.operator == "piecewise":
+        if stage.helper is None:
             assert stage.formula is not None
             lines.append(f"v = {printer.print(stage.formula)}")
             continue
         args = [printer.print(a) for a in stage.args]
-        if stage.operator in ("block_shrink", "project_ball2"):
+        if stage.helper.axes:
             args.append(per_sample_axes)
-        lines.append(f"v = {stage.operator}({', '.join(['v', *args])})")
+        lines.append(f"v = {stage.helper.name}({', '.join(['v', *args])})")
     return lines

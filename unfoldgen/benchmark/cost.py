@@ -16,11 +16,10 @@ import sympy as sp
 
 from unfoldgen.backends.numba_kernel import lower_kernel
 from unfoldgen.ir.program import ApplyNetwork, ApplyProx, Assign, Network, Program, Step
+from unfoldgen.operators.prox.base import svd_flops
 from unfoldgen.symbolic.nodes import LowRankFactor
 
 # FLOPs per entry of an elementwise catalog operator (compare, subtract, select, ...).
-ENTRY_FLOPS = {"soft_threshold": 3, "ridge_shrink": 1, "elastic_net": 4, "block_shrink": 3,
-               "project_nonneg": 1, "project_box": 2, "project_ball2": 3}
 
 
 @dataclass(frozen=True)
@@ -40,12 +39,6 @@ def sample_cost(program: Program, params: dict[str, object], itemsize: int) -> S
     return SampleCost(int(flops), int(parameter_bytes), sum(math.prod(s) for s in shapes) * itemsize)
 
 
-def svd_flops(rows: int, cols: int) -> int:
-    """Thin SVD (R-SVD, Golub and Van Loan): 6 m n^2 + 20 n^3 with m >= n."""
-    m, n = max(rows, cols), min(rows, cols)
-    return 6 * m * n * n + 20 * n**3
-
-
 def step_flops(program: Program, step: Step) -> int:
     if isinstance(step, Assign):
         return expr_flops(program, step.expr)
@@ -61,16 +54,11 @@ def prox_flops(program: Program, step: ApplyProx) -> int:
     if step.support is not None:
         flops += int(entries * math.log2(max(entries, 2)))  # sorting the magnitudes
     for stage in step.prox.stages:
-        if stage.operator == "piecewise":
+        if stage.helper is None:
             assert stage.formula is not None
             flops += entries * max(int(sp.count_ops(stage.formula)), 1)
-        elif stage.operator == "singular_value_threshold":
-            rows, cols = shape
-            flops += svd_flops(rows, cols) + 2 * entries * min(rows, cols)  # factor, then U S V^T
-        elif stage.operator == "project_simplex":
-            flops += entries * (4 + int(math.log2(max(entries, 2))))  # sort, prefix sums, shift
         else:
-            flops += entries * ENTRY_FLOPS[stage.operator]
+            flops += stage.helper.flops(shape)
     return flops
 
 

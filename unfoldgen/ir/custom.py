@@ -16,37 +16,18 @@ them trainable per layer or shared, so the untrained network is the written algo
 from __future__ import annotations
 
 import ast
-from dataclasses import dataclass
 
 import sympy as sp
 
 from unfoldgen.ir.builder import LayerBuilder
 from unfoldgen.ir.gradient_methods import initial_value
+from unfoldgen.operators.prox import HELPERS
 from unfoldgen.spec.model import CustomStep, Located
 from unfoldgen.symbolic.language import Parser, Value, parse_scalar, parse_tree, shape_text
 from unfoldgen.symbolic.nodes import LowRankFactor
 from unfoldgen.symbolic.prox import ProxOperator
 from unfoldgen.symbolic.prox.compose import Hyper, ProxStage
 
-
-@dataclass(frozen=True)
-class ProxCall:
-    """A catalog helper callable as a whole step: its hyperparameters and whether it is
-    elementwise (applied inside the fused loops of the Numba kernel)."""
-
-    operator: str
-    hypers: tuple[str, ...]
-    elementwise: bool
-    matrix_only: bool = False
-
-
-PROX_CALLS = {
-    "soft_threshold": ProxCall("soft_threshold", ("threshold",), True),
-    "project_nonneg": ProxCall("project_nonneg", (), True),
-    "project_box": ProxCall("project_box", ("lower", "upper"), True),
-    "singular_value_threshold": ProxCall("singular_value_threshold", ("threshold",), False, matrix_only=True),
-    "block_shrink": ProxCall("block_shrink", ("threshold",), False),
-}
 INIT_FUNCTIONS = ("svd_left", "svd_right")
 
 
@@ -134,7 +115,7 @@ def _lower_step(b: LayerBuilder, step: CustomStep, scalars: dict[str, sp.Expr], 
     tree = parse_tree(where)
     parser = _parser(b, where, scalars, initialize)
     call = tree.body
-    if isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id in PROX_CALLS:
+    if isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id in HELPERS:
         value, prox, values = _prox_call(b, parser, call, step.target)
     else:
         value, prox, values = parser.visit(call), None, ()
@@ -169,23 +150,24 @@ def _target(b: LayerBuilder, step: CustomStep, value: Value) -> sp.MatrixSymbol:
 def _prox_call(b: LayerBuilder, parser: CustomParser, node: ast.Call,
                target: str) -> tuple[Value, ProxOperator, tuple[sp.Expr, ...]]:
     name = node.func.id  # type: ignore[attr-defined]
-    call = PROX_CALLS[name]
-    if node.keywords or len(node.args) != 1 + len(call.hypers):
-        raise parser.error(node, f"{name}() takes {1 + len(call.hypers)} argument(s): the value"
-                                 + "".join(f", {h}" for h in call.hypers))
+    call = HELPERS[name]
+    if node.keywords or len(node.args) != 1 + len(call.args):
+        raise parser.error(node, f"{name}() takes {1 + len(call.args)} argument(s): the value"
+                                 + "".join(f", {h}" for h in call.args))
     value = parser.visit(node.args[0])
-    if value.is_scalar or (call.matrix_only and len(value.shape) != 2):
-        raise parser.error(node, f"{name}() needs a {'matrix' if call.matrix_only else 'vector or matrix'}")
+    needed = "matrix" if call.matrix_only else "vector" if call.vector_only else "vector or matrix"
+    if value.is_scalar or (call.matrix_only and len(value.shape) != 2) or (call.vector_only and len(value.shape) != 1):
+        raise parser.error(node, f"{name}() needs a {needed}")
     values = []
     for arg in node.args[1:]:
         scalar = parser.visit(arg)
         if not scalar.is_scalar:
             raise parser.error(arg, f"the {name}() parameters are scalars")
         values.append(scalar.expr)
-    hypers = tuple(Hyper(h, sp.Integer(0), f"{h} of {name}") for h in call.hypers)
-    stage = ProxStage(call.operator, tuple(h.symbol for h in hypers))
+    hypers = tuple(Hyper(h, sp.Integer(0), f"{h} of {name}") for h in call.args)
+    stage = ProxStage(call, tuple(h.symbol for h in hypers))
     prox = ProxOperator(target, (), (stage,), hypers, call.elementwise,
-                        f"{name}(v{''.join(', ' + h for h in call.hypers)})")
+                        f"{name}(v{''.join(', ' + h for h in call.args)})")
     existing = next((p for p in b.used_proxes if p.variable == target), None)
     if existing is not None and existing != prox:
         raise parser.error(node, f"'{target}' is already the result of another prox in this iteration",

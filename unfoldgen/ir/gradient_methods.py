@@ -23,6 +23,7 @@ from unfoldgen.ir.builder import LayerBuilder
 from unfoldgen.ir.networks import build_network
 from unfoldgen.ir.objective_maps import analytic_argument, coupled_argument, learned_maps
 from unfoldgen.ir.program import Parameter
+from unfoldgen.operators.prox import norm1
 from unfoldgen.spec.model import Located
 from unfoldgen.symbolic.language import parse_init, parse_scalar
 from unfoldgen.symbolic.objective import require_lipschitz
@@ -109,7 +110,7 @@ def support_counts(b: LayerBuilder, prox: ProxOperator | None, size: int) -> tup
     selection = b.spec.learn.support_selection
     if selection is None:
         return None
-    if prox is None or [s.operator for s in prox.stages] != ["soft_threshold"]:
+    if prox is None or [s.helper for s in prox.stages] != [norm1.SOFT_THRESHOLD]:
         raise selection.where.error("support selection applies to soft thresholding (a norm1 term) only")
     return tuple(int(min(selection.fraction * (k + 1), selection.max_fraction) * size)
                  for k in range(b.spec.algorithm.layers))

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from unfoldgen.errors import SpecError
+from unfoldgen.operators.prox import FUNCTIONS, HELPERS
 from unfoldgen.spec.experiment import read_data, read_eval, read_seed, read_train
 from unfoldgen.spec.model import (
     ACTIVATIONS,
@@ -58,18 +59,18 @@ MAX_LAYERS = 100_000
 RESERVED_NAMES = {
     "k", "self", "torch", "np", "numba", "nn", "math", "params", "batch", "layers",
     "sum", "abs", "sqrt", "exp", "log", "max", "min", "sign", "zeros", "inf", "pi", "e",
-    "norm1", "norm2", "nuclear", "nonneg", "box", "ball2", "simplex", "sum_squares",
-    "elastic_net", "quad_form", "dot", "trace", "all_layers", "dtype", "device", "out",
+    "sum_squares", "quad_form", "dot", "trace", "all_layers", "dtype", "device", "out",
     "depth", "history", "on_layer", "reference", "generator", "lipschitz",
     # loop indices of the Numba kernel (sample, element)
     "b", "i", "j",
-    # custom-algorithm functions
-    "inv", "soft_threshold", "project_nonneg", "project_box", "singular_value_threshold", "block_shrink",
-    "svd_left", "svd_right",
+    # custom-algorithm functions (besides the prox helpers)
+    "inv", "svd_left", "svd_right",
     # attributes of torch.nn.Module that a constant or a parameter would shadow
     "forward", "parameters", "buffers", "modules", "children", "state_dict", "training", "train", "eval",
     "to", "cuda", "cpu", "float", "double", "half", "type", "apply", "zero_grad", "kernel_params",
     "layer_values", "hidden",
+    # the prox functions of the spec language and the helpers that apply them
+    *FUNCTIONS, *HELPERS,
 }
 _IDENTIFIER = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,30}$")
 

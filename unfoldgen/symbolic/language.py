@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import sympy as sp
 
 from unfoldgen.errors import SpecError
+from unfoldgen.operators.prox import FUNCTIONS
 from unfoldgen.spec.model import Located, Spec
 
 MAX_EXPRESSION_CHARS = 4000
@@ -22,8 +23,6 @@ MAX_AST_NODES = 2000
 MAX_ABS_NUMBER = 1e15
 MAX_EXPONENT = 16
 
-# Functions whose value is not differentiable somewhere: they belong in objective.nonsmooth.
-NONSMOOTH_FUNCTIONS = ("norm1", "norm2", "nuclear", "nonneg", "box", "ball2", "simplex", "elastic_net", "abs")
 SCALAR_FUNCTIONS: dict[str, Callable[..., sp.Expr]] = {
     "abs": sp.Abs,
     "sqrt": sp.sqrt,
@@ -300,6 +299,8 @@ def parse_tree(where: Located) -> ast.Expression:
 
 
 SMOOTH_FUNCTIONS = ("sum_squares", "quad_form", "dot", "trace")
+# Functions whose value is not differentiable somewhere: they belong in objective.nonsmooth.
+NONSMOOTH_FUNCTIONS = (*(name for name in FUNCTIONS if name not in SMOOTH_FUNCTIONS), "abs")
 
 
 def parse_smooth(ns: Namespace, where: Located) -> Value:

@@ -7,7 +7,7 @@ All of it is parsed once by the whitelisting parser and evaluated on tensors by
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import sympy as sp
@@ -22,39 +22,6 @@ from unfoldgen.symbolic.prox.terms import ELEMENT
 from unfoldgen.training.expressions import Value, as_matrix, evaluate, from_matrix
 
 Tensors = Mapping[str, torch.Tensor]
-
-
-def _norm1(x: torch.Tensor, args: tuple[float, ...]) -> torch.Tensor:
-    return x.abs().flatten(1).sum(1)
-
-
-def _sum_squares(x: torch.Tensor, args: tuple[float, ...]) -> torch.Tensor:
-    return x.square().flatten(1).sum(1)
-
-
-def _elastic_net(x: torch.Tensor, args: tuple[float, ...]) -> torch.Tensor:
-    return args[0] * _norm1(x, ()) + args[1] / 2 * _sum_squares(x, ())
-
-
-def _norm2(x: torch.Tensor, args: tuple[float, ...]) -> torch.Tensor:
-    return x.flatten(1).norm(dim=1)
-
-
-def _nuclear(x: torch.Tensor, args: tuple[float, ...]) -> torch.Tensor:
-    return torch.linalg.svdvals(x).sum(-1)
-
-
-def _constraint(x: torch.Tensor, args: tuple[float, ...]) -> torch.Tensor:
-    """Constraints count zero: the network's outputs are projections onto the set."""
-    return x.new_zeros(x.shape[0])
-
-
-# h(x) per sample for each catalog penalty (the weight is applied outside).
-TERM_VALUES: dict[str, Callable[[torch.Tensor, tuple[float, ...]], torch.Tensor]] = {
-    "norm1": _norm1, "sum_squares": _sum_squares, "elastic_net": _elastic_net, "norm2": _norm2,
-    "nuclear": _nuclear, "nonneg": _constraint, "box": _constraint, "ball2": _constraint,
-    "simplex": _constraint,
-}
 
 
 @dataclass(frozen=True)
@@ -170,7 +137,7 @@ class TrainingProblem:
                 value = value + weight * _batched(elementwise, x).flatten(1).sum(1)
             else:
                 args = tuple(float(a.subs(self.param_values)) for a in term.args)
-                value = value + weight * TERM_VALUES[term.entry.name](x, args)
+                value = value + weight * term.entry.value(torch, x, args)
         return value
 
 

@@ -2,7 +2,7 @@
 
 The prox of a sum is not the composition of the proxes in general. What is exact, and what we
 use: one term alone; several separable terms merged into one scalar penalty (``norm1`` plus
-``sum_squares`` is the catalog's elastic net, anything else is derived); and, in one dimension,
+``sum_squares`` is the registered elastic net, anything else is derived); and, in one dimension,
 the prox of a convex penalty plus the indicator of an interval is the penalty's prox followed
 by the projection on the interval. Any other combination is rejected with a hint.
 """
@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import sympy as sp
 
 from unfoldgen.errors import SpecError
+from unfoldgen.operators.prox import Helper, ProxFunction, box, elastic_net, nonneg, norm1, sum_squares
 from unfoldgen.symbolic.language import Namespace
-from unfoldgen.symbolic.prox.catalog import CATALOG, ProxEntry
 from unfoldgen.symbolic.prox.separable import TAU, NotDerivable, V, derive_separable_prox
 from unfoldgen.symbolic.prox.terms import ELEMENT, NonsmoothTerm
 
@@ -38,13 +38,11 @@ class Hyper:
 
 @dataclass(frozen=True)
 class ProxStage:
-    """One helper applied to the running value: ``v <- operator(v, *args)``.
+    """One step applied to the running value: ``v <- helper(v, *args)`` with a registered helper
+    of the emitted code, or, for a derived separable prox (``helper`` None), ``v <- formula``
+    with ``formula`` an expression of ``V``."""
 
-    ``operator`` names a helper of the emitted code (see ``templates/``), or ``piecewise``
-    for a derived separable prox whose ``formula`` is an expression of ``V``.
-    """
-
-    operator: str
+    helper: Helper | None
     args: tuple[sp.Expr, ...]
     formula: sp.Expr | None = None
 
@@ -120,12 +118,12 @@ def _compose(ns: Namespace, variable: str, terms: tuple[NonsmoothTerm, ...]) -> 
     return ProxOperator(variable, terms, tuple(stages), tuple(hypers), True, closed_form)
 
 
-def _hypers_of(entry: ProxEntry, weight: sp.Expr, args: tuple[sp.Expr, ...]) -> list[Hyper]:
+def _hypers_of(entry: ProxFunction, weight: sp.Expr, args: tuple[sp.Expr, ...]) -> list[Hyper]:
     values = entry.classical_hyper(STEP, weight, args)
     return [Hyper(name, value, f"{name} of the {entry.name} prox") for name, value in zip(entry.hyper, values)]
 
 
-def _format_closed_form(entry: ProxEntry, weight: sp.Expr, args: tuple[sp.Expr, ...]) -> str:
+def _format_closed_form(entry: ProxFunction, weight: sp.Expr, args: tuple[sp.Expr, ...]) -> str:
     fields = {"w": "" if weight == 1 else sp.latex(weight)}
     fields.update({f"a{i}": sp.latex(a) for i, a in enumerate(args)})
     return entry.closed_form.format(**fields)
@@ -136,23 +134,23 @@ def _single_catalog(variable: str, term: NonsmoothTerm) -> ProxOperator:
     assert entry is not None
     hypers = _hypers_of(entry, term.weight, term.args)
     stage_args = tuple(h.symbol for h in hypers) + (() if entry.weighted else term.args)
-    stage = ProxStage(entry.operator, stage_args)
+    stage = ProxStage(entry.helper, stage_args)
     return ProxOperator(variable, (term,), (stage,), tuple(hypers), entry.elementwise,
                         _format_closed_form(entry, term.weight, term.args))
 
 
 def _separable_stage(ns: Namespace, variable: str, terms: list[NonsmoothTerm]) -> tuple[ProxStage, list[Hyper], str]:
-    kinds = sorted(t.entry.name for t in terms if t.entry is not None)
+    entries = [t.entry for t in terms]
     if len(terms) == 1 and terms[0].entry is not None:
         entry, weight, args = terms[0].entry, terms[0].weight, terms[0].args
-    elif kinds == ["norm1", "sum_squares"] and len(terms) == 2:
-        l1 = next(t for t in terms if t.entry and t.entry.name == "norm1").weight
-        l2 = next(t for t in terms if t.entry and t.entry.name == "sum_squares").weight
-        entry, weight, args = CATALOG["elastic_net"], sp.Integer(1), (l1, 2 * l2)
+    elif len(terms) == 2 and {id(e) for e in entries} == {id(norm1.FUNCTION), id(sum_squares.FUNCTION)}:
+        l1 = next(t for t in terms if t.entry is norm1.FUNCTION).weight
+        l2 = next(t for t in terms if t.entry is sum_squares.FUNCTION).weight
+        entry, weight, args = elastic_net.FUNCTION, sp.Integer(1), (l1, 2 * l2)
     else:
         return _derived_stage(ns, variable, terms)
     hypers = _hypers_of(entry, weight, args)
-    return ProxStage(entry.operator, tuple(h.symbol for h in hypers)), hypers, _format_closed_form(entry, weight, args)
+    return ProxStage(entry.helper, tuple(h.symbol for h in hypers)), hypers, _format_closed_form(entry, weight, args)
 
 
 def _derived_stage(ns: Namespace, variable: str, terms: list[NonsmoothTerm]) -> tuple[ProxStage, list[Hyper], str]:
@@ -164,12 +162,12 @@ def _derived_stage(ns: Namespace, variable: str, terms: list[NonsmoothTerm]) -> 
         raise terms[0].where.error(
             f"cannot derive the prox of {penalty.subs(ELEMENT, sp.Symbol(variable))}: {exc}",
             hint="use a convex penalty built from abs, max, min and polynomials of degree <= 2, "
-                 "or a catalog function (norm1, sum_squares, elastic_net, ...)",
+                 "or a registered function (norm1, sum_squares, elastic_net, ...)",
         ) from None
     hyper = Hyper("prox_step", STEP, "step size inside the derived prox")
     formula = formula.xreplace({TAU: hyper.symbol})
     closed = sp.latex(formula.xreplace({V: sp.Symbol("v")}))
-    return ProxStage("piecewise", (hyper.symbol,), formula), [hyper], closed
+    return ProxStage(None, (hyper.symbol,), formula), [hyper], closed
 
 
 def _interval_stage(terms: list[NonsmoothTerm]) -> tuple[ProxStage, str]:
@@ -184,19 +182,19 @@ def _interval_stage(terms: list[NonsmoothTerm]) -> tuple[ProxStage, str]:
     lo_expr = sp.Max(*lows) if lows else None
     if not highs:
         if lo_expr == 0:
-            return ProxStage("project_nonneg", ()), r"\max(\cdot, 0)"
+            return ProxStage(nonneg.PROJECT_NONNEG, ()), r"\max(\cdot, 0)"
         assert lo_expr is not None
         highs = [sp.S.Infinity]
     hi_expr = sp.Min(*highs)
     lo_expr = lo_expr if lo_expr is not None else sp.S.NegativeInfinity
-    return ProxStage("project_box", (lo_expr, hi_expr)), rf"\min(\max(\cdot, {sp.latex(lo_expr)}), {sp.latex(hi_expr)})"
+    return ProxStage(box.PROJECT_BOX, (lo_expr, hi_expr)), rf"\min(\max(\cdot, {sp.latex(lo_expr)}), {sp.latex(hi_expr)})"
 
 
 def check_interval_nonempty(ns: Namespace, operator: ProxOperator) -> None:
     """A box whose lower bound exceeds its upper bound (with the spec's params) is an error."""
     values = {ns.params[p]: v for p, v in ns.spec.params.items()}
     for stage in operator.stages:
-        if stage.operator == "project_box":
+        if stage.helper is box.PROJECT_BOX:
             lo, hi = (a.subs(values) for a in stage.args)
             if lo.is_number and hi.is_number and float(lo) > float(hi):
                 raise SpecError(f"the box constraint on '{operator.variable}' is empty ({lo} > {hi})",

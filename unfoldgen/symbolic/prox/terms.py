@@ -1,6 +1,6 @@
 """Parse one ``objective.nonsmooth`` entry into a :class:`NonsmoothTerm`.
 
-A term is ``weight * f(x, args...)`` with ``f`` from the catalog, or ``weight * sum(<scalar
+A term is ``weight * f(x, args...)`` with ``f`` a registered prox function, or ``weight * sum(<scalar
 expression of the element x>)`` for a separable elementwise penalty.
 """
 
@@ -11,9 +11,9 @@ from dataclasses import dataclass
 
 import sympy as sp
 
+from unfoldgen.operators.prox import FUNCTIONS, ProxFunction
 from unfoldgen.spec.model import Located
 from unfoldgen.symbolic.language import Namespace, Parser, parse_tree
-from unfoldgen.symbolic.prox.catalog import CATALOG, ProxEntry
 
 # The element of a variable inside sum(...): a Dummy so it can never clash with a spec name.
 ELEMENT = sp.Dummy("u", real=True)
@@ -22,7 +22,7 @@ ELEMENT = sp.Dummy("u", real=True)
 @dataclass(frozen=True)
 class NonsmoothTerm:
     variable: str
-    entry: ProxEntry | None
+    entry: ProxFunction | None
     weight: sp.Expr
     args: tuple[sp.Expr, ...]
     penalty: sp.Expr | None
@@ -64,12 +64,12 @@ def parse_nonsmooth_term(ns: Namespace, where: Located) -> NonsmoothTerm:
     divisors: list[ast.expr] = []
     _split_product(tree.body, factors, divisors)
     calls = [f for f in factors if isinstance(f, ast.Call) and isinstance(f.func, ast.Name)
-             and (f.func.id in CATALOG or f.func.id == "sum")]
+             and (f.func.id in FUNCTIONS or f.func.id == "sum")]
     if len(calls) != 1:
         raise where.error(
             "a nonsmooth term must be one penalty times a weight",
             hint="e.g. 'lam * norm1(x)', 'box(x, 0, 1)' or 'sum(lam*abs(x) + mu*x**2)'; "
-                 "known penalties: " + ", ".join(CATALOG) + ", sum",
+                 "known penalties: " + ", ".join(FUNCTIONS) + ", sum",
         )
     call = calls[0]
     scalar = Parser(ns, where, allowed_roles=("param",), scalar_functions=False)
@@ -85,7 +85,7 @@ def parse_nonsmooth_term(ns: Namespace, where: Located) -> NonsmoothTerm:
     if name == "sum":
         term = _separable_term(ns, where, call, weight)
     else:
-        term = _catalog_term(ns, where, call, CATALOG[name], weight, scalar)
+        term = _catalog_term(ns, where, call, FUNCTIONS[name], weight, scalar)
     _check_weight(ns, term)
     return term
 
@@ -118,7 +118,7 @@ def _variable_arg(ns: Namespace, where: Located, node: ast.expr, name: str) -> s
     return node.id
 
 
-def _catalog_term(ns: Namespace, where: Located, call: ast.Call, entry: ProxEntry, weight: sp.Expr,
+def _catalog_term(ns: Namespace, where: Located, call: ast.Call, entry: ProxFunction, weight: sp.Expr,
                   scalar: Parser) -> NonsmoothTerm:
     if not call.args:
         raise where.error(f"{entry.name}() needs the variable as its first argument")
@@ -126,9 +126,7 @@ def _catalog_term(ns: Namespace, where: Located, call: ast.Call, entry: ProxEntr
     extra = call.args[1:]
     if not entry.accepts(len(extra)):
         raise where.error(f"{entry.name}() takes {entry.arity} argument(s) after the variable, got {len(extra)}")
-    args = tuple(_scalar(scalar, a) for a in extra)
-    if entry.name == "simplex" and not args:
-        args = (sp.Integer(1),)
+    args = entry.complete(tuple(_scalar(scalar, a) for a in extra))
     shape = ns.spec.variables[variable].shape
     if entry.matrix_only and len(shape) != 2:
         raise where.error(f"{entry.name}() applies to a matrix variable; '{variable}' is a vector")
