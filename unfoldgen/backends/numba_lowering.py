@@ -93,6 +93,8 @@ class NumbaLowering:
 
     def buffer(self, expr: sp.MatrixExpr, shape: tuple[int, ...] | None = None, comment: str | None = None) -> str:
         name = f"tmp{len(self.buffers)}"
+        while name in self.program.names():  # a spec name spelled tmp0 keeps its spelling
+            name += "_"
         self.buffers.append(Buffer(name, shape or self.shape_of(expr), comment or math_text(expr)))
         return name
 

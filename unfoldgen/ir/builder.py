@@ -44,6 +44,7 @@ class LayerBuilder:
         self.smooth = smooth
         self.proxes = proxes
         self.taken = set(spec.dims) | set(ns.roles) | set(spec.params) | EMITTED_NAMES
+        self.taken |= {prox.function_name for prox in proxes.values()}
         self.learn = dict(spec.learn.hyperparameters)
         self.offered: list[str] = []  # hyperparameter names this network has (for hints)
         self.states: list[State] = []
@@ -57,10 +58,12 @@ class LayerBuilder:
         self.learned_weights: dict[sp.Symbol, Parameter] = {}  # objective: weights, by spec param
 
     # -- names and tensors ------------------------------------------------------------------
-    def fresh(self, name: str) -> str:
-        while name in self.taken:
+    def fresh(self, name: str, raw: bool = False) -> str:
+        """``name``, with '_' appended until it is free: the compiler's names move around the
+        spec's. ``raw``: ``<name>_raw`` must be free too (the storage of a positive parameter)."""
+        while name in self.taken or (raw and f"{name}_raw" in self.taken):
             name += "_"
-        self.taken.add(name)
+        self.taken |= {name, f"{name}_raw"} if raw else {name}
         return name
 
     def variable(self, name: str) -> sp.MatrixSymbol:
@@ -121,7 +124,9 @@ class LayerBuilder:
         trainable = tying != "fixed"
         if trainable and positive:
             self.check_positive(name, init, where)
-        parameter = Parameter(name, (), stored, trainable, init, description, positive and trainable)
+        # learn.hyperparameters names it by the language's word; stored, it moves around the spec's names
+        parameter = Parameter(self.fresh(name, raw=positive and trainable), (), stored, trainable, init, description,
+                              positive and trainable)
         self.parameters.append(parameter)
         return parameter
 

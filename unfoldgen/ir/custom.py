@@ -164,10 +164,10 @@ def _prox_call(b: LayerBuilder, parser: CustomParser, node: ast.Call,
         if not scalar.is_scalar:
             raise parser.error(arg, f"the {name}() parameters are scalars")
         values.append(scalar.expr)
-    hypers = tuple(Hyper(h, sp.Integer(0), f"{h} of {name}") for h in call.args)
+    hypers = tuple(Hyper(h, sp.Integer(0), f"{h} of {name}", b.ns.unused(h)) for h in call.args)
     stage = ProxStage(call, tuple(h.symbol for h in hypers))
     prox = ProxOperator(target, (), (stage,), hypers, call.elementwise,
-                        f"{name}(v{''.join(', ' + h for h in call.args)})")
+                        f"{name}(v{''.join(', ' + h for h in call.args)})", b.ns.unused(f"prox_{target}"))
     existing = next((p for p in b.used_proxes if p.variable == target), None)
     if existing is not None and existing != prox:
         raise parser.error(node, f"'{target}' is already the result of another prox in this iteration",

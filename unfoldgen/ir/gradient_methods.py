@@ -193,7 +193,7 @@ def learned_weights(b: LayerBuilder, exprs: tuple[sp.Basic, ...]) -> dict[sp.Sym
         if symbol not in read:
             continue
         if symbol not in b.learned_weights:  # one per weight, however many blocks read it
-            weight = Parameter(b.fresh(f"{name}_layer"), (), "per_layer", True, symbol,
+            weight = Parameter(b.fresh(f"{name}_layer", raw=True), (), "per_layer", True, symbol,
                                f"the objective's weight {name}, learned per layer", positive=True)
             b.check_positive(weight.name, symbol, b.spec.learn.objective)
             b.parameters.append(weight)

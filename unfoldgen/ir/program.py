@@ -196,6 +196,10 @@ class Program:
         """What a name is: input, constant, param, parameter, derived, state or temporary."""
         return self._roles()[name]
 
+    def names(self) -> set[str]:
+        """Every name the program gives a value: the spec's, and those the compiler allocated."""
+        return set(self._roles()) | set(self.dims)
+
     def _roles(self) -> dict[str, str]:
         roles = {n: "input" for n in self.inputs}
         roles.update({n: "constant" for n in self.constants})

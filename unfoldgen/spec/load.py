@@ -71,6 +71,14 @@ RESERVED_NAMES = {
     "layer_values", "hidden",
     # the prox functions of the spec language and the helpers that apply them
     *FUNCTIONS, *HELPERS,
+    # module-level names of the emitted files (tests/test_names.py keeps this list complete)
+    "ARRAY_PARAMS", "BLAS_MIN_BATCH", "INPUT_SHAPES", "LAYERS", "OUTPUT_SHAPES", "PER_LAYER_PARAMETERS",
+    "SCALAR_PARAMS", "SEED", "SPEC_DTYPE", "SUPPORT", "Unfolded", "analytic_weight", "invert", "jacobi_svd",
+    "matmat", "matmat_nt", "matvec", "matvec_t", "njit", "prange", "soft_threshold_support", "solve",
+    "solve_one", "svd_factor", "unrolled",
+    # builtins the emitted functions call, which a local of the same name would hide
+    "FloatingPointError", "TypeError", "ValueError", "bool", "int", "isinstance", "iter", "len", "list",
+    "next", "range", "sorted", "str", "super", "tuple",
 }
 _IDENTIFIER = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,30}$")
 
@@ -270,6 +278,10 @@ def _read_params(reader: _Reader, value: Any, taken: set[str]) -> dict[str, floa
     for key, number in reader.mapping(value, ("params",), "params").items():
         path = ("params", key)
         reader.name(key, path, taken)
+        if key == "L":
+            raise reader.error(path, "a param cannot be named 'L': inside algorithm.step, L means the Lipschitz "
+                                     "constant the compiler derives, so the param would never be read there",
+                               hint="rename the param (e.g. L0); write the step with it and L as you need")
         if isinstance(number, bool) or not isinstance(number, (int, float)) or not math.isfinite(number):
             raise reader.error(path, f"param '{key}' must be a finite number, got {number!r}")
         params[key] = float(number)

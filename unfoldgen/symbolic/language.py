@@ -70,6 +70,17 @@ class Namespace:
             self.tensors[var.name] = self.tensor(var.name, var.shape)
             self.roles[var.name] = "variable"
 
+    def user_names(self) -> set[str]:
+        return set(self.dims) | set(self.params) | set(self.tensors)
+
+    def unused(self, name: str) -> str:
+        """``name``, with '_' appended until no name of the spec has that spelling: internal
+        names (hyperparameters, helpers) move out of the way, the user's keep theirs."""
+        taken = self.user_names()
+        while name in taken:
+            name += "_"
+        return name
+
     def dim(self, d: str | int) -> sp.Expr:
         return sp.Integer(d) if isinstance(d, int) else self.dims[d]
 

@@ -27,13 +27,14 @@ STEP = sp.Symbol("t", positive=True)
 class Hyper:
     """A hyperparameter of a prox, with its classical value for the step ``STEP``."""
 
-    name: str
+    name: str  # as learn.hyperparameters names it
     classical: sp.Expr
     description: str
+    local: str = ""  # its spelling inside the emitted prox function (name, unless a spec name has it)
 
     @property
     def symbol(self) -> sp.Symbol:
-        return sp.Symbol(self.name, real=True)
+        return sp.Symbol(self.local or self.name, real=True)
 
 
 @dataclass(frozen=True)
@@ -57,10 +58,7 @@ class ProxOperator:
     hypers: tuple[Hyper, ...]
     elementwise: bool
     closed_form: str
-
-    @property
-    def function_name(self) -> str:
-        return f"prox_{self.variable}"
+    function_name: str  # the emitted function: prox_<variable>, moved around the spec's names
 
     @property
     def arguments(self) -> tuple[sp.Symbol, ...]:
@@ -97,7 +95,7 @@ def _compose(ns: Namespace, variable: str, terms: tuple[NonsmoothTerm, ...]) -> 
                 hint=f"keep {others[0].entry.name if others[0].entry else 'this term'}() as the only "
                      f"nonsmooth term of '{variable}', or split the variable (ADMM)",
             )
-        return _single_catalog(variable, others[0])
+        return _single_catalog(ns, variable, others[0])
     separable = [t for t in terms if t.is_separable]
     intervals = [t for t in terms if t.is_interval]
     stages: list[ProxStage] = []
@@ -115,12 +113,16 @@ def _compose(ns: Namespace, variable: str, terms: tuple[NonsmoothTerm, ...]) -> 
     closed_form = closed_forms[0] if len(closed_forms) == 1 else (
         rf"\Pi_{{\text{{interval}}}}\left({closed_forms[0]}\right) \text{{ (prox, then projection: exact for separable penalties)}}"
     )
-    return ProxOperator(variable, terms, tuple(stages), tuple(hypers), True, closed_form)
+    return ProxOperator(variable, terms, tuple(stages), tuple(hypers), True, closed_form,
+                        ns.unused(f"prox_{variable}"))
 
 
-def _hypers_of(entry: ProxFunction, weight: sp.Expr, args: tuple[sp.Expr, ...]) -> list[Hyper]:
+def _hypers_of(ns: Namespace, entry: ProxFunction, weight: sp.Expr, args: tuple[sp.Expr, ...]) -> list[Hyper]:
+    """The prox's hyperparameters; their names in the emitted prox function move around the
+    spec's names (a param called ``threshold`` stays the user's)."""
     values = entry.classical_hyper(STEP, weight, args)
-    return [Hyper(name, value, f"{name} of the {entry.name} prox") for name, value in zip(entry.hyper, values)]
+    return [Hyper(name, value, f"{name} of the {entry.name} prox", ns.unused(name))
+            for name, value in zip(entry.hyper, values)]
 
 
 def _format_closed_form(entry: ProxFunction, weight: sp.Expr, args: tuple[sp.Expr, ...]) -> str:
@@ -129,14 +131,14 @@ def _format_closed_form(entry: ProxFunction, weight: sp.Expr, args: tuple[sp.Exp
     return entry.closed_form.format(**fields)
 
 
-def _single_catalog(variable: str, term: NonsmoothTerm) -> ProxOperator:
+def _single_catalog(ns: Namespace, variable: str, term: NonsmoothTerm) -> ProxOperator:
     entry = term.entry
     assert entry is not None
-    hypers = _hypers_of(entry, term.weight, term.args)
+    hypers = _hypers_of(ns, entry, term.weight, term.args)
     stage_args = tuple(h.symbol for h in hypers) + (() if entry.weighted else term.args)
     stage = ProxStage(entry.helper, stage_args)
     return ProxOperator(variable, (term,), (stage,), tuple(hypers), entry.elementwise,
-                        _format_closed_form(entry, term.weight, term.args))
+                        _format_closed_form(entry, term.weight, term.args), ns.unused(f"prox_{variable}"))
 
 
 def _separable_stage(ns: Namespace, variable: str, terms: list[NonsmoothTerm]) -> tuple[ProxStage, list[Hyper], str]:
@@ -149,7 +151,7 @@ def _separable_stage(ns: Namespace, variable: str, terms: list[NonsmoothTerm]) -
         entry, weight, args = elastic_net.FUNCTION, sp.Integer(1), (l1, 2 * l2)
     else:
         return _derived_stage(ns, variable, terms)
-    hypers = _hypers_of(entry, weight, args)
+    hypers = _hypers_of(ns, entry, weight, args)
     return ProxStage(entry.helper, tuple(h.symbol for h in hypers)), hypers, _format_closed_form(entry, weight, args)
 
 
@@ -164,7 +166,7 @@ def _derived_stage(ns: Namespace, variable: str, terms: list[NonsmoothTerm]) -> 
             hint="use a convex penalty built from abs, max, min and polynomials of degree <= 2, "
                  "or a registered function (norm1, sum_squares, elastic_net, ...)",
         ) from None
-    hyper = Hyper("prox_step", STEP, "step size inside the derived prox")
+    hyper = Hyper("prox_step", STEP, "step size inside the derived prox", ns.unused("prox_step"))
     formula = formula.xreplace({TAU: hyper.symbol})
     closed = sp.latex(formula.xreplace({V: sp.Symbol("v")}))
     return ProxStage(None, (hyper.symbol,), formula), [hyper], closed
