@@ -15,14 +15,11 @@ kernel for batches too.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
-from unfoldgen.backends.common import names_in
-from unfoldgen.backends.numba_lowering import Statement, statement_lines
+from unfoldgen.backends.numba_statements import Product, Sample, Statement, reads, statement_lines
 
 SAMPLE = "b"  # the sample index inside parts (a reserved name)
-_PRODUCT = re.compile(r"^(?P<helper>matvec|matvec_t)\((?P<left>[A-Za-z]\w*(\[\w+\])?), (?P<right>\w+), (?P<out>\w+)\)$")
 
 
 @dataclass(frozen=True)
@@ -39,6 +36,7 @@ class Part:
 
     name: str
     lines: list[str] = field(default_factory=list)
+    reads: set[str] = field(default_factory=set)
     arguments: list[str] = field(default_factory=list)
     batch_source: str = ""  # a per-sample argument, whose first axis is the batch
 
@@ -50,10 +48,7 @@ class BatchedKernel:
     setup: list[str]
     layer: list[str]
     parts: list[Part]
-
-    @property
-    def uses_blas(self) -> bool:
-        return any(line.startswith("np.matmul(") for line in self.layer)
+    uses_blas: bool
 
 
 class BatchedLowering:
@@ -68,10 +63,11 @@ class BatchedLowering:
         self.sample_names = set(sample_names)
         self.arguments = arguments
         self.parts: list[Part] = []
-        self.sample_pattern = re.compile(r"\b(" + "|".join(sorted(sample_names, key=len, reverse=True)) + r")\b(\[)?")
+        self.in_part = Sample(SAMPLE, frozenset(sample_names))
+        self.uses_blas = False
 
     def lower(self, setup: list[StepCode], layer: list[StepCode]) -> BatchedKernel:
-        return BatchedKernel(self.driver(setup), self.driver(layer), self.parts)
+        return BatchedKernel(self.driver(setup), self.driver(layer), self.parts, self.uses_blas)
 
     def driver(self, steps: list[StepCode]) -> list[str]:
         lines: list[str] = []
@@ -90,32 +86,27 @@ class BatchedLowering:
                     self.parts.append(part)
                 if step.comment and f"# {step.comment}" not in part.lines:
                     part.lines.append(f"# {step.comment}")
-                part.lines += [self.per_sample(line) for line in statement_lines(statement)]
+                part.lines += statement_lines(statement, self.in_part)
+                part.reads |= reads(statement)
         self.close(part, lines)
         return [line for line in lines if line]
 
     def close(self, part: Part | None, lines: list[str]) -> None:
-        """Finish a part: its arguments are the names its lines read."""
+        """Finish a part: its arguments are the names its statements read."""
         if part is None:
             return
-        used = names_in(part.lines)
-        part.arguments = [name for name in ["k", *self.arguments] if name in used]
+        part.arguments = [name for name in ["k", *self.arguments] if name in part.reads]
         part.batch_source = next(name for name in part.arguments if name in self.sample_names)
         lines.append(f"{part.name}({', '.join(part.arguments)})")
 
     def blas_product(self, statement: Statement) -> str | None:
         """``np.matmul`` over the batch for ``out = W @ v`` with ``W`` shared by the samples."""
-        match = _PRODUCT.match(statement.value) if statement.kind == "call" else None
-        if match is None:
+        if not (isinstance(statement, Product) and statement.helper in ("matvec", "matvec_t")):
             return None
-        left, right, out = match["left"], match["right"], match["out"]
-        if left.split("[")[0] in self.sample_names or not {right, out} <= self.sample_names:
+        left, right, out = statement.left, statement.right, statement.out
+        if left.name in self.sample_names or not {right.name, out.name} <= self.sample_names:
             return None
-        weight = f"{left}.T" if match["helper"] == "matvec" else left
-        return f"np.matmul({right}, {weight}, out={out})"
-
-    def per_sample(self, line: str) -> str:
-        def index(match: re.Match[str]) -> str:
-            return f"{match[1]}[{SAMPLE}, " if match[2] else f"{match[1]}[{SAMPLE}]"
-
-        return self.sample_pattern.sub(index, line)
+        self.uses_blas = True
+        shared = Sample()
+        weight = shared.ref(left) + (".T" if statement.helper == "matvec" else "")
+        return f"np.matmul({shared.ref(right)}, {weight}, out={shared.ref(out)})"

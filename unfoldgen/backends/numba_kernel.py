@@ -12,7 +12,6 @@ from unfoldgen.backends.common import (
     argument_names,
     array_params_with_shapes,
     kernel_param_names,
-    names_in,
     prox_definition,
     prox_helpers,
     shape_literal,
@@ -25,10 +24,9 @@ from unfoldgen.backends.numba_lowering import (
     NumbaLowering,
     NumbaScalarPrinter,
     needs_svd_workspace,
-    products_used,
-    statement_lines,
 )
-from unfoldgen.backends.numba_networks import network_function
+from unfoldgen.backends.numba_networks import network_function, network_products
+from unfoldgen.backends.numba_statements import PRODUCTS, Product, Statement, reads, statement_lines
 from unfoldgen.backends.render import render
 from unfoldgen.ir.program import Program
 from unfoldgen.symbolic.prox import ProxOperator
@@ -102,14 +100,14 @@ def _step_lines(step: StepCode) -> list[str]:
     return [line for s in step.statements for line in statement_lines(s)]
 
 
-def _code_lines(lowered: LoweredKernel) -> list[str]:
-    return [line for step in (*lowered.setup, *lowered.steps) for line in _step_lines(step)]
+def _statements(lowered: LoweredKernel) -> list[Statement]:
+    return [s for step in (*lowered.setup, *lowered.steps) for s in step.statements]
 
 
 def params_read(program: Program, lowered: LoweredKernel | None = None) -> tuple[list[str], list[str]]:
     """The arrays and scalars of ``kernel_params()`` that the kernel reads, in signature order
     (LISTA, for one, keeps ``A`` in the module for training but never reads it in a layer)."""
-    read = names_in(_code_lines(lowered or lower_kernel(program)))
+    read = {name for s in _statements(lowered or lower_kernel(program)) for name in reads(s)}
     arrays, scalars = kernel_param_names(program)
     return [a for a in arrays if a in read], [a for a in scalars if a in read]
 
@@ -120,7 +118,6 @@ def emit_numba_kernel(program: Program, folded: Mapping[str, np.ndarray] | None 
     lowered = lower_kernel(program)
     outputs = [s for s in program.states if s.name in program.outputs]
     buffers = lowered.buffers
-    code = _code_lines(lowered)
     arrays, scalars = params_read(program, lowered)
     arrays = [a for a in arrays if a not in folded]
     scalars = [a for a in scalars if a not in folded]
@@ -130,10 +127,11 @@ def emit_numba_kernel(program: Program, folded: Mapping[str, np.ndarray] | None 
     sample_names = inputs + [o.name for o in outputs] + [b.name for b in buffers]
     batched = BatchedLowering(sample_names, signature + [b.name for b in buffers]).lower(lowered.setup, lowered.steps)
     networks = _networks(program)
-    lines = code + [line for network in networks for line in network["lines"]]  # type: ignore[attr-defined]
+    products = {s.helper for s in _statements(lowered) if isinstance(s, Product)}
+    products |= {helper for network in program.networks for helper in network_products(network)}
     return render(
         "kernel.py.j2",
-        products=products_used(lines),
+        products=[helper for helper in PRODUCTS if helper in products],
         name=program.name, spec_hash=program.spec_hash, layers=program.layers,
         method_title=METHOD_TITLES[program.method],
         inputs=[{"name": n, "shape": shape_literal(s)} for n, s in program.inputs.items()],

@@ -1,4 +1,5 @@
-"""Lower IR steps to per-sample Numba statements that allocate nothing inside the layer loop.
+"""Lower IR steps to per-sample Numba statements (typed nodes, ``numba_statements``) that
+allocate nothing inside the layer loop.
 
 Each step becomes: matrix products written by loop helpers (``matvec(a, v, out)``, ...) into buffers allocated
 once before the loop, then one fused elementwise loop that writes the target. A product that
@@ -8,12 +9,24 @@ not read by the expression), which saves a buffer and a pass.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import ClassVar
 
 import sympy as sp
 
 from unfoldgen.backends.numba_networks import network_call
+from unfoldgen.backends.numba_statements import (
+    Call,
+    Code,
+    Copy,
+    Fill,
+    Loop,
+    Ref,
+    Scalar,
+    Statement,
+    product,
+)
 from unfoldgen.backends.scalars import ScalarPrinter
 from unfoldgen.ir.mathtext import math_text
 from unfoldgen.ir.program import ApplyNetwork, ApplyProx, Assign, Program, Step
@@ -22,39 +35,11 @@ from unfoldgen.symbolic.prox import ProxOperator
 from unfoldgen.symbolic.prox.separable import V
 
 INDEX_NAMES = ("i", "j")
-
-
-PRODUCTS = ("matvec", "matvec_t", "matmat", "matmat_nt")
 SVD_WORKSPACE = ("svd_rows", "svd_vt")  # the Jacobi SVD's workspace arguments (n x m, n x n)
 
 
 def needs_svd_workspace(prox: ProxOperator) -> bool:
     return any(stage.helper is not None and stage.helper.svd_workspace for stage in prox.stages)
-
-
-def product_call(left: str, right: str, target: str, vector: bool) -> str:
-    """The loop helper (templates/numba_products.py.j2) that computes ``target = left @ right``;
-    ``.T`` marks a transposed array."""
-    if vector:
-        return f"matvec_t({left[:-2]}, {right}, {target})" if left.endswith(".T") else f"matvec({left}, {right}, {target})"
-    if right.endswith(".T"):
-        return f"matmat_nt({left}, {right[:-2]}, {target})"
-    return f"matmat({left}, {right}, {target})"
-
-
-def products_used(lines: list[str]) -> list[str]:
-    return [name for name in PRODUCTS if any(f"{name}(" in line for line in lines)]
-
-
-@dataclass(frozen=True)
-class Statement:
-    """One emitted statement; ``kind`` picks the template macro (loop, copy, fill, call)."""
-
-    kind: str
-    target: str = ""
-    value: str = ""
-    shape: tuple[int, ...] = ()
-    indices: tuple[str, ...] = ()
 
 
 @dataclass
@@ -83,10 +68,14 @@ class NumbaLowering:
     def scalar_name(self, symbol: sp.Symbol) -> str:
         if symbol == V:
             return "v"
-        if self.program.role(symbol.name) == "parameter":
-            parameter = self.program.parameter(symbol.name)
-            return f"{symbol.name}[k]" if parameter.per_layer else f"{symbol.name}[0]"
-        return symbol.name
+        layer = self.layer_index(symbol.name) if self.program.role(symbol.name) == "parameter" else None
+        return f"{symbol.name}[{layer}]" if layer else symbol.name
+
+    def scalar(self, expr: sp.Basic, atom: bool = True) -> Scalar:
+        """Printed scalar code, with the names it reads (and ``k`` where it indexes a layer)."""
+        names = {s.name for s in expr.free_symbols if s != V}
+        names |= {"k" for name in names if self.layer_index(name) == "k"}
+        return Scalar(self.scalars.atom(expr) if atom else self.scalars.print(expr), frozenset(names))
 
     def shape_of(self, expr: sp.MatrixExpr) -> tuple[int, ...]:
         return self.program.shape_of(expr)
@@ -100,62 +89,59 @@ class NumbaLowering:
 
     def layer_index(self, name: str) -> str | None:
         """``k`` for tensors with one value per layer, ``0`` for tied parameters, else None."""
-        role = self.program.role(name)
+        role = self.program.role(name) if name in self.program.names() else None
         if role == "parameter":
             return "k" if self.program.parameter(name).per_layer else "0"
         if role == "derived":
             return "k" if self.program.derived_value(name).per_layer else None
         return None
 
-    def array_name(self, name: str) -> str:
-        layer = self.layer_index(name)
-        return name if layer is None else f"{name}[{layer}]"
+    def whole(self, name: str, transposed: bool = False) -> Ref:
+        return Ref(name, self.layer_index(name), None, transposed)
 
-    def indexed(self, name: str, idx: tuple[str, ...]) -> str:
-        layer = self.layer_index(name)
-        return f"{name}[{', '.join(((layer,) if layer else ()) + idx)}]"
+    def indexed(self, name: str, idx: tuple[str, ...]) -> Ref:
+        return Ref(name, self.layer_index(name), idx)
 
     # -- elementwise ------------------------------------------------------------------------
-    def sum_element(self, expr: sp.MatAdd, idx: tuple[str, ...], out: list[Statement]) -> str:
+    def sum_element(self, expr: sp.MatAdd, idx: tuple[str, ...], out: list[Statement]) -> Code:
         """One element of a sum, without the parentheses that a factor of it would need."""
         terms = sorted(expr.args, key=is_negative_term)
         return self.join_terms(self.element(terms[0], idx, out), terms[1:], idx, out)
 
-    def element(self, expr: sp.Basic, idx: tuple[str, ...], out: list[Statement]) -> str:
+    def element(self, expr: sp.Basic, idx: tuple[str, ...], out: list[Statement]) -> Code:
         """Code for one element of ``expr``; products are computed into buffers first."""
         if not isinstance(expr, sp.MatrixExpr):
-            return self.scalars.atom(expr)
+            return (self.scalar(expr),)
         if isinstance(expr, sp.MatrixSymbol):
-            return self.indexed(expr.name, idx)
+            return (self.indexed(expr.name, idx),)
         if isinstance(expr, sp.Transpose) and isinstance(expr.arg, sp.MatrixSymbol):
-            return self.indexed(expr.arg.name, tuple(reversed(idx)))
+            return (self.indexed(expr.arg.name, tuple(reversed(idx))),)
         if isinstance(expr, sp.MatAdd):
-            return f"({self.sum_element(expr, idx, out)})"
+            return ("(", *self.sum_element(expr, idx, out), ")")
         if isinstance(expr, sp.MatMul):
             scalars = [a for a in expr.args if not isinstance(a, sp.MatrixExpr)]
             factors = [a for a in expr.args if isinstance(a, sp.MatrixExpr)]
             if len(factors) == 1:
                 inner = self.element(factors[0], idx, out)
             else:
-                product = sp.MatMul(*factors)
-                name = self.buffer(product)
+                name = self.buffer(sp.MatMul(*factors))
                 self.product(factors, name, out)
-                inner = f"{name}[{', '.join(idx)}]"
+                inner = (Ref(name, subscript=idx),)
             if not scalars:
                 return inner
-            return f"{self.scalars.atom(sp.Mul(*scalars))}*{inner}"
+            return (self.scalar(sp.Mul(*scalars)), "*", *inner)
         if isinstance(expr, sp.Inverse):
-            return f"{self.array(expr, out)}[{', '.join(idx)}]"
+            return (Ref(self.array(expr, out).name, subscript=idx),)
         raise NotImplementedError(f"cannot lower {expr!r} for numba")
 
-    def join_terms(self, first: str, terms: list[sp.MatrixExpr], idx: tuple[str, ...], out: list[Statement]) -> str:
-        text = first
+    def join_terms(self, first: Code, terms: list[sp.MatrixExpr], idx: tuple[str, ...], out: list[Statement]) -> Code:
+        code = first
         for term in terms:
             if is_negative_term(term):
-                text += f" - {self.element(-term, idx, out)}"
+                code = (*code, " - ", *self.element(-term, idx, out))
             else:
-                text += f" + {self.element(term, idx, out)}"
-        return text
+                code = (*code, " + ", *self.element(term, idx, out))
+        return code
 
     def product(self, factors: list[sp.MatrixExpr], target: str, out: list[Statement]) -> None:
         """``target = F1 @ ... @ Fn``, right-associated, each factor a (transposed) array."""
@@ -163,55 +149,56 @@ class NumbaLowering:
         for position, factor in enumerate(reversed(factors[:-1])):
             last = position == len(factors) - 2
             destination = target if last else self.buffer(sp.MatMul(*factors[len(factors) - 2 - position:]))
-            out.append(Statement("call", value=product_call(self.array(factor, out), right, destination,
-                                                            self.is_vector(factors[-1]))))
-            right = destination
+            out.append(product(self.array(factor, out), right, Ref(destination), self.is_vector(factors[-1])))
+            right = Ref(destination)
 
-    def array(self, expr: sp.MatrixExpr, out: list[Statement]) -> str:
-        """An array name (or ``name.T``) holding ``expr``, materialising it when needed."""
+    def array(self, expr: sp.MatrixExpr, out: list[Statement]) -> Ref:
+        """An array (possibly transposed) holding ``expr``, materialising it when needed."""
         if isinstance(expr, sp.MatrixSymbol):
-            return self.array_name(expr.name)
+            return self.whole(expr.name)
         if isinstance(expr, sp.Transpose) and isinstance(expr.arg, sp.MatrixSymbol):
-            return f"{self.array_name(expr.arg.name)}.T"
+            return self.whole(expr.arg.name, transposed=True)
         if isinstance(expr, sp.Inverse):
             work = self.buffer(expr.arg)
             self.assign(work, expr.arg, out)
             name = self.buffer(expr)
-            out.append(Statement("call", value=f"invert({work}, {name})"))
-            return name
+            out.append(Call("invert", ((Ref(work),), (Ref(name),))))
+            return Ref(name)
         name = self.buffer(expr)
         self.assign(name, expr, out)
-        return name
+        return Ref(name)
 
     def is_vector(self, expr: sp.MatrixExpr) -> bool:
         return self.program.size(expr.shape[1]) == 1 and len(self.shape_of(expr)) == 1
 
     # -- statements ------------------------------------------------------------------------
-    def assign(self, target: str, expr: sp.MatrixExpr, out: list[Statement], wrap: str = "{}") -> None:
+    def assign(self, target: str, expr: sp.MatrixExpr, out: list[Statement],
+               wrap: Callable[[Code], Code] | None = None) -> None:
+        """``target = expr``; ``wrap`` (an elementwise prox) applies to each element."""
         shape = self.shape_of(expr)
         idx = INDEX_NAMES[: len(shape)]
         reads_target = any(s.name == target for s in expr.free_symbols)
-        if isinstance(expr, sp.MatrixSymbol) and wrap == "{}":
-            out.append(Statement("copy", target=target, value=self.array_name(expr.name)))
+        if isinstance(expr, sp.MatrixSymbol) and wrap is None:
+            out.append(Copy(target, self.whole(expr.name)))
             return
         if isinstance(expr, LowRankFactor):
             source = self.array(expr.matrix, out)
             rank = self.program.size(expr.rank)
-            out.append(Statement("call", value=f"svd_factor({source}, {rank}, {expr.side}, {target})"))
+            out.append(Call("svd_factor", ((source,), (str(rank),), (str(expr.side),), (Ref(target),))))
             return
         terms = list(expr.args) if isinstance(expr, sp.MatAdd) else [expr]
         direct = next((t for t in terms if self.is_pure_product(t)), None)
         if direct is not None and not reads_target:
             self.product([a for a in direct.args], target, out)
             rest = [t for t in terms if t is not direct]
-            if not rest and wrap == "{}":
+            if not rest and wrap is None:
                 return
-            value = self.join_terms(f"{target}[{', '.join(idx)}]", rest, idx, out)
+            value = self.join_terms((Ref(target, subscript=idx),), rest, idx, out)
         elif isinstance(expr, sp.MatAdd):
             value = self.sum_element(expr, idx, out)
         else:
             value = self.element(expr, idx, out)
-        out.append(Statement("loop", target=target, value=wrap.format(value), shape=shape, indices=idx))
+        out.append(Loop(target, wrap(value) if wrap else value, shape, idx))
 
     @staticmethod
     def is_pure_product(expr: sp.Basic) -> bool:
@@ -224,22 +211,27 @@ class NumbaLowering:
             return out
         if isinstance(step, ApplyNetwork):
             return self.network(step)
-        values = ", ".join(self.scalars.print(v) for v in step.values)
+        values: list[Code] = [(self.scalar(v, atom=False),) for v in step.values]
+        target = Ref(step.target.name)
         if step.support is not None:
             work = self.buffer(step.argument, comment="magnitudes, sorted for support selection")
             self.assign(step.target.name, step.argument, out)
-            out.append(Statement("call", value=f"soft_threshold_support({step.target.name}, {values}, SUPPORT[k], {work})"))
+            count = Scalar("SUPPORT[k]", frozenset({"k"}))
+            out.append(Call("soft_threshold_support", ((target,), *values, (count,), (Ref(work),))))
             return out
-        workspace = self.svd_workspace(step) if needs_svd_workspace(step.prox) else ""
-        call = f"{step.prox.function_name}({{}}{', ' + values if values else ''}{workspace})"
+        workspace: list[Code] = [(Ref(name),) for name in self.svd_workspace(step)] if needs_svd_workspace(step.prox) else []
+        name = step.prox.function_name
         if step.prox.elementwise:
-            self.assign(step.target.name, step.argument, out, wrap=call)
+            def apply(value: Code) -> Code:
+                return (f"{name}(", *value, *(f for v in values for f in (", ", *v)), ")")
+
+            self.assign(step.target.name, step.argument, out, wrap=apply)
         else:
             self.assign(step.target.name, step.argument, out)
-            out.append(Statement("call", value=call.format(step.target.name)))
+            out.append(Call(name, ((target,), *values, *workspace)))
         return out
 
-    def svd_workspace(self, step: ApplyProx) -> str:
+    def svd_workspace(self, step: ApplyProx) -> list[str]:
         """Buffers for the Jacobi SVD of the prox's matrix (allocated once per sample)."""
         rows, cols = self.shape_of(step.target)
         names = []
@@ -248,7 +240,7 @@ class NumbaLowering:
             if all(b.name != name for b in self.buffers):
                 self.buffers.append(Buffer(name, shape, f"Jacobi SVD workspace of {step.target.name}"))
             names.append(name)
-        return ", " + ", ".join(names)
+        return names
 
     def network(self, step: ApplyNetwork) -> list[Statement]:
         """Run the network into its output buffer, then ``target = base + output``."""
@@ -257,34 +249,21 @@ class NumbaLowering:
         buffers = [Buffer(name, shape, comment) for name, shape, comment in network_call(network).buffers]
         names = {b.name for b in self.buffers}
         self.buffers += [b for b in buffers if b.name not in names]
-        weights = [f"{name}[{layer}]" for name in network.parameter_names()]
-        args = [i.name for i in step.inputs] + weights + [b.name for b in buffers]
-        out = [Statement("call", value=f"{network.name}({', '.join(args)})")]
+        args: list[Code] = [(self.whole(i.name),) for i in step.inputs]
+        args += [(Ref(name, layer),) for name in network.parameter_names()]
+        args += [(Ref(b.name),) for b in buffers]
+        out: list[Statement] = [Call(network.name, tuple(args))]
         shape = network.output_shape
         idx = INDEX_NAMES[: len(shape)]
         output = buffers[-1].name
         flat = idx[0] if len(shape) == 1 else f"{idx[0]}*{shape[1]} + {idx[1]}"
-        element = f"{output}[{flat}]" if network.kind == "mlp" else f"{output}[0, {', '.join(idx)}]"
-        value = f"{self.indexed(step.base.name, idx)} + {element}"
-        out.append(Statement("loop", target=step.target.name, value=value, shape=shape, indices=idx))
+        element = Ref(output, subscript=(flat,)) if network.kind == "mlp" else Ref(output, subscript=("0", *idx))
+        out.append(Loop(step.target.name, (self.indexed(step.base.name, idx), " + ", element), shape, idx))
         return out
 
     def initial(self, name: str, expr: sp.MatrixExpr | None) -> list[Statement]:
         if expr is None:
-            return [Statement("fill", target=name, value="0.0")]
+            return [Fill(name, "0.0")]
         out: list[Statement] = []
         self.assign(name, expr, out)
         return out
-
-
-def statement_lines(statement: Statement) -> list[str]:
-    """The source lines of one statement, for one sample."""
-    if statement.kind in ("copy", "fill"):
-        return [f"{statement.target}[:] = {statement.value}"]
-    if statement.kind == "call":
-        return [statement.value]
-    lines = [f"{'    ' * depth}for {index} in range({size}):"
-             for depth, (index, size) in enumerate(zip(statement.indices, statement.shape, strict=True))]
-    subscript = ", ".join(statement.indices)
-    lines.append(f"{'    ' * len(statement.shape)}{statement.target}[{subscript}] = {statement.value}")
-    return lines

@@ -23,6 +23,11 @@ class NetworkCode:
     signature: list[str]
 
 
+def network_products(network: Network) -> tuple[str, ...]:
+    """The loop helpers of templates/numba_products.py.j2 the network's function calls."""
+    return ("matvec",) if network.kind == "mlp" else ()
+
+
 def network_call(network: Network) -> NetworkCode:
     return _mlp(network) if network.kind == "mlp" else _cnn(network)
 
