@@ -97,11 +97,10 @@ def cache_dir() -> Path:
 
 
 def compile(spec: SpecPath) -> Compiled:
-    """Derive ``spec`` and import the generated module, kernel and NumPy loop.
+    """Derive ``spec`` and import the generated module, kernel and NumPy loop::
 
-    >>> net = unfoldgen.compile("specs/ista_lasso.yaml")
-    >>> model = net.Unfolded(A=A)
-    >>> x = model(y=y)["x"]
+        net = unfoldgen.compile("specs/ista_lasso.yaml")
+        x = net.Unfolded(A=A)(y=y)["x"]
     """
     from unfoldgen.compiler import compile_program, write_atomically
     from unfoldgen.ir import lower

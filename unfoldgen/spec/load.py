@@ -58,7 +58,7 @@ MAX_LAYERS = 100_000
 # Names the generated code uses itself, or that would read ambiguously in a spec.
 RESERVED_NAMES = {
     "k", "self", "torch", "np", "numba", "nn", "math", "params", "batch", "layers",
-    "sum", "abs", "sqrt", "exp", "log", "max", "min", "sign", "zeros", "inf", "pi", "e",
+    "sum", "abs", "sqrt", "exp", "log", "max", "min", "sign", "zeros",
     "sum_squares", "quad_form", "dot", "trace", "all_layers", "dtype", "device", "out",
     "depth", "history", "on_layer", "reference", "generator", "lipschitz",
     # loop indices of the Numba kernel (sample, element)
