@@ -63,9 +63,9 @@ def test_module_level_names_of_the_emitted_files_are_reserved(path: Path) -> Non
 LASSO = yaml.safe_load((ROOT / "specs" / "ista_lasso.yaml").read_text())
 # Names the compiler would use itself, each given a role whose effect the reference below sees.
 RIDGE_PARAMS = {"threshold": 0.3, "step": 0.2, "scale": 0.1, "prox_step": 0.05, "threshold_raw": 0.15,
-                "e": 0.01, "pi": 0.02, "inf": 0.03}
-LINEAR_CONSTANTS = ("prox_x", "tmp1")
-LINEAR_INPUTS = ("tmp0",)
+                "e": 0.01, "pi": 0.02, "inf": 0.03, "j": 0.04}
+LINEAR_CONSTANTS = ("prox_x", "tmp1", "i")
+LINEAR_INPUTS = ("tmp0", "k", "b")
 
 
 def reference_ista(A, y, lam, layers, ridge, linear):
@@ -118,3 +118,26 @@ def test_a_param_named_L_is_refused_with_the_reason() -> None:
 
     with pytest.raises(SpecError, match="inside algorithm.step, L means the Lipschitz constant"):
         load_spec_text(yaml.safe_dump(data), "spec.yaml")
+
+
+def test_a_variable_named_like_a_network_local_keeps_its_meaning(tmp_path: Path) -> None:
+    """ISTA with a learned correction (paradigm 3) on a variable called w0: the network's weight
+    arguments move around it. Untrained, the correction's last layer is zero, so the network is
+    ISTA; module, kernel and NumPy loop agree with the reference."""
+    data = yaml.safe_load(yaml.safe_dump(LASSO))
+    data["dims"] = {"m": 5, "n": 7}
+    data["algorithm"]["layers"] = 3
+    data["variables"] = {"w0": {"shape": ["n"], "init": "zeros"}}
+    data["objective"] = {"smooth": "0.5 * sum_squares(A @ w0 - y)", "nonsmooth": ["lam * norm1(w0)"]}
+    data["learn"] = {"correction": {"widths": [4], "activation": "relu", "tying": "per_layer"}}
+    result = build(write_spec(tmp_path, data), tmp_path / "out")
+    built = Built(result.directory, result.program)
+    rng = np.random.default_rng(5)
+    A, y = rng.standard_normal((5, 7)) / 2, rng.standard_normal((3, 5))
+    model = built.model.Unfolded(A=A, dtype=torch.float64)
+    expected = reference_ista(A, y, 0.1, 3, 0.0, 0.0)
+    with torch.no_grad():
+        np.testing.assert_allclose(model(y=y)["w0"].numpy(), expected, rtol=1e-10, atol=1e-12)
+    params = model.kernel_params()
+    np.testing.assert_allclose(built.kernel.solve(params, y=y)["w0"], expected, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(built.numpy_loop.solve(params, y=y)["w0"], expected, rtol=1e-10, atol=1e-12)

@@ -108,3 +108,16 @@ def kernel_param_names(program: Program) -> tuple[list[str], list[str]]:
 
 def argument_names(prox: ProxOperator) -> list[str]:
     return [a.name for a in prox.arguments]
+
+
+class Locals:
+    """A generated function's own names (weights, activations, loop indices), spelled around
+    its inputs' names, which are the spec's and keep their spelling: ``local("w0")``."""
+
+    def __init__(self, inputs: Iterable[str]) -> None:
+        self.taken = set(inputs)
+
+    def __call__(self, name: str) -> str:
+        while name in self.taken:
+            name += "_"
+        return name

@@ -19,8 +19,6 @@ from dataclasses import dataclass, field
 
 from unfoldgen.backends.numba_statements import Product, Sample, Statement, reads, statement_lines
 
-SAMPLE = "b"  # the sample index inside parts (a reserved name)
-
 
 @dataclass(frozen=True)
 class StepCode:
@@ -55,15 +53,17 @@ class BatchedLowering:
     """Splits per-sample statements into BLAS products and parallel parts.
 
     ``sample_names`` are the arrays with one value per sample (inputs, states, buffers): in a
-    part they are indexed by the sample, ``x[i]`` becoming ``x[b, i]``. ``arguments`` are the
-    names a part may read, in the order of the kernel's signature.
+    part they are indexed by the sample (``sample``, e.g. ``b``), ``x[i]`` becoming ``x[b, i]``.
+    ``arguments`` are the names a part may read, in the order of the kernel's signature, after
+    the layer index ``layer``.
     """
 
-    def __init__(self, sample_names: list[str], arguments: list[str]) -> None:
+    def __init__(self, sample_names: list[str], arguments: list[str], sample: str, layer: str) -> None:
         self.sample_names = set(sample_names)
         self.arguments = arguments
+        self.layer = layer
         self.parts: list[Part] = []
-        self.in_part = Sample(SAMPLE, frozenset(sample_names))
+        self.in_part = Sample(sample, frozenset(sample_names))
         self.uses_blas = False
 
     def lower(self, setup: list[StepCode], layer: list[StepCode]) -> BatchedKernel:
@@ -95,7 +95,7 @@ class BatchedLowering:
         """Finish a part: its arguments are the names its statements read."""
         if part is None:
             return
-        part.arguments = [name for name in ["k", *self.arguments] if name in part.reads]
+        part.arguments = [name for name in [self.layer, *self.arguments] if name in part.reads]
         part.batch_source = next(name for name in part.arguments if name in self.sample_names)
         lines.append(f"{part.name}({', '.join(part.arguments)})")
 

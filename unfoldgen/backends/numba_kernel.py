@@ -123,9 +123,11 @@ def emit_numba_kernel(program: Program, folded: Mapping[str, np.ndarray] | None 
     scalars = [a for a in scalars if a not in folded]
     inputs = list(program.inputs)
     signature = arrays + scalars + inputs + [o.name for o in outputs]
-    batch_call = ", ".join(arrays + scalars + [f"{n}[b]" for n in inputs] + [f"{o.name}[b]" for o in outputs])
-    sample_names = inputs + [o.name for o in outputs] + [b.name for b in buffers]
-    batched = BatchedLowering(sample_names, signature + [b.name for b in buffers]).lower(lowered.setup, lowered.steps)
+    k, b = program.local("k"), program.local("b")  # the layer and sample indices
+    batch_call = ", ".join(arrays + scalars + [f"{n}[{b}]" for n in inputs] + [f"{o.name}[{b}]" for o in outputs])
+    sample_names = inputs + [o.name for o in outputs] + [buffer.name for buffer in buffers]
+    batched = BatchedLowering(sample_names, signature + [buffer.name for buffer in buffers], b, k).lower(
+        lowered.setup, lowered.steps)
     networks = _networks(program)
     products = {s.helper for s in _statements(lowered) if isinstance(s, Product)}
     products |= {helper for network in program.networks for helper in network_products(network)}
@@ -141,7 +143,7 @@ def emit_numba_kernel(program: Program, folded: Mapping[str, np.ndarray] | None 
         buffers=[{"name": b.name, "shape": shape_literal(b.shape), "batched_shape": f"(batch, {', '.join(map(str, b.shape))})",
                   "comment": b.comment} for b in buffers],
         setup=[_code(step) for step in lowered.setup], steps=[_code(step) for step in lowered.steps],
-        batched=batched, blas_min_batch=BLAS_MIN_BATCH,
+        batched=batched, blas_min_batch=BLAS_MIN_BATCH, layer_index=k, sample_index=b,
         used=used_operators(program), prox_helpers=[h.template for h in prox_helpers(program)], support=program.support,
         networks=networks,
         proxes=[{"name": p.function_name, "args": argument_names(p), "definition": prox_definition(p),

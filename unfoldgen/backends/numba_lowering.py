@@ -34,7 +34,7 @@ from unfoldgen.symbolic.nodes import LowRankFactor, is_negative_term
 from unfoldgen.symbolic.prox import ProxOperator
 from unfoldgen.symbolic.prox.separable import V
 
-INDEX_NAMES = ("i", "j")
+INDEX_NAMES = ("i", "j")  # loop indices over a sample's entries, before allocation
 SVD_WORKSPACE = ("svd_rows", "svd_vt")  # the Jacobi SVD's workspace arguments (n x m, n x n)
 
 
@@ -64,6 +64,8 @@ class NumbaLowering:
 
     def __post_init__(self) -> None:
         self.scalars = NumbaScalarPrinter(self.scalar_name)
+        self.k = self.program.local("k")  # the layer index
+        self.index_names = tuple(self.program.local(name) for name in INDEX_NAMES)
 
     def scalar_name(self, symbol: sp.Symbol) -> str:
         if symbol == V:
@@ -74,7 +76,7 @@ class NumbaLowering:
     def scalar(self, expr: sp.Basic, atom: bool = True) -> Scalar:
         """Printed scalar code, with the names it reads (and ``k`` where it indexes a layer)."""
         names = {s.name for s in expr.free_symbols if s != V}
-        names |= {"k" for name in names if self.layer_index(name) == "k"}
+        names |= {self.k for name in names if self.layer_index(name) == self.k}
         return Scalar(self.scalars.atom(expr) if atom else self.scalars.print(expr), frozenset(names))
 
     def shape_of(self, expr: sp.MatrixExpr) -> tuple[int, ...]:
@@ -91,9 +93,9 @@ class NumbaLowering:
         """``k`` for tensors with one value per layer, ``0`` for tied parameters, else None."""
         role = self.program.role(name) if name in self.program.names() else None
         if role == "parameter":
-            return "k" if self.program.parameter(name).per_layer else "0"
+            return self.k if self.program.parameter(name).per_layer else "0"
         if role == "derived":
-            return "k" if self.program.derived_value(name).per_layer else None
+            return self.k if self.program.derived_value(name).per_layer else None
         return None
 
     def whole(self, name: str, transposed: bool = False) -> Ref:
@@ -176,7 +178,7 @@ class NumbaLowering:
                wrap: Callable[[Code], Code] | None = None) -> None:
         """``target = expr``; ``wrap`` (an elementwise prox) applies to each element."""
         shape = self.shape_of(expr)
-        idx = INDEX_NAMES[: len(shape)]
+        idx = self.index_names[: len(shape)]
         reads_target = any(s.name == target for s in expr.free_symbols)
         if isinstance(expr, sp.MatrixSymbol) and wrap is None:
             out.append(Copy(target, self.whole(expr.name)))
@@ -216,7 +218,7 @@ class NumbaLowering:
         if step.support is not None:
             work = self.buffer(step.argument, comment="magnitudes, sorted for support selection")
             self.assign(step.target.name, step.argument, out)
-            count = Scalar("SUPPORT[k]", frozenset({"k"}))
+            count = Scalar(f"SUPPORT[{self.k}]", frozenset({self.k}))
             out.append(Call("soft_threshold_support", ((target,), *values, (count,), (Ref(work),))))
             return out
         workspace: list[Code] = [(Ref(name),) for name in self.svd_workspace(step)] if needs_svd_workspace(step.prox) else []
@@ -245,7 +247,7 @@ class NumbaLowering:
     def network(self, step: ApplyNetwork) -> list[Statement]:
         """Run the network into its output buffer, then ``target = base + output``."""
         network = step.network
-        layer = "k" if network.per_layer else "0"
+        layer = self.k if network.per_layer else "0"
         buffers = [Buffer(name, shape, comment) for name, shape, comment in network_call(network).buffers]
         names = {b.name for b in self.buffers}
         self.buffers += [b for b in buffers if b.name not in names]
@@ -254,7 +256,7 @@ class NumbaLowering:
         args += [(Ref(b.name),) for b in buffers]
         out: list[Statement] = [Call(network.name, tuple(args))]
         shape = network.output_shape
-        idx = INDEX_NAMES[: len(shape)]
+        idx = self.index_names[: len(shape)]
         output = buffers[-1].name
         flat = idx[0] if len(shape) == 1 else f"{idx[0]}*{shape[1]} + {idx[1]}"
         element = Ref(output, subscript=(flat,)) if network.kind == "mlp" else Ref(output, subscript=("0", *idx))

@@ -12,6 +12,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from unfoldgen.backends.common import Locals
 from unfoldgen.ir.program import Network
 
 NUMBA_ACTIVATIONS = {"relu": "max({}, 0.0)", "tanh": "math.tanh({})", "softplus": "softplus({})"}
@@ -46,24 +47,26 @@ def _mlp(network: Network) -> NetworkCode:
 
 def mlp_lines(network: Network, inputs: list[tuple[str, tuple[int, ...]]]) -> list[str]:
     """Body of the dense network: features, then ``h <- act(W h + b)`` per layer."""
+    local = Locals(name for name, _ in inputs)
+    i = local("i")
     lines = ["# features: the inputs, flattened and concatenated"]
     offset = 0
     for name, shape in inputs:
         if len(shape) == 1:
-            lines.append(f"hidden0[{offset}:{offset + shape[0]}] = {name}")
+            lines.append(f"{local('hidden0')}[{offset}:{offset + shape[0]}] = {name}")
         else:
-            lines += [f"for i in range({shape[0]}):",
-                      f"    hidden0[{offset} + i*{shape[1]}:{offset} + (i + 1)*{shape[1]}] = {name}[i]"]
+            lines += [f"for {i} in range({shape[0]}):",
+                      f"    {local('hidden0')}[{offset} + {i}*{shape[1]}:{offset} + ({i} + 1)*{shape[1]}] = {name}[{i}]"]
         offset += math.prod(shape)
     activation = NUMBA_ACTIVATIONS[network.activation]
-    for i in range(network.depth):
-        source = f"hidden{i}"
-        target = f"hidden{i + 1}" if i < network.depth - 1 else "out"
-        lines.append(f"matvec(w{i}, {source}, {target})")
-        value = f"{target}[i] + b{i}[i]"
-        if i < network.depth - 1:
+    for layer in range(network.depth):
+        source = local(f"hidden{layer}")
+        target = local(f"hidden{layer + 1}") if layer < network.depth - 1 else local("out")
+        lines.append(f"matvec({local(f'w{layer}')}, {source}, {target})")
+        value = f"{target}[{i}] + {local(f'b{layer}')}[{i}]"
+        if layer < network.depth - 1:
             value = activation.format(value)
-        lines += [f"for i in range({network.sizes[i + 1]}):", f"    {target}[i] = {value}"]
+        lines += [f"for {i} in range({network.sizes[layer + 1]}):", f"    {target}[{i}] = {value}"]
     return lines
 
 
@@ -77,26 +80,29 @@ def _cnn(network: Network) -> NetworkCode:
 
 def cnn_lines(network: Network, inputs: list[tuple[str, tuple[int, ...]]]) -> list[str]:
     ((name, _),) = inputs
-    lines = [f"hidden0[0] = {name}"]
+    local = Locals(name for name, _ in inputs)
+    i, flat = local("i"), local("flat")
+    lines = [f"{local('hidden0')}[0] = {name}"]
     activation = NUMBA_ACTIVATIONS[network.activation]
-    for i in range(network.depth):
-        source = f"hidden{i}"
-        target = f"hidden{i + 1}" if i < network.depth - 1 else "out"
-        lines.append(f"conv3x3({source}, w{i}, b{i}, {target})")
-        if i < network.depth - 1:
-            lines += [f"flat = {target}.reshape({target}.size)",
-                      "for i in range(flat.size):",
-                      f"    flat[i] = {activation.format('flat[i]')}"]
+    for layer in range(network.depth):
+        source = local(f"hidden{layer}")
+        target = local(f"hidden{layer + 1}") if layer < network.depth - 1 else local("out")
+        lines.append(f"conv3x3({source}, {local(f'w{layer}')}, {local(f'b{layer}')}, {target})")
+        if layer < network.depth - 1:
+            lines += [f"{flat} = {target}.reshape({target}.size)",
+                      f"for {i} in range({flat}.size):",
+                      f"    {flat}[{i}] = {activation.format(f'{flat}[{i}]')}"]
     return lines
 
 
 def network_function(network: Network, inputs: list[tuple[str, tuple[int, ...]]]) -> dict[str, object]:
     """What the kernel template needs to emit the network's function."""
     code = network_call(network)
-    hidden = [f"hidden{i}" for i in range(network.depth)]
-    arguments = [name for name, _ in inputs] + code.signature + hidden + ["out"]
+    local = Locals(name for name, _ in inputs)
+    hidden = [local(f"hidden{i}") for i in range(network.depth)]
+    arguments = [name for name, _ in inputs] + [local(w) for w in code.signature] + hidden + [local("out")]
     lines = mlp_lines(network, inputs) if network.kind == "mlp" else cnn_lines(network, inputs)
     sizes = " -> ".join(map(str, network.sizes))
     kind = "dense layers" if network.kind == "mlp" else "3x3 convolutions, channels"
     return {"name": network.name, "arguments": arguments, "lines": lines,
-            "doc": f"{network.description}: {kind} {sizes}, {network.activation}. Writes `out`."}
+            "doc": f"{network.description}: {kind} {sizes}, {network.activation}. Writes `{local('out')}`."}

@@ -12,7 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 PRODUCTS = ("matvec", "matvec_t", "matmat", "matmat_nt")  # loop helpers of templates/numba_products.py.j2
-LAYER = "k"  # the layer index
 
 
 @dataclass(frozen=True)
@@ -26,7 +25,8 @@ class Ref:
     transposed: bool = False
 
     def reads(self) -> set[str]:
-        return {self.name} | ({LAYER} if self.layer == LAYER else set())
+        """The array, and the layer index where it is a variable (``k``, not ``0``)."""
+        return {self.name} | ({self.layer} if self.layer is not None and not self.layer.isdigit() else set())
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ import sympy as sp
 
 from unfoldgen.backends.common import (
     METHOD_TITLES,
+    Locals,
     argument_names,
     array_params_with_shapes,
     kernel_param_names,
@@ -79,28 +80,30 @@ def _step_code(printer: NumpyPrinter, step: Step) -> str:
         return f"{step.target.name} = {step.base.name} + {step.network.name}({inputs})"
     args = [printer.print(step.argument)] + [printer.print(v) for v in step.values]
     if step.support is not None:
-        return f"{step.target.name} = soft_threshold_support({', '.join(args)}, SUPPORT[k])"
+        return f"{step.target.name} = soft_threshold_support({', '.join(args)}, SUPPORT[{printer.k}])"
     return f"{step.target.name} = {step.prox.function_name}({', '.join(args)})"
 
 
 def _network(program: Program, network: Network) -> dict[str, object]:
     """A function running one network on a batch, its weights passed for the current layer."""
     inputs = [i.name for i in program.network_inputs(network)]
-    weights = [f"w{i // 2}" if i % 2 == 0 else f"b{i // 2}" for i in range(2 * network.depth)]
+    local = Locals(inputs)
+    weights = [local(f"w{i // 2}") if i % 2 == 0 else local(f"b{i // 2}") for i in range(2 * network.depth)]
+    hidden = local("hidden")
     activation = NUMPY_ACTIVATIONS[network.activation]
     lines = []
     if network.kind == "mlp":
-        lines.append(f"hidden = np.concatenate([{', '.join(f'{i}.reshape({i}.shape[0], -1)' for i in inputs)}], axis=1)")
+        lines.append(f"{hidden} = np.concatenate([{', '.join(f'{i}.reshape({i}.shape[0], -1)' for i in inputs)}], axis=1)")
         for i in range(network.depth):
-            value = f"hidden @ w{i}.T + b{i}"
-            lines.append(f"hidden = {activation.format(value) if i < network.depth - 1 else value}")
-        lines.append(f"return hidden.reshape(-1, {', '.join(map(str, network.output_shape))})")
+            value = f"{hidden} @ {weights[2 * i]}.T + {weights[2 * i + 1]}"
+            lines.append(f"{hidden} = {activation.format(value) if i < network.depth - 1 else value}")
+        lines.append(f"return {hidden}.reshape(-1, {', '.join(map(str, network.output_shape))})")
     else:
-        lines.append(f"hidden = {inputs[0]}[:, None]")
+        lines.append(f"{hidden} = {inputs[0]}[:, None]")
         for i in range(network.depth):
-            value = f"conv3x3(hidden, w{i}, b{i})"
-            lines.append(f"hidden = {activation.format(value) if i < network.depth - 1 else value}")
-        lines.append("return hidden[:, 0]")
+            value = f"conv3x3({hidden}, {weights[2 * i]}, {weights[2 * i + 1]})"
+            lines.append(f"{hidden} = {activation.format(value) if i < network.depth - 1 else value}")
+        lines.append(f"return {hidden}[:, 0]")
     return {"name": network.name, "arguments": [*inputs, *weights], "lines": lines,
             "doc": f"{network.description} ({network.kind}, {' -> '.join(map(str, network.sizes))}, {network.activation})."}
 
@@ -116,7 +119,7 @@ def emit_numpy_loop(program: Program) -> str:
     used = names_in(code)
     return render(
         "numpy_loop.py.j2",
-        name=program.name, spec_hash=program.spec_hash, layers=program.layers,
+        name=program.name, spec_hash=program.spec_hash, layers=program.layers, layer_index=printer.k,
         method_title=METHOD_TITLES[program.method],
         inputs=[{"name": n, "shape": shape_literal(s)} for n, s in program.inputs.items()],
         array_params=array_params_with_shapes(program, [a for a in arrays if a in used]), scalar_params=[a for a in scalars if a in used],

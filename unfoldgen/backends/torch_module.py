@@ -63,16 +63,16 @@ def _step_code(printer: TorchPrinter, step: Step) -> str:
         return f"{step.target.name} = {printer.print(step.expr)}"
     if isinstance(step, ApplyNetwork):
         inputs = ", ".join(i.name for i in step.inputs)
-        return f"{step.target.name} = {step.base.name} + self.{step.network.name}(k, {inputs})"
+        return f"{step.target.name} = {step.base.name} + self.{step.network.name}({printer.k}, {inputs})"
     args = [printer.print(step.argument)] + [printer.print(v) for v in step.values]
     if step.support is not None:
-        return f"{step.target.name} = soft_threshold_support({', '.join(args)}, SUPPORT[k])"
+        return f"{step.target.name} = soft_threshold_support({', '.join(args)}, SUPPORT[{printer.k}])"
     return f"{step.target.name} = {step.prox.function_name}({', '.join(args)})"
 
 
-def _network_code(network: Network, inputs: tuple[str, ...]) -> dict[str, object]:
-    """The lines of the module method that runs one network on a batch."""
-    index = "[k]" if network.per_layer else ""
+def _network_code(network: Network, inputs: tuple[str, ...], k: str) -> dict[str, object]:
+    """The lines of the module method that runs one network on a batch (``k``: the layer)."""
+    index = f"[{k}]" if network.per_layer else ""
     activation = TORCH_ACTIVATIONS[network.activation]
     lines = []
     if network.kind == "mlp":
@@ -98,7 +98,7 @@ def _network_code(network: Network, inputs: tuple[str, ...]) -> dict[str, object
 
 def _derived_code(printer: TorchPrinter, derived: Derived) -> str:
     if derived.per_layer:
-        return f"torch.stack([{printer.print(derived.expr)} for k in range(LAYERS)])"
+        return f"torch.stack([{printer.print(derived.expr)} for {printer.k} in range(LAYERS)])"
     return printer.print(derived.expr)
 
 
@@ -137,7 +137,9 @@ def emit_torch_module(program: Program) -> str:
         used=used_operators(program), prox_helpers=[h.template for h in prox_helpers(program)],
         proxes=[{"name": p.function_name, "args": argument_names(p), "definition": prox_definition(p),
                  "lines": prox_lines(_LocalNames(program), p)} for p in program.proxes],
-        networks=[_network_code(n, tuple(i.name for i in program.network_inputs(n))) for n in program.networks],
+        networks=[_network_code(n, tuple(i.name for i in program.network_inputs(n)), printer.k)
+                  for n in program.networks],
+        layer_index=printer.k,
         support=program.support,
         per_layer=_tuple_literal([f"{p.name}_raw" if p.positive else p.name
                                   for p in program.parameters if p.trainable and p.per_layer]),

@@ -37,10 +37,10 @@ class TorchPrinter(ScalarPrinter):
     functions: ClassVar[dict[type, str]] = {sp.Abs: "torch.abs", sp.sqrt: "torch.sqrt", sp.exp: "torch.exp", sp.log: "torch.log",
                  sp.Max: "torch.maximum", sp.Min: "torch.minimum", sp.sign: "torch.sign"}
 
-    def __init__(self, program: Program, layer_index: str = "k") -> None:
+    def __init__(self, program: Program) -> None:
         super().__init__(self.name_of)
         self.program = program
-        self.k = layer_index
+        self.k = program.local("k")  # the layer index, spelled around the spec's names
 
     def name_of(self, symbol: sp.Symbol) -> str:
         """Constants, params and stored parameters are attributes; positive parameters (through

@@ -200,6 +200,14 @@ class Program:
         """Every name the program gives a value: the spec's, and those the compiler allocated."""
         return set(self._roles()) | set(self.dims)
 
+    def local(self, name: str) -> str:
+        """A name of the emitted code's own (the layer index ``k``, loop indices), with '_'
+        appended until no name of the program has that spelling."""
+        names = self.names()
+        while name in names:
+            name += "_"
+        return name
+
     def _roles(self) -> dict[str, str]:
         roles = {n: "input" for n in self.inputs}
         roles.update({n: "constant" for n in self.constants})
