@@ -64,8 +64,8 @@ LASSO = yaml.safe_load((ROOT / "specs" / "ista_lasso.yaml").read_text())
 # Names the compiler would use itself, each given a role whose effect the reference below sees.
 RIDGE_PARAMS = {"threshold": 0.3, "step": 0.2, "scale": 0.1, "prox_step": 0.05, "threshold_raw": 0.15,
                 "e": 0.01, "pi": 0.02, "inf": 0.03, "j": 0.04}
-LINEAR_CONSTANTS = ("prox_x", "tmp1", "i")
-LINEAR_INPUTS = ("tmp0", "k", "b")
+LINEAR_CONSTANTS = ("prox_x", "tmp1", "i", "out")
+LINEAR_INPUTS = ("tmp0", "k", "b", "batch", "depth", "history", "arrays")
 
 
 def reference_ista(A, y, lam, layers, ridge, linear):
@@ -107,8 +107,12 @@ def test_spec_names_keep_their_meaning_where_the_compiler_would_use_them(tmp_pat
     model = built.model.Unfolded(A=A, dtype=torch.float64, **constants)
     with torch.no_grad():
         np.testing.assert_allclose(model(**inputs)["x"].numpy(), expected, rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(built.kernel.solve(model.kernel_params(), **inputs)["x"], expected,
-                               rtol=1e-10, atol=1e-12)
+    params = model.kernel_params()
+    kernel = built.kernel
+    np.testing.assert_allclose(kernel.solve(params, **inputs)["x"], expected, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(built.numpy_loop.solve(params, **inputs)["x"], expected, rtol=1e-10, atol=1e-12)
+    kernel.BLAS_MIN_BATCH = 1  # the batched path, whose driver has locals of its own
+    np.testing.assert_allclose(kernel.solve(params, **inputs)["x"], expected, rtol=1e-10, atol=1e-12)
 
 
 def test_a_param_named_L_is_refused_with_the_reason() -> None:

@@ -123,7 +123,7 @@ def emit_numba_kernel(program: Program, folded: Mapping[str, np.ndarray] | None 
     scalars = [a for a in scalars if a not in folded]
     inputs = list(program.inputs)
     signature = arrays + scalars + inputs + [o.name for o in outputs]
-    k, b = program.local("k"), program.local("b")  # the layer and sample indices
+    k, b, batch = program.local("k"), program.local("b"), program.local("batch")  # the kernel's own locals
     batch_call = ", ".join(arrays + scalars + [f"{n}[{b}]" for n in inputs] + [f"{o.name}[{b}]" for o in outputs])
     sample_names = inputs + [o.name for o in outputs] + [buffer.name for buffer in buffers]
     batched = BatchedLowering(sample_names, signature + [buffer.name for buffer in buffers], b, k).lower(
@@ -140,10 +140,10 @@ def emit_numba_kernel(program: Program, folded: Mapping[str, np.ndarray] | None 
         outputs=[{"name": o.name, "shape": shape_literal(o.shape)} for o in outputs],
         array_params=array_params_with_shapes(program, arrays), scalar_params=scalars,
         folded=[{"name": name, "literal": folded_literal(value)} for name, value in folded.items()], signature=", ".join(signature), batch_call=batch_call,
-        buffers=[{"name": b.name, "shape": shape_literal(b.shape), "batched_shape": f"(batch, {', '.join(map(str, b.shape))})",
+        buffers=[{"name": b.name, "shape": shape_literal(b.shape), "batched_shape": f"({batch}, {', '.join(map(str, b.shape))})",
                   "comment": b.comment} for b in buffers],
         setup=[_code(step) for step in lowered.setup], steps=[_code(step) for step in lowered.steps],
-        batched=batched, blas_min_batch=BLAS_MIN_BATCH, layer_index=k, sample_index=b,
+        batched=batched, blas_min_batch=BLAS_MIN_BATCH, layer_index=k, sample_index=b, batch=batch,
         used=used_operators(program), prox_helpers=[h.template for h in prox_helpers(program)], support=program.support,
         networks=networks,
         proxes=[{"name": p.function_name, "args": argument_names(p), "definition": prox_definition(p),

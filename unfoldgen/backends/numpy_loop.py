@@ -119,7 +119,7 @@ def emit_numpy_loop(program: Program) -> str:
     used = names_in(code)
     return render(
         "numpy_loop.py.j2",
-        name=program.name, spec_hash=program.spec_hash, layers=program.layers, layer_index=printer.k,
+        name=program.name, spec_hash=program.spec_hash, layers=program.layers, layer_index=printer.k, arrays=program.local("arrays"),
         method_title=METHOD_TITLES[program.method],
         inputs=[{"name": n, "shape": shape_literal(s)} for n, s in program.inputs.items()],
         array_params=array_params_with_shapes(program, [a for a in arrays if a in used]), scalar_params=[a for a in scalars if a in used],

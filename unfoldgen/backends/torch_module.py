@@ -139,7 +139,7 @@ def emit_torch_module(program: Program) -> str:
                  "lines": prox_lines(_LocalNames(program), p)} for p in program.proxes],
         networks=[_network_code(n, tuple(i.name for i in program.network_inputs(n)), printer.k)
                   for n in program.networks],
-        layer_index=printer.k,
+        layer_index=printer.k, depth=program.local("depth"), history=program.local("history"),
         support=program.support,
         per_layer=_tuple_literal([f"{p.name}_raw" if p.positive else p.name
                                   for p in program.parameters if p.trainable and p.per_layer]),

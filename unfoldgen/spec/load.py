@@ -57,10 +57,10 @@ MAX_ELEMENTS = 100_000_000
 MAX_LAYERS = 100_000
 # Names the generated code uses itself, or that would read ambiguously in a spec.
 RESERVED_NAMES = {
-    "self", "torch", "np", "numba", "nn", "math", "params", "batch", "layers",
+    "self", "torch", "np", "numba", "nn", "math", "params", "layers",
     "sum", "abs", "sqrt", "exp", "log", "max", "min", "sign", "zeros",
-    "sum_squares", "quad_form", "dot", "trace", "all_layers", "dtype", "device", "out",
-    "depth", "history", "on_layer", "reference", "generator", "lipschitz",
+    "sum_squares", "quad_form", "dot", "trace", "all_layers", "dtype", "device",
+    "on_layer", "reference", "generator", "lipschitz",
     # custom-algorithm functions (besides the prox helpers)
     "inv", "svd_left", "svd_right",
     # attributes of torch.nn.Module that a constant or a parameter would shadow
