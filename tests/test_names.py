@@ -63,7 +63,7 @@ def test_module_level_names_of_the_emitted_files_are_reserved(path: Path) -> Non
 LASSO = yaml.safe_load((ROOT / "specs" / "ista_lasso.yaml").read_text())
 # Names the compiler would use itself, each given a role whose effect the reference below sees.
 RIDGE_PARAMS = {"threshold": 0.3, "step": 0.2, "scale": 0.1, "prox_step": 0.05, "threshold_raw": 0.15,
-                "e": 0.01, "pi": 0.02, "inf": 0.03, "j": 0.04}
+                "e": 0.01, "pi": 0.02, "inf": 0.03, "j": 0.04, "lipschitz": 0.05}
 LINEAR_CONSTANTS = ("prox_x", "tmp1", "i", "out")
 LINEAR_INPUTS = ("tmp0", "k", "b", "batch", "depth", "history", "arrays")
 

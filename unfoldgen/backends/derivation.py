@@ -19,20 +19,20 @@ def parameter_rows(program: Program) -> list[dict[str, object]]:
             "tying": "untied (per layer)" if p.per_layer else "tied (shared)",
             "trainable": "yes" if p.trainable else "no",
             "count": p.count(program.layers),
-            "init": _init_latex(p),
+            "init": _init_latex(program, p),
         })
     return rows
 
 
-def _init_latex(parameter: Parameter) -> str:
+def _init_latex(program: Program, parameter: Parameter) -> str:
     init = parameter.init
     if isinstance(init, RandomInit):
         return "0" if init.zero else rf"\mathcal{{U}}(\pm 1/\sqrt{{{init.fan_in}}})"
     if isinstance(init, tuple):
         values = ", ".join(f"{float(v):.4g}" for v in init[:4])
         return rf"\beta_k: {values}" + (r", \dots" if len(init) > 4 else "")
-    lipschitz = {s: sp.Symbol("L" + s.name[len("lipschitz"):]) for s in init.free_symbols
-                 if s.name.startswith("lipschitz")}
+    lipschitz = {s: sp.Symbol("L" + s.name[len("lipschitz"):]) for s in init.free_symbols  # the derived ones
+                 if s.name.startswith("lipschitz") and program.role(s.name) == "derived"}
     return sp.latex(init.xreplace(lipschitz))
 
 

@@ -58,14 +58,16 @@ def positive_scalar(b: LayerBuilder, where: Located, what: str, extra: dict[str,
 def step_parameter(b: LayerBuilder, var: str) -> Parameter:
     """The step of ``var``'s gradient step, from ``algorithm.step`` (``L``: its Lipschitz constant)."""
     where = b.spec.algorithm.step
-    lipschitz_symbol = sp.Symbol(b.suffix("lipschitz", var), positive=True)
-    value = positive_scalar(b, where, "the step", {"L": lipschitz_symbol})
-    if value.has(lipschitz_symbol):
+    placeholder = sp.Dummy("L", positive=True)
+    value = positive_scalar(b, where, "the step", {"L": placeholder})
+    if value.has(placeholder):
         assert b.smooth is not None
         lipschitz = require_lipschitz(b.smooth, var, where)
         kind = "" if lipschitz.exact else " (upper bound)"
-        b.derive(lipschitz_symbol.name, lipschitz.value, f"Lipschitz constant of the gradient in {var}{kind}")
-        warn_beyond_step_bound(b, where, value * lipschitz_symbol)
+        derived = b.derive(b.suffix("lipschitz", var), lipschitz.value, f"Lipschitz constant of the gradient in {var}{kind}")
+        symbol = sp.Symbol(derived.name, positive=True)  # lipschitz, moved around the spec's names
+        value = value.xreplace({placeholder: symbol})
+        warn_beyond_step_bound(b, where, value * symbol)
     return b.hyperparameter(b.suffix("step", var), value, f"step size t of the gradient step in {var}")
 
 

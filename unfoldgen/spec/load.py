@@ -60,7 +60,7 @@ RESERVED_NAMES = {
     "self", "torch", "np", "numba", "nn", "math", "params", "layers",
     "sum", "abs", "sqrt", "exp", "log", "max", "min", "sign", "zeros",
     "sum_squares", "quad_form", "dot", "trace", "all_layers", "dtype", "device",
-    "on_layer", "reference", "generator", "lipschitz",
+    "on_layer", "reference", "generator",
     # custom-algorithm functions (besides the prox helpers)
     "inv", "svd_left", "svd_right",
     # attributes of torch.nn.Module that a constant or a parameter would shadow
