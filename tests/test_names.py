@@ -21,12 +21,15 @@ import torch
 import yaml
 from conftest import ROOT, SPECS, Built, write_spec
 
+import unfoldgen
 from unfoldgen.backends.numba_kernel import lower_kernel
+from unfoldgen.backends.torch_printer import MODULE_ATTRIBUTES
 from unfoldgen.compiler import build, compile_program
 from unfoldgen.errors import SpecError
 from unfoldgen.ir import Program, lower
 from unfoldgen.spec import load_spec
 from unfoldgen.spec.load import RESERVED_NAMES
+from unfoldgen.training.network import weights_payload
 
 
 def allocated_or_spec_names(program: Program) -> set[str]:
@@ -63,8 +66,8 @@ def test_module_level_names_of_the_emitted_files_are_reserved(path: Path) -> Non
 LASSO = yaml.safe_load((ROOT / "specs" / "ista_lasso.yaml").read_text())
 # Names the compiler would use itself, each given a role whose effect the reference below sees.
 RIDGE_PARAMS = {"threshold": 0.3, "step": 0.2, "scale": 0.1, "prox_step": 0.05, "threshold_raw": 0.15,
-                "e": 0.01, "pi": 0.02, "inf": 0.03, "j": 0.04, "lipschitz": 0.05}
-LINEAR_CONSTANTS = ("prox_x", "tmp1", "i", "out")
+                "e": 0.01, "pi": 0.02, "inf": 0.03, "j": 0.04, "lipschitz": 0.05, "train": 0.06, "state_dict": 0.07}
+LINEAR_CONSTANTS = ("prox_x", "tmp1", "i", "out", "forward", "to")
 LINEAR_INPUTS = ("tmp0", "k", "b", "batch", "depth", "history", "arrays")
 
 
@@ -113,6 +116,17 @@ def test_spec_names_keep_their_meaning_where_the_compiler_would_use_them(tmp_pat
     np.testing.assert_allclose(built.numpy_loop.solve(params, **inputs)["x"], expected, rtol=1e-10, atol=1e-12)
     kernel.BLAS_MIN_BATCH = 1  # the batched path, whose driver has locals of its own
     np.testing.assert_allclose(kernel.solve(params, **inputs)["x"], expected, rtol=1e-10, atol=1e-12)
+    assert {"forward", "to"} <= set(params)  # kernel_params() keys keep the spec's spelling
+    torch.save(weights_payload(model, result.program), tmp_path / "weights.pt")
+    loaded = unfoldgen.load(write_spec(tmp_path, data), tmp_path / "weights.pt")  # constants from the weights
+    with torch.no_grad():
+        np.testing.assert_allclose(loaded(**inputs)["x"].numpy(), expected, rtol=1e-10, atol=1e-12)
+
+
+def test_module_attributes_cover_torch_nn_module() -> None:
+    """A constant named like an attribute of torch.nn.Module is stored under another name."""
+    public = {name for name in dir(torch.nn.Module) if not name.startswith("_")}
+    assert public <= MODULE_ATTRIBUTES, sorted(public - MODULE_ATTRIBUTES)
 
 
 def test_a_param_named_L_is_refused_with_the_reason() -> None:

@@ -15,7 +15,13 @@ from unfoldgen.backends.common import (
     used_operators,
 )
 from unfoldgen.backends.render import render
-from unfoldgen.backends.torch_printer import LocalNames, TorchPrinter, prox_lines, state_inits
+from unfoldgen.backends.torch_printer import (
+    LocalNames,
+    TorchPrinter,
+    module_attribute,
+    prox_lines,
+    state_inits,
+)
 from unfoldgen.ir.program import (
     ApplyNetwork,
     Assign,
@@ -107,7 +113,8 @@ def emit_torch_module(program: Program) -> str:
     inputs = [{"name": n, "shape": shape_literal(s)}
               for n, s in program.inputs.items()]
     batch_input = next(iter(program.inputs))
-    constants = [{"name": n, "shape": shape_literal(s)} for n, s in program.constants.items()]
+    constants = [{"name": n, "shape": shape_literal(s), "attribute": module_attribute(program, n)}
+                 for n, s in program.constants.items()]
     reference = constants[0]["name"] if constants else "None"
     dynamic = [d for d in program.layer_tensors if program.is_dynamic(d)]
     positive = [p for p in program.parameters if p.positive]
@@ -120,7 +127,7 @@ def emit_torch_module(program: Program) -> str:
         name=program.name, spec_hash=program.spec_hash, layers=program.layers,
         method_title=METHOD_TITLES[program.method], description=program.description or program.name,
         inputs=inputs, constants=constants, seed=program.seed,
-        params=[{"name": n, "value": repr(v)} for n, v in program.params.items()],
+        params=[{"name": n, "value": repr(v), "attribute": module_attribute(program, n)} for n, v in program.params.items()],
         derived=[{"name": d.name, "code": printer.print(d.expr), "comment": d.description}
                  for d in program.derived if not d.shape],
         static_tensors=[{"name": d.name, "code": _derived_code(printer, d), "comment": d.description}
@@ -145,9 +152,11 @@ def emit_torch_module(program: Program) -> str:
                                   for p in program.parameters if p.trainable and p.per_layer]),
         kernel_params=[{"name": name, "shape": shape_literal(shape), "source": source}
                        for (name, shape), source in zip(kernel_arrays(program), torch_sources(program))]
-                      + [{"name": name, "shape": "()", "source": f"self.{name}"} for name in program.used_params()],
+                      + [{"name": name, "shape": "()", "source": f"self.{module_attribute(program, name)}"}
+                         for name in program.used_params()],
         reference=reference, spec_dtype=program.dtype,
-        dtype_source=program.constants and next(iter(program.constants)) or f"{program.parameters[0].name}"
+        dtype_source=program.constants and module_attribute(program, next(iter(program.constants)))
+                     or f"{program.parameters[0].name}"
                      + ("_raw" if program.parameters[0].positive else ""),
     )
 
@@ -166,7 +175,7 @@ def _tuple_literal(names: list[str]) -> str:
 def torch_sources(program: Program) -> list[str]:
     """Where ``kernel_params()`` reads each array of :func:`kernel_arrays`, in the same order:
     an attribute, or a local of ``layer_values()``."""
-    sources = [f"self.{name}" for name in program.constants]
+    sources = [f"self.{module_attribute(program, name)}" for name in program.constants]
     sources += [d.name if program.is_dynamic(d) else f"self.{d.name}" for d in program.layer_tensors]
     sources += [p.name if p.positive else f"self.{p.name}" for p in program.parameters]
     return sources

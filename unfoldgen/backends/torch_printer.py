@@ -21,6 +21,30 @@ from unfoldgen.symbolic.prox import ProxOperator
 from unfoldgen.symbolic.prox.separable import V
 
 BATCHED_ROLES = ("input", "state", "temporary")
+# Attributes of torch.nn.Module (torch 2.13; tests/test_names.py compares) and of the generated
+# Unfolded: a constant or param of one of these names is stored under another attribute, while
+# its keyword and its key in kernel_params() keep the spec's spelling.
+MODULE_ATTRIBUTES = frozenset({
+    "T_destination", "add_module", "apply", "bfloat16", "buffers", "call_super_init", "children", "compile",
+    "cpu", "cuda", "double", "dump_patches", "eval", "extra_repr", "float", "forward", "get_buffer",
+    "get_extra_state", "get_parameter", "get_submodule", "half", "ipu", "load_state_dict", "modules", "mtia",
+    "named_buffers", "named_children", "named_modules", "named_parameters", "parameters",
+    "register_backward_hook", "register_buffer", "register_forward_hook", "register_forward_pre_hook",
+    "register_full_backward_hook", "register_full_backward_pre_hook", "register_load_state_dict_post_hook",
+    "register_load_state_dict_pre_hook", "register_module", "register_parameter",
+    "register_state_dict_post_hook", "register_state_dict_pre_hook", "requires_grad_", "set_extra_state",
+    "set_submodule", "share_memory", "state_dict", "to", "to_empty", "train", "type", "xpu", "zero_grad",
+    "training", "kernel_params", "layer_values",
+})
+
+
+def module_attribute(program: Program, name: str) -> str:
+    """The attribute of ``Unfolded`` that stores the constant or param ``name``: its own name,
+    unless ``torch.nn.Module`` uses it (``forward``, ``to``, ...)."""
+    attribute, names = name, program.names()
+    while attribute in MODULE_ATTRIBUTES or (attribute != name and attribute in names):
+        attribute += "_"
+    return attribute
 
 
 @dataclass(frozen=True)
@@ -50,7 +74,7 @@ class TorchPrinter(ScalarPrinter):
         name = symbol.name
         role = self.program.role(name)
         if role in ("constant", "param"):
-            return f"self.{name}"
+            return f"self.{module_attribute(self.program, name)}"
         if role == "parameter":
             parameter = self.program.parameter(name)
             stored = name if parameter.positive else f"self.{name}"

@@ -63,10 +63,7 @@ RESERVED_NAMES = {
     "on_layer", "reference", "generator",
     # custom-algorithm functions (besides the prox helpers)
     "inv", "svd_left", "svd_right",
-    # attributes of torch.nn.Module that a constant or a parameter would shadow
-    "forward", "parameters", "buffers", "modules", "children", "state_dict", "training", "train", "eval",
-    "to", "cuda", "cpu", "float", "double", "half", "type", "apply", "zero_grad", "kernel_params",
-    "layer_values", "hidden",
+    "hidden",
     # the prox functions of the spec language and the helpers that apply them
     *FUNCTIONS, *HELPERS,
     # module-level names of the emitted files (tests/test_names.py keeps this list complete)

@@ -16,6 +16,7 @@ import torch
 
 from unfoldgen import __version__
 from unfoldgen.backends.torch_module import emit_torch_module
+from unfoldgen.backends.torch_printer import module_attribute
 from unfoldgen.compiler import load_generated_module
 from unfoldgen.errors import SpecError
 from unfoldgen.ir import Program, lower
@@ -90,11 +91,12 @@ def trained_network(program: Program, weights: Path, dtype: torch.dtype | None =
     module = network_module(program)
     payload = read_weights(weights)
     state = payload["state_dict"]
-    missing = [name for name in program.constants if name not in state]
+    stored = {name: module_attribute(program, name) for name in program.constants}
+    missing = [name for name, attribute in stored.items() if attribute not in state]
     if missing:
         raise SpecError(f"the weights {weights} hold no constant {', '.join(missing)}",
                         hint="pass the weights.pt that unfoldgen train wrote for this spec")
-    constants = {name: state[name] for name in program.constants}
+    constants = {name: state[attribute] for name, attribute in stored.items()}
     model = module.Unfolded(**constants, dtype=dtype or state_dtype(state), device=device)
     fit_weights(model, payload, weights, program)
     return model
