@@ -159,3 +159,16 @@ def test_a_variable_named_like_a_network_local_keeps_its_meaning(tmp_path: Path)
     params = model.kernel_params()
     np.testing.assert_allclose(built.kernel.solve(params, y=y)["w0"], expected, rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(built.numpy_loop.solve(params, y=y)["w0"], expected, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize(("name", "reason"), [("layers", "keyword of the generated API"), ("np", "imports a module"),
+                                              ("norm1", "prox function of the spec language"),
+                                              ("matvec", "the generated files define it"), ("range", "builtin"),
+                                              ("lambda", "Python keyword")])
+def test_a_reserved_name_is_refused_with_its_reason(name: str, reason: str) -> None:
+    from unfoldgen.spec import load_spec_text
+
+    data = yaml.safe_load(yaml.safe_dump(LASSO))
+    data["params"][name] = 1.0
+    with pytest.raises(SpecError, match=f"'{name}' is a reserved name: .*{reason}"):
+        load_spec_text(yaml.safe_dump(data), "spec.yaml")

@@ -55,26 +55,29 @@ REQUIRED_TOP = ("name", "dims", "variables", "objective", "algorithm")
 MAX_DIM = 10_000_000
 MAX_ELEMENTS = 100_000_000
 MAX_LAYERS = 100_000
-# Names the generated code uses itself, or that would read ambiguously in a spec.
-RESERVED_NAMES = {
-    "self", "torch", "np", "numba", "nn", "math", "params", "layers",
-    "sum", "abs", "sqrt", "exp", "log", "max", "min", "sign", "zeros",
-    "sum_squares", "quad_form", "dot", "trace", "all_layers", "dtype", "device",
-    "on_layer", "reference", "generator",
-    # custom-algorithm functions (besides the prox helpers)
-    "inv", "svd_left", "svd_right",
-    "hidden",
-    # the prox functions of the spec language and the helpers that apply them
-    *FUNCTIONS, *HELPERS,
+# The few names a spec cannot use, each with the reason the message gives. Everything else the
+# generated code names is spelled around the spec's names (docs/spec.md, "Names").
+RESERVED: dict[str, str] = {
+    **dict.fromkeys(("torch", "np", "numba", "nn", "math"), "the generated code imports a module under it"),
+    **dict.fromkeys(("self",), "the generated module's methods take it, and torch.nn.Module.__call__ too"),
+    **dict.fromkeys(("params", "layers", "all_layers", "on_layer", "dtype", "device"),
+                    "it is a keyword of the generated API: Unfolded(...), forward(...), solve(params, ...)"),
+    **dict.fromkeys(("sum", "abs", "sqrt", "exp", "log", "max", "min", "sign", "zeros", "sum_squares", "quad_form",
+                     "dot", "trace", "inv", "svd_left", "svd_right"), "it is a function of the spec language"),
+    **dict.fromkeys(FUNCTIONS, "it is a prox function of the spec language"),
+    **dict.fromkeys(HELPERS, "it is a prox helper that custom iterations call"),
+    **dict.fromkeys(("reference", "generator", "hidden"), "the generated module's constructor or networks use it"),
     # module-level names of the emitted files (tests/test_names.py keeps this list complete)
-    "ARRAY_PARAMS", "BLAS_MIN_BATCH", "INPUT_SHAPES", "LAYERS", "OUTPUT_SHAPES", "PER_LAYER_PARAMETERS",
-    "SCALAR_PARAMS", "SEED", "SPEC_DTYPE", "SUPPORT", "Unfolded", "analytic_weight", "invert", "jacobi_svd",
-    "matmat", "matmat_nt", "matvec", "matvec_t", "njit", "prange", "soft_threshold_support", "solve",
-    "solve_one", "svd_factor", "unrolled",
-    # builtins the emitted functions call, which a local of the same name would hide
-    "FloatingPointError", "TypeError", "ValueError", "bool", "int", "isinstance", "iter", "len", "list",
-    "next", "range", "sorted", "str", "super", "tuple",
+    **dict.fromkeys(("ARRAY_PARAMS", "BLAS_MIN_BATCH", "INPUT_SHAPES", "LAYERS", "OUTPUT_SHAPES",
+                     "PER_LAYER_PARAMETERS", "SCALAR_PARAMS", "SEED", "SPEC_DTYPE", "SUPPORT", "Unfolded",
+                     "analytic_weight", "invert", "jacobi_svd", "matmat", "matmat_nt", "matvec", "matvec_t", "njit",
+                     "prange", "soft_threshold_support", "solve", "solve_one", "svd_factor", "unrolled"),
+                    "the generated files define it"),
+    **dict.fromkeys(("FloatingPointError", "TypeError", "ValueError", "bool", "int", "isinstance", "iter", "len",
+                     "list", "next", "range", "sorted", "str", "super", "tuple"),
+                    "it is a Python builtin the generated code calls"),
 }
+RESERVED_NAMES = frozenset(RESERVED)
 _IDENTIFIER = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,30}$")
 
 
@@ -112,9 +115,10 @@ class _Reader:
         if not isinstance(name, str) or not _IDENTIFIER.match(name):
             raise self.error(path, f"'{name}' is not a valid name",
                              hint="use a letter followed by letters, digits or '_' (at most 31 characters)")
-        if keyword.iskeyword(name) or name in RESERVED_NAMES or name.startswith("__"):
-            raise self.error(path, f"'{name}' is a reserved name",
-                             hint="pick another name; these are reserved: " + ", ".join(sorted(RESERVED_NAMES)))
+        if keyword.iskeyword(name) or name in RESERVED_NAMES:
+            reason = "it is a Python keyword" if keyword.iskeyword(name) else RESERVED[name]
+            raise self.error(path, f"'{name}' is a reserved name: {reason}",
+                             hint="pick another name; docs/spec.md says which names are reserved and why")
         if name in taken:
             raise self.error(path, f"the name '{name}' is declared twice",
                              hint="dims, inputs, constants, params and variables share one namespace")
