@@ -8,6 +8,7 @@ from collections.abc import Iterable
 import sympy as sp
 
 from unfoldgen.ir.program import Program, step_expressions
+from unfoldgen.names import around
 from unfoldgen.operators.prox import HELPERS, Helper, norm1
 from unfoldgen.symbolic.nodes import AnalyticWeight, LowRankFactor
 from unfoldgen.symbolic.prox import ProxOperator
@@ -118,6 +119,4 @@ class Locals:
         self.taken = set(inputs)
 
     def __call__(self, name: str) -> str:
-        while name in self.taken:
-            name += "_"
-        return name
+        return around(name, self.taken)

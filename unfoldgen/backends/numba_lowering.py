@@ -30,6 +30,7 @@ from unfoldgen.backends.numba_statements import (
 from unfoldgen.backends.scalars import ScalarPrinter
 from unfoldgen.ir.mathtext import math_text
 from unfoldgen.ir.program import ApplyNetwork, ApplyProx, Assign, Program, Step
+from unfoldgen.names import around
 from unfoldgen.symbolic.nodes import LowRankFactor, is_negative_term
 from unfoldgen.symbolic.prox import ProxOperator
 from unfoldgen.symbolic.prox.separable import V
@@ -64,6 +65,7 @@ class NumbaLowering:
 
     def __post_init__(self) -> None:
         self.scalars = NumbaScalarPrinter(self.scalar_name)
+        self.names = self.program.names()  # the spec's and the compiler's; buffers are spelled around them
         self.k = self.program.local("k")  # the layer index
         self.index_names = tuple(self.program.local(name) for name in INDEX_NAMES)
 
@@ -83,15 +85,13 @@ class NumbaLowering:
         return self.program.shape_of(expr)
 
     def buffer(self, expr: sp.MatrixExpr, shape: tuple[int, ...] | None = None, comment: str | None = None) -> str:
-        name = f"tmp{len(self.buffers)}"
-        while name in self.program.names():  # a spec name spelled tmp0 keeps its spelling
-            name += "_"
+        name = around(f"tmp{len(self.buffers)}", self.names)  # a spec name spelled tmp0 keeps its spelling
         self.buffers.append(Buffer(name, shape or self.shape_of(expr), comment or math_text(expr)))
         return name
 
     def layer_index(self, name: str) -> str | None:
         """``k`` for tensors with one value per layer, ``0`` for tied parameters, else None."""
-        role = self.program.role(name) if name in self.program.names() else None
+        role = self.program.role(name) if name in self.names else None
         if role == "parameter":
             return self.k if self.program.parameter(name).per_layer else "0"
         if role == "derived":

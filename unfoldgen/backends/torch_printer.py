@@ -16,6 +16,7 @@ import sympy as sp
 from unfoldgen.backends.common import shape_literal
 from unfoldgen.backends.scalars import ScalarPrinter
 from unfoldgen.ir.program import Program
+from unfoldgen.names import around
 from unfoldgen.symbolic.nodes import AnalyticWeight, LowRankFactor, SpectralNorm, is_negative_term
 from unfoldgen.symbolic.prox import ProxOperator
 from unfoldgen.symbolic.prox.separable import V
@@ -41,10 +42,9 @@ MODULE_ATTRIBUTES = frozenset({
 def module_attribute(program: Program, name: str) -> str:
     """The attribute of ``Unfolded`` that stores the constant or param ``name``: its own name,
     unless ``torch.nn.Module`` uses it (``forward``, ``to``, ...)."""
-    attribute, names = name, program.names()
-    while attribute in MODULE_ATTRIBUTES or (attribute != name and attribute in names):
-        attribute += "_"
-    return attribute
+    if name not in MODULE_ATTRIBUTES:
+        return name
+    return around(name, MODULE_ATTRIBUTES | program.names())
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from unfoldgen.ir.program import (
     Step,
     step_expressions,
 )
+from unfoldgen.names import around
 from unfoldgen.spec.model import Located, Spec
 from unfoldgen.symbolic.language import Namespace
 from unfoldgen.symbolic.objective import SmoothPart
@@ -61,8 +62,7 @@ class LayerBuilder:
     def fresh(self, name: str, raw: bool = False) -> str:
         """``name``, with '_' appended until it is free: the compiler's names move around the
         spec's. ``raw``: ``<name>_raw`` must be free too (the storage of a positive parameter)."""
-        while name in self.taken or (raw and f"{name}_raw" in self.taken):
-            name += "_"
+        name = around(name, self.taken, ("_raw",) if raw else ())
         self.taken |= {name, f"{name}_raw"} if raw else {name}
         return name
 

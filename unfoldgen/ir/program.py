@@ -15,6 +15,7 @@ from typing import TypeAlias
 
 import sympy as sp
 
+from unfoldgen.names import around
 from unfoldgen.symbolic.prox import ProxOperator
 
 
@@ -203,10 +204,7 @@ class Program:
     def local(self, name: str) -> str:
         """A name of the emitted code's own (the layer index ``k``, loop indices), with '_'
         appended until no name of the program has that spelling."""
-        names = self.names()
-        while name in names:
-            name += "_"
-        return name
+        return around(name, self.names())
 
     def _roles(self) -> dict[str, str]:
         roles = {n: "input" for n in self.inputs}

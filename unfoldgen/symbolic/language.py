@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import sympy as sp
 
 from unfoldgen.errors import SpecError
+from unfoldgen.names import around
 from unfoldgen.operators.prox import FUNCTIONS
 from unfoldgen.spec.model import Located, Spec
 
@@ -76,10 +77,7 @@ class Namespace:
     def unused(self, name: str) -> str:
         """``name``, with '_' appended until no name of the spec has that spelling: internal
         names (hyperparameters, helpers) move out of the way, the user's keep theirs."""
-        taken = self.user_names()
-        while name in taken:
-            name += "_"
-        return name
+        return around(name, self.user_names())
 
     def dim(self, d: str | int) -> sp.Expr:
         return sp.Integer(d) if isinstance(d, int) else self.dims[d]

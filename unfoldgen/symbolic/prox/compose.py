@@ -30,11 +30,11 @@ class Hyper:
     name: str  # as learn.hyperparameters names it
     classical: sp.Expr
     description: str
-    local: str = ""  # its spelling inside the emitted prox function (name, unless a spec name has it)
+    local: str  # its spelling inside the emitted prox function (name, unless a spec name has it)
 
     @property
     def symbol(self) -> sp.Symbol:
-        return sp.Symbol(self.local or self.name, real=True)
+        return sp.Symbol(self.local, real=True)
 
 
 @dataclass(frozen=True)
