@@ -259,7 +259,7 @@ def test_show_prints_the_parameter_table(name, total):
 
 
 @pytest.mark.parametrize("changes,message", [
-    ({"learn": {"objective": "untied"}}, "learns its declared hyperparameters only"),
+    ({"learn": {"objective": "untied"}}, "custom does not take learned linear maps"),
     ({"learn": {"hyperparameters": {"zeta0": "per_layer"}}}, "no value before the first layer"),
 ])
 def test_custom_iteration_errors(tmp_path, changes, message):
@@ -268,13 +268,13 @@ def test_custom_iteration_errors(tmp_path, changes, message):
 
 
 @pytest.mark.parametrize("name,changes,message", [
-    ("rpca", {"learn": {"objective": "untied"}}, "objective: weights learns"),
+    ("rpca", {"learn": {"objective": "untied"}}, "block_proximal_gradient does not take learned linear maps"),
     ("ista_lasso", {"learn": {"objective": "coupled", "hyperparameters": {"step": "per_layer", "threshold": "shared"}}},
      "no layer reads it"),
     ("nnls", {"learn": {"objective": "untied", "support_selection": {"fraction": 0.1, "max_fraction": 0.2}}},
      "soft thresholding"),
-    ("admm_lasso", {"learn": {"correction": {"widths": [4]}}}, "gradient methods"),
-    ("admm_lasso", {"learn": {"objective": "analytic"}}, "untied or tied"),
+    ("admm_lasso", {"learn": {"correction": {"widths": [4]}}}, "admm does not take a learned correction"),
+    ("admm_lasso", {"learn": {"objective": "analytic"}}, "admm does not take coupled or analytic linear maps"),
     ("ista_lasso", {"learn": {"prox": {"network": "cnn"}}}, "matrix variable"),
 ])
 def test_paradigm_errors(tmp_path, name, changes, message):

@@ -15,7 +15,7 @@ import torch
 
 LAYERS = 16
 # Trainable tensors with one slice per layer (leading axis): layer-wise training trains slices.
-PER_LAYER_PARAMETERS = ("W_y", "W_x", "threshold_raw")
+PER_LAYER_PARAMETERS = ("threshold_raw", "W_y", "W_x")
 INPUT_SHAPES = {"y": (250,)}
 SPEC_DTYPE = None  # the spec sets no dtype: the first constant's, else torch's default
 
@@ -110,15 +110,15 @@ class Unfolded(torch.nn.Module):
         self.register_buffer("A", _checked("constant", "A", A, (250, 500), reference))
         self.register_buffer("lam", _checked("param", "lam", lam, (), reference))
         lipschitz = torch.linalg.matrix_norm(self.A, ord=2) ** 2  # Lipschitz constant of the gradient in x
+        # threshold: threshold of the norm1 prox (trainable, untied, one per layer, kept positive by softplus)
+        threshold = _tensor(self.lam / lipschitz, reference)
+        self.threshold_raw = torch.nn.Parameter(_inverse_softplus(_layerwise(threshold)))
         # W_y: linear map applied to y, initialised to its derived value (trainable, untied, one per layer)
         W_y = _tensor((1.0 / lipschitz) * self.A.mT, reference)
         self.W_y = torch.nn.Parameter(_layerwise(W_y))
         # W_x: linear map applied to x, initialised to its derived value (trainable, untied, one per layer)
         W_x = _tensor(torch.eye(500, dtype=dtype, device=device) - (1.0 / lipschitz) * (self.A.mT @ self.A), reference)
         self.W_x = torch.nn.Parameter(_layerwise(W_x))
-        # threshold: threshold of the norm1 prox (trainable, untied, one per layer, kept positive by softplus)
-        threshold = _tensor(self.lam / lipschitz, reference)
-        self.threshold_raw = torch.nn.Parameter(_inverse_softplus(_layerwise(threshold)))
 
     def layer_values(self):
         """What the layers read besides the stored tensors: positive parameters through softplus,
@@ -156,7 +156,7 @@ class Unfolded(torch.nn.Module):
         threshold, = self.layer_values()
         return {
             "A": array(self.A, (250, 500)),
+            "threshold": array(threshold, (16,)),
             "W_y": array(self.W_y, (16, 500, 250)),
             "W_x": array(self.W_x, (16, 500, 500)),
-            "threshold": array(threshold, (16,)),
         }

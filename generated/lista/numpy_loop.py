@@ -10,7 +10,7 @@ import numpy as np
 
 LAYERS = 16
 INPUT_SHAPES = {"y": (250,)}
-ARRAY_PARAMS = {"W_y": (16, 500, 250), "W_x": (16, 500, 500), "threshold": (16,)}
+ARRAY_PARAMS = {"threshold": (16,), "W_y": (16, 500, 250), "W_x": (16, 500, 500)}
 SCALAR_PARAMS = ()
 
 
@@ -101,9 +101,9 @@ def solve(params, **inputs):
     arrays, dtype = _checked_inputs(inputs, batched=True)
     params = _checked_params(params, dtype)
     y = arrays["y"]
+    threshold = params["threshold"]
     W_y = params["W_y"]
     W_x = params["W_x"]
-    threshold = params["threshold"]
     x = np.zeros((y.shape[0], 500), dtype)
     for k in range(LAYERS):
         # x = prox_x(W_y @ y + W_x @ x, threshold)

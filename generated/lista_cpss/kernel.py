@@ -16,7 +16,7 @@ from numba import njit, prange
 LAYERS = 16
 INPUT_SHAPES = {"y": (250,)}
 OUTPUT_SHAPES = {"x": (500,)}
-ARRAY_PARAMS = {"A": (250, 500), "W": (16, 500, 250), "threshold": (16,)}
+ARRAY_PARAMS = {"A": (250, 500), "threshold": (16,), "W": (16, 500, 250)}
 SCALAR_PARAMS = ()
 # Batches from this size on take the BLAS path (_solve_blas); smaller ones run per sample.
 BLAS_MIN_BATCH = 16
@@ -59,7 +59,7 @@ def soft_threshold_support(v, threshold, count, magnitudes):
 
 
 @njit(cache=True)
-def unrolled(A, W, threshold, y, x):
+def unrolled(A, threshold, W, y, x):
     """All 16 layers for one sample; x receive(s) the result."""
     dtype = x.dtype
     tmp0 = np.empty((500,), dtype)  # magnitudes, sorted for support selection
@@ -78,9 +78,9 @@ def unrolled(A, W, threshold, y, x):
 
 
 @njit(parallel=True, cache=True)
-def _solve_batch(A, W, threshold, y, x):
+def _solve_batch(A, threshold, W, y, x):
     for b in prange(y.shape[0]):
-        unrolled(A, W, threshold, y[b], x[b])
+        unrolled(A, threshold, W, y[b], x[b])
 
 
 @njit(cache=True, fastmath=True)
@@ -106,7 +106,7 @@ def _part2(k, threshold, x, tmp0, tmp1):
         soft_threshold_support(x[b], threshold[k], SUPPORT[k], tmp0[b])
 
 
-def _solve_blas(A, W, threshold, y, x):
+def _solve_blas(A, threshold, W, y, x):
     """All 16 layers for a batch: the products with shared weights are BLAS matrix
     products over the batch (np.matmul, on all threads); the rest runs in compiled loops over
     the samples, serially, so they do not fight BLAS's spinning threads for the cores."""

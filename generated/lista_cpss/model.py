@@ -14,7 +14,7 @@ import torch
 
 LAYERS = 16
 # Trainable tensors with one slice per layer (leading axis): layer-wise training trains slices.
-PER_LAYER_PARAMETERS = ("W", "threshold_raw")
+PER_LAYER_PARAMETERS = ("threshold_raw", "W")
 INPUT_SHAPES = {"y": (250,)}
 SPEC_DTYPE = None  # the spec sets no dtype: the first constant's, else torch's default
 # Support selection: how many entries of largest magnitude skip the threshold, per layer.
@@ -114,12 +114,12 @@ class Unfolded(torch.nn.Module):
         self.register_buffer("A", _checked("constant", "A", A, (250, 500), reference))
         self.register_buffer("lam", _checked("param", "lam", lam, (), reference))
         lipschitz = torch.linalg.matrix_norm(self.A, ord=2) ** 2  # Lipschitz constant of the gradient in x
-        # W: coupled weight W_k (state map I - W_k A), initialised to t A^T (trainable, untied, one per layer)
-        W = _tensor((1.0 / lipschitz) * self.A.mT, reference)
-        self.W = torch.nn.Parameter(_layerwise(W))
         # threshold: threshold of the norm1 prox (trainable, untied, one per layer, kept positive by softplus)
         threshold = _tensor(self.lam / lipschitz, reference)
         self.threshold_raw = torch.nn.Parameter(_inverse_softplus(_layerwise(threshold)))
+        # W: coupled weight W_k (state map I - W_k A), initialised to t A^T (trainable, untied, one per layer)
+        W = _tensor((1.0 / lipschitz) * self.A.mT, reference)
+        self.W = torch.nn.Parameter(_layerwise(W))
 
     def layer_values(self):
         """What the layers read besides the stored tensors: positive parameters through softplus,
@@ -157,6 +157,6 @@ class Unfolded(torch.nn.Module):
         threshold, = self.layer_values()
         return {
             "A": array(self.A, (250, 500)),
-            "W": array(self.W, (16, 500, 250)),
             "threshold": array(threshold, (16,)),
+            "W": array(self.W, (16, 500, 250)),
         }

@@ -10,7 +10,7 @@ import numpy as np
 
 LAYERS = 16
 INPUT_SHAPES = {"y": (250,)}
-ARRAY_PARAMS = {"A": (250, 500), "W": (16, 500, 250), "threshold": (16,)}
+ARRAY_PARAMS = {"A": (250, 500), "threshold": (16,), "W": (16, 500, 250)}
 SCALAR_PARAMS = ()
 # Support selection: how many entries of largest magnitude skip the threshold, per layer.
 SUPPORT = (6, 12, 18, 24, 30, 36, 42, 48, 54, 60, 65, 65, 65, 65, 65, 65)
@@ -108,8 +108,8 @@ def solve(params, **inputs):
     params = _checked_params(params, dtype)
     y = arrays["y"]
     A = params["A"]
-    W = params["W"]
     threshold = params["threshold"]
+    W = params["W"]
     x = np.zeros((y.shape[0], 500), dtype)
     for k in range(LAYERS):
         # x = soft_threshold_support(x - W @ (A @ x - y), threshold, SUPPORT[k])

@@ -14,7 +14,7 @@ from numba import njit, prange
 LAYERS = 8
 INPUT_SHAPES = {"y": (32,)}
 OUTPUT_SHAPES = {"x": (64,)}
-ARRAY_PARAMS = {"W_y": (8, 64, 32), "W_x": (8, 64, 64), "threshold": (8,)}
+ARRAY_PARAMS = {"threshold": (8,), "W_y": (8, 64, 32), "W_x": (8, 64, 64)}
 SCALAR_PARAMS = ()
 # Batches from this size on take the BLAS path (_solve_blas); smaller ones run per sample.
 BLAS_MIN_BATCH = 16
@@ -47,7 +47,7 @@ def prox_x(v, threshold):
 
 
 @njit(cache=True)
-def unrolled(W_y, W_x, threshold, y, x):
+def unrolled(threshold, W_y, W_x, y, x):
     """All 8 layers for one sample; x receive(s) the result."""
     dtype = x.dtype
     tmp0 = np.empty((64,), dtype)  # W_y @ y
@@ -62,9 +62,9 @@ def unrolled(W_y, W_x, threshold, y, x):
 
 
 @njit(parallel=True, cache=True)
-def _solve_batch(W_y, W_x, threshold, y, x):
+def _solve_batch(threshold, W_y, W_x, y, x):
     for b in prange(y.shape[0]):
-        unrolled(W_y, W_x, threshold, y[b], x[b])
+        unrolled(threshold, W_y, W_x, y[b], x[b])
 
 
 @njit(cache=True, fastmath=True)
@@ -81,7 +81,7 @@ def _part1(k, threshold, x, tmp0, tmp1):
             x[b, i] = prox_x(tmp0[b, i] + tmp1[b, i], threshold[k])
 
 
-def _solve_blas(W_y, W_x, threshold, y, x):
+def _solve_blas(threshold, W_y, W_x, y, x):
     """All 8 layers for a batch: the products with shared weights are BLAS matrix
     products over the batch (np.matmul, on all threads); the rest runs in compiled loops over
     the samples, serially, so they do not fight BLAS's spinning threads for the cores."""

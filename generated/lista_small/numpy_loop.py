@@ -10,7 +10,7 @@ import numpy as np
 
 LAYERS = 8
 INPUT_SHAPES = {"y": (32,)}
-ARRAY_PARAMS = {"W_y": (8, 64, 32), "W_x": (8, 64, 64), "threshold": (8,)}
+ARRAY_PARAMS = {"threshold": (8,), "W_y": (8, 64, 32), "W_x": (8, 64, 64)}
 SCALAR_PARAMS = ()
 
 
@@ -101,9 +101,9 @@ def solve(params, **inputs):
     arrays, dtype = _checked_inputs(inputs, batched=True)
     params = _checked_params(params, dtype)
     y = arrays["y"]
+    threshold = params["threshold"]
     W_y = params["W_y"]
     W_x = params["W_x"]
-    threshold = params["threshold"]
     x = np.zeros((y.shape[0], 64), dtype)
     for k in range(LAYERS):
         # x = prox_x(W_y @ y + W_x @ x, threshold)

@@ -13,17 +13,6 @@ from unfoldgen.operators.prox import HELPERS, Helper, norm1
 from unfoldgen.symbolic.nodes import AnalyticWeight, LowRankFactor
 from unfoldgen.symbolic.prox import ProxOperator
 
-METHOD_TITLES = {
-    "gradient_descent": "gradient descent",
-    "proximal_gradient": "proximal gradient (ISTA)",
-    "projected_gradient": "projected gradient",
-    "fista": "FISTA",
-    "block_proximal_gradient": "block proximal gradient",
-    "admm": "ADMM",
-    "hqs": "half-quadratic splitting",
-    "custom": "a custom iteration",
-}
-
 
 def prox_helpers(program: Program) -> list[Helper]:
     """The registered prox helpers the emitted code calls, with those they call, in registry order."""

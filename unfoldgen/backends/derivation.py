@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sympy as sp
 
-from unfoldgen.backends.common import METHOD_TITLES
 from unfoldgen.backends.render import render
 from unfoldgen.ir.program import Parameter, Program, RandomInit
 
@@ -42,7 +41,7 @@ def emit_derivation(program: Program) -> str:
         "DERIVATION.md.j2",
         name=program.name, spec_hash=program.spec_hash, description=program.description,
         variables=d["variables"], smooth=d.get("smooth"), nonsmooth=d.get("nonsmooth", []),
-        params=program.params, method_title=METHOD_TITLES[program.method], layers=program.layers,
+        params=program.params, method_title=program.method_title, layers=program.layers,
         derived=[{"name": x.name, "math": sp.latex(x.expr), "description": x.description} for x in program.derived],
         networks=[{"name": n.name, "description": n.description, "kind": n.kind,
                    "sizes": " -> ".join(map(str, n.sizes)), "activation": n.activation} for n in program.networks],

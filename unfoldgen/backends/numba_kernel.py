@@ -8,7 +8,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from unfoldgen.backends.common import (
-    METHOD_TITLES,
     argument_names,
     array_params_with_shapes,
     kernel_param_names,
@@ -135,7 +134,7 @@ def emit_numba_kernel(program: Program, folded: Mapping[str, np.ndarray] | None 
         "kernel.py.j2",
         products=[helper for helper in PRODUCTS if helper in products],
         name=program.name, spec_hash=program.spec_hash, layers=program.layers,
-        method_title=METHOD_TITLES[program.method],
+        method_title=program.method_title,
         inputs=[{"name": n, "shape": shape_literal(s)} for n, s in program.inputs.items()],
         outputs=[{"name": o.name, "shape": shape_literal(o.shape)} for o in outputs],
         array_params=array_params_with_shapes(program, arrays), scalar_params=scalars,

@@ -13,7 +13,6 @@ from typing import ClassVar
 import sympy as sp
 
 from unfoldgen.backends.common import (
-    METHOD_TITLES,
     Locals,
     argument_names,
     array_params_with_shapes,
@@ -120,7 +119,7 @@ def emit_numpy_loop(program: Program) -> str:
     return render(
         "numpy_loop.py.j2",
         name=program.name, spec_hash=program.spec_hash, layers=program.layers, layer_index=printer.k, arrays=program.local("arrays"),
-        method_title=METHOD_TITLES[program.method],
+        method_title=program.method_title,
         inputs=[{"name": n, "shape": shape_literal(s)} for n, s in program.inputs.items()],
         array_params=array_params_with_shapes(program, [a for a in arrays if a in used]), scalar_params=[a for a in scalars if a in used],
         support=program.support, states=states, init_steps=init_steps, steps=steps,

@@ -6,7 +6,6 @@ import math
 import re
 
 from unfoldgen.backends.common import (
-    METHOD_TITLES,
     argument_names,
     kernel_arrays,
     prox_definition,
@@ -125,7 +124,7 @@ def emit_torch_module(program: Program) -> str:
     return render(
         "model.py.j2",
         name=program.name, spec_hash=program.spec_hash, layers=program.layers,
-        method_title=METHOD_TITLES[program.method], description=program.description or program.name,
+        method_title=program.method_title, description=program.description or program.name,
         inputs=inputs, constants=constants, seed=program.seed,
         params=[{"name": n, "value": repr(v), "attribute": module_attribute(program, n)} for n, v in program.params.items()],
         derived=[{"name": d.name, "code": printer.print(d.expr), "comment": d.description}

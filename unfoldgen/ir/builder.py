@@ -9,6 +9,7 @@ reads their tying from ``learn.hyperparameters``; keys left unread at the end ar
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 
 import sympy as sp
 
@@ -27,6 +28,7 @@ from unfoldgen.ir.program import (
     Step,
     step_expressions,
 )
+from unfoldgen.ir.update import Update
 from unfoldgen.names import around
 from unfoldgen.spec.model import Located, Spec
 from unfoldgen.symbolic.language import Namespace
@@ -50,7 +52,7 @@ class LayerBuilder:
         self.offered: list[str] = []  # hyperparameter names this network has (for hints)
         self.states: list[State] = []
         self.temporaries: list[State] = []
-        self.steps: list[Step] = []
+        self.steps: list[Step | Update] = []  # updates until the paradigm passes make them concrete
         self.init_steps: list[Step] = []
         self.parameters: list[Parameter] = []
         self.derived: list[Derived] = []
@@ -90,6 +92,25 @@ class LayerBuilder:
     # -- steps ------------------------------------------------------------------------------
     def assign(self, target: sp.MatrixSymbol, expr: sp.MatrixExpr, comment: str | None = None) -> None:
         self.steps.append(Assign(target, expr, comment or f"{target.name} = {math_text(expr)}"))
+
+    def update(self, update: Update) -> None:
+        """A step the paradigm passes may rewrite (:mod:`unfoldgen.ir.paradigms`)."""
+        self.steps.append(update)
+
+    def rewrite_updates(self, rewrite: Callable[[Update], None]) -> None:
+        """Call ``rewrite`` on each update in order; the steps it emits through the builder
+        (the update itself again, or others) take the update's place."""
+        steps, self.steps = self.steps, []
+        for step in steps:
+            if isinstance(step, Update):
+                rewrite(step)
+            else:
+                self.steps.append(step)
+
+    def per_sample_symbols(self) -> set[sp.MatrixSymbol]:
+        """The tensors that differ from sample to sample: inputs, states and temporaries."""
+        inputs = {self.ns.matrix_symbol(n) for n in self.spec.inputs if self.spec.inputs[n].shape}
+        return inputs | {s.symbol for s in (*self.states, *self.temporaries)}
 
     def apply_prox(self, target: sp.MatrixSymbol, prox: ProxOperator, argument: sp.MatrixExpr,
                    values: tuple[sp.Expr, ...], support: tuple[int, ...] | None = None) -> None:
@@ -167,20 +188,22 @@ class LayerBuilder:
         raise where.error(f"'{name}' is not a hyperparameter of this network",
                           hint="hyperparameters here: " + ", ".join(sorted(set(self.offered))))
 
-    def program(self, outputs: tuple[str, ...], derivation: dict[str, object]) -> Program:
+    def program(self, outputs: tuple[str, ...], derivation: dict[str, object], method_title: str) -> Program:
         self.reject_unknown_learn_keys()
+        steps = tuple(s for s in self.steps if not isinstance(s, Update))
+        assert len(steps) == len(self.steps), "the paradigm passes make every update concrete"
         read = self.read_names()
         _reject_unread_trainable(self.parameters, read, self.spec)
         # A fixed parameter no layer reads only shaped initial values (the step inside learned maps).
         parameters = tuple(p for p in self.parameters if p.trainable or p.name in read)
         spec = self.spec
         return Program(
-            name=spec.name, description=spec.description, method=spec.algorithm.method,
+            name=spec.name, description=spec.description, method=spec.algorithm.method, method_title=method_title,
             layers=spec.algorithm.layers, dims=dict(spec.dims),
             inputs={n: self.ns.size(d.shape) for n, d in spec.inputs.items()},
             constants={n: self.ns.size(d.shape) for n, d in spec.constants.items()},
             params=dict(spec.params), states=tuple(self.states), temporaries=tuple(self.temporaries),
-            derived=tuple(self.derived), parameters=parameters, steps=tuple(self.steps),
+            derived=tuple(self.derived), parameters=parameters, steps=steps,
             outputs=outputs, proxes=tuple(self.used_proxes), networks=tuple(self.networks),
             init_steps=tuple(self.init_steps), derivation=derivation,
             spec_hash=hashlib.sha256(spec.text.encode()).hexdigest(), seed=spec.learn.seed,
@@ -191,6 +214,8 @@ class LayerBuilder:
         """Every name the steps read, directly or through a derived tensor."""
         read: set[str] = set()
         for step in (*self.init_steps, *self.steps):
+            if isinstance(step, Update):
+                continue
             if isinstance(step, ApplyNetwork):
                 read.update(step.network.parameter_names())
             for expr in step_expressions(step):

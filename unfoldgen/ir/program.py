@@ -174,6 +174,7 @@ class Program:
     name: str
     description: str
     method: str
+    method_title: str  # e.g. 'proximal gradient (ISTA)', for the emitted docstrings
     layers: int
     dims: dict[str, int]
     inputs: dict[str, tuple[int, ...]]

@@ -26,6 +26,7 @@ from typing import Any
 
 import torch
 
+from unfoldgen.ir.methods.block_proximal_gradient import BlockProximalGradient
 from unfoldgen.reproduce.common import (
     Run,
     Variant,
@@ -93,7 +94,7 @@ def network_variants(scale: Scale, rank: int | None = None, outliers: float | No
     rank = rank or scale.rank
     outliers = outliers or scale.outliers
     convex = Variant("rpca", {"dims": {"m": scale.size, "n": scale.size},
-                              "algorithm": {"method": "block_proximal_gradient", "layers": scale.layers, "step": "1/L"},
+                              "algorithm": {"method": BlockProximalGradient.name, "layers": scale.layers, "step": "1/L"},
                               "data": data(rank, outliers, factorized=False), "learn": None, "train": None})
     factorized_doc = Variant("rpca_factorized", {}).document()
     factorized = Variant("rpca_factorized", {

@@ -23,6 +23,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from unfoldgen.ir.methods.fista import Fista
+from unfoldgen.ir.methods.proximal_gradient import ProximalGradient
 from unfoldgen.reproduce.common import (
     Run,
     Variant,
@@ -95,13 +97,13 @@ def network_variants(scale: Scale, snr_db: float | None) -> dict[str, Variant]:
     def algorithm(method: str) -> dict[str, Any]:
         return {"method": method, "layers": scale.layers, "step": "1/L"}
 
-    ista = Variant("lista", {**common, "algorithm": algorithm("proximal_gradient"), "learn": None, "train": None})
-    base = {name: Variant(name, {**common, "algorithm": algorithm("proximal_gradient")})
+    ista = Variant("lista", {**common, "algorithm": algorithm(ProximalGradient.name), "learn": None, "train": None})
+    base = {name: Variant(name, {**common, "algorithm": algorithm(ProximalGradient.name)})
             for name in ("lista", "lista_cp", "lista_cpss", "alista", "ista_correction")}
     matrix, scalar = training(scale, "matrix"), training(scale, "scalar")
     return {
         "ISTA": ista,
-        "FISTA": ista.with_sections(algorithm=algorithm("fista")),
+        "FISTA": ista.with_sections(algorithm=algorithm(Fista.name)),
         "ISTA-learned-step": ista.with_sections(
             learn={"hyperparameters": {"step": "per_layer", "threshold": "per_layer"}}, train=scalar),
         "LISTA": base["lista"].with_sections(train=matrix),

@@ -31,7 +31,7 @@ from unfoldgen.spec.model import (
 )
 
 if TYPE_CHECKING:
-    from unfoldgen.spec.load import _Reader
+    from unfoldgen.spec.reader import SpecReader
 
 TRAIN_KEYS = {
     "loss": "supervised (MSE of the last layer), deep_supervision, or unsupervised (the objective)",
@@ -67,7 +67,7 @@ DATA_KEYS = {
 }
 
 
-def read_data(reader: _Reader, value: Any, spec_names: dict[str, str], dims: dict[str, int]) -> DataSpec | None:
+def read_data(reader: SpecReader, value: Any, spec_names: dict[str, str], dims: dict[str, int]) -> DataSpec | None:
     """``spec_names`` maps every declared name to its role (dim, constant, input, variable, ...)."""
     if value is None:
         return None
@@ -104,7 +104,7 @@ def read_data(reader: _Reader, value: Any, spec_names: dict[str, str], dims: dic
     return data
 
 
-def _check_data_complete(reader: _Reader, data: DataSpec, spec_names: dict[str, str]) -> None:
+def _check_data_complete(reader: SpecReader, data: DataSpec, spec_names: dict[str, str]) -> None:
     for name, role in spec_names.items():
         if role == "constant" and name not in data.constants:
             raise reader.error(("data", "constants"), f"the constant '{name}' has no source",
@@ -118,7 +118,7 @@ def _check_data_complete(reader: _Reader, data: DataSpec, spec_names: dict[str, 
                            hint="e.g. 'x: {law: sparse, density: 0.1}'")
 
 
-def _constant_source(reader: _Reader, name: str, raw: Any, path: tuple[str | int, ...],
+def _constant_source(reader: SpecReader, name: str, raw: Any, path: tuple[str | int, ...],
                      spec_names: dict[str, str]) -> ConstantSource:
     if spec_names.get(name) != "constant":
         raise reader.error(path, f"'{name}' is not a declared constant",
@@ -156,7 +156,7 @@ TRUTH_KEYS = {
 }
 
 
-def _truth_law(reader: _Reader, name: str, raw: Any, path: tuple[str | int, ...],
+def _truth_law(reader: SpecReader, name: str, raw: Any, path: tuple[str | int, ...],
                spec_names: dict[str, str], dims: dict[str, int]) -> TruthLaw:
     section = reader.mapping(raw, path, f"data.truth.{name}")
     reader.check_keys(section, path, TRUTH_KEYS)
@@ -193,7 +193,7 @@ def _truth_law(reader: _Reader, name: str, raw: Any, path: tuple[str | int, ...]
     )
 
 
-def _input_model(reader: _Reader, name: str, raw: Any, path: tuple[str | int, ...],
+def _input_model(reader: SpecReader, name: str, raw: Any, path: tuple[str | int, ...],
                  spec_names: dict[str, str]) -> InputModel:
     if spec_names.get(name) != "input":
         raise reader.error(path, f"'{name}' is not a declared input",
@@ -209,7 +209,7 @@ def _input_model(reader: _Reader, name: str, raw: Any, path: tuple[str | int, ..
     return InputModel(name, reader.text(section["model"], path + ("model",), "model"), snr)
 
 
-def read_train(reader: _Reader, value: Any, dtype: str | None = None) -> TrainSpec:
+def read_train(reader: SpecReader, value: Any, dtype: str | None = None) -> TrainSpec:
     """The train section; ``dtype`` (the spec's top-level one) is the default of ``train.dtype``."""
     path: tuple[str | int, ...] = ("train",)
     section = reader.mapping(value, path, "train")
@@ -220,7 +220,7 @@ def read_train(reader: _Reader, value: Any, dtype: str | None = None) -> TrainSp
         raise reader.error(path + (exc.key,), exc.message, hint=exc.hint) from None
 
 
-def read_eval(reader: _Reader, value: Any) -> EvalSpec:
+def read_eval(reader: SpecReader, value: Any) -> EvalSpec:
     path: tuple[str | int, ...] = ("eval",)
     section = reader.mapping(value, path, "eval")
     reader.check_keys(section, path, EVAL_KEYS)
@@ -287,13 +287,13 @@ def _positive_float(key: str, value: Any) -> float:
     return float(value)
 
 
-def _choice(reader: _Reader, value: Any, path: tuple[str | int, ...], choices: tuple[str, ...], what: str) -> str:
+def _choice(reader: SpecReader, value: Any, path: tuple[str | int, ...], choices: tuple[str, ...], what: str) -> str:
     if value not in choices:
         raise reader.error(path, f"{value!r} is not a known {what}", hint="one of: " + ", ".join(choices))
     return str(value)
 
 
-def _number(reader: _Reader, value: Any, path: tuple[str | int, ...], what: str, low: float | None = None,
+def _number(reader: SpecReader, value: Any, path: tuple[str | int, ...], what: str, low: float | None = None,
             high: float | None = None, strict: bool = False) -> float:
     ok = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
     if ok and low is not None:
@@ -306,13 +306,13 @@ def _number(reader: _Reader, value: Any, path: tuple[str | int, ...], what: str,
     return float(value)
 
 
-def _integer(reader: _Reader, value: Any, path: tuple[str | int, ...], what: str, low: int) -> int:
+def _integer(reader: SpecReader, value: Any, path: tuple[str | int, ...], what: str, low: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < low:
         raise reader.error(path, f"{what} must be an integer of at least {low}, got {value!r}")
     return value
 
 
-def read_seed(reader: _Reader, value: Any, path: tuple[str | int, ...]) -> int:
+def read_seed(reader: SpecReader, value: Any, path: tuple[str | int, ...]) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**31:
         raise reader.error(path, f"seed must be an integer in 0..2**31-1, got {value!r}")
     return value

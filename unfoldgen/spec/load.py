@@ -13,18 +13,14 @@ from pathlib import Path
 from typing import Any
 
 from unfoldgen.errors import SpecError
-from unfoldgen.operators.prox import FUNCTIONS, HELPERS
 from unfoldgen.spec.experiment import read_data, read_eval, read_seed, read_train
 from unfoldgen.spec.model import (
     ACTIVATIONS,
     DTYPES,
-    METHODS,
     NETWORK_KINDS,
     OBJECTIVE_POLICIES,
     TYING_CHOICES,
     AlgorithmSpec,
-    CustomAlgorithm,
-    CustomStep,
     LearnSpec,
     Located,
     NetworkSpec,
@@ -33,7 +29,10 @@ from unfoldgen.spec.model import (
     TensorDecl,
     VariableDecl,
 )
-from unfoldgen.spec.yaml_source import MAX_SPEC_BYTES, TOO_LARGE_HINT, SourceMap, format_path, parse_yaml
+from unfoldgen.spec.reader import RESERVED, RESERVED_NAMES, SpecReader
+
+__all__ = ["RESERVED", "RESERVED_NAMES", "SpecReader", "load_spec", "load_spec_text", "read_shape"]
+from unfoldgen.spec.yaml_source import MAX_SPEC_BYTES, TOO_LARGE_HINT, format_path, parse_yaml
 
 TOP_KEYS = {
     "name": "a short identifier, used as the output folder name",
@@ -51,86 +50,10 @@ TOP_KEYS = {
     "eval": "how unfoldgen eval compares the network with the classical algorithm",
     "dtype": "the floating dtype of the generated module, float32 or float64 (default: the constants')",
 }
-REQUIRED_TOP = ("name", "dims", "variables", "objective", "algorithm")
+REQUIRED_TOP = ("name", "dims", "variables", "algorithm")  # objective: the methods that derive from it say so
 MAX_DIM = 10_000_000
 MAX_ELEMENTS = 100_000_000
 MAX_LAYERS = 100_000
-# The few names a spec cannot use, each with the reason the message gives. Everything else the
-# generated code names is spelled around the spec's names (docs/spec.md, "Names").
-RESERVED: dict[str, str] = {
-    **dict.fromkeys(("torch", "np", "numba", "nn", "math"), "the generated code imports a module under it"),
-    **dict.fromkeys(("self",), "the generated module's methods take it, and torch.nn.Module.__call__ too"),
-    **dict.fromkeys(("params", "layers", "all_layers", "on_layer", "dtype", "device"),
-                    "it is a keyword of the generated API: Unfolded(...), forward(...), solve(params, ...)"),
-    **dict.fromkeys(("sum", "abs", "sqrt", "exp", "log", "max", "min", "sign", "zeros", "sum_squares", "quad_form",
-                     "dot", "trace", "inv", "svd_left", "svd_right"), "it is a function of the spec language"),
-    **dict.fromkeys(FUNCTIONS, "it is a prox function of the spec language"),
-    **dict.fromkeys(HELPERS, "it is a prox helper that custom iterations call"),
-    **dict.fromkeys(("reference", "generator", "hidden"), "the generated module's constructor or networks use it"),
-    # module-level names of the emitted files (tests/test_names.py keeps this list complete)
-    **dict.fromkeys(("ARRAY_PARAMS", "BLAS_MIN_BATCH", "INPUT_SHAPES", "LAYERS", "OUTPUT_SHAPES",
-                     "PER_LAYER_PARAMETERS", "SCALAR_PARAMS", "SEED", "SPEC_DTYPE", "SUPPORT", "Unfolded",
-                     "analytic_weight", "invert", "jacobi_svd", "matmat", "matmat_nt", "matvec", "matvec_t", "njit",
-                     "prange", "soft_threshold_support", "solve", "solve_one", "svd_factor", "unrolled"),
-                    "the generated files define it"),
-    **dict.fromkeys(("FloatingPointError", "TypeError", "ValueError", "bool", "int", "isinstance", "iter", "len",
-                     "list", "next", "range", "sorted", "str", "super", "tuple"),
-                    "it is a Python builtin the generated code calls"),
-}
-RESERVED_NAMES = frozenset(RESERVED)
-_IDENTIFIER = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,30}$")
-
-
-class _Reader:
-    """Reads one spec's raw data, remembering where each value came from."""
-
-    def __init__(self, data: Any, source: SourceMap, file: str) -> None:
-        self.data = data
-        self.source = source
-        self.file = file
-
-    def error(self, path: tuple[str | int, ...], message: str, hint: str | None = None) -> SpecError:
-        return SpecError(
-            message, key_path=format_path(path) or None, line=self.source.line_of(path),
-            hint=hint, file=self.file,
-        )
-
-    def located(self, path: tuple[str | int, ...], text: str) -> Located:
-        return Located(text, format_path(path), self.source.line_of(path))
-
-    def mapping(self, value: Any, path: tuple[str | int, ...], what: str) -> dict[str, Any]:
-        if value is None:
-            return {}
-        if not isinstance(value, dict):
-            raise self.error(path, f"{what} must be a mapping", hint=f"write it as 'key: value' lines under {format_path(path)}")
-        return value
-
-    def check_keys(self, value: dict[str, Any], path: tuple[str | int, ...], allowed: dict[str, str]) -> None:
-        for key in value:
-            if key not in allowed:
-                known = ", ".join(sorted(allowed))
-                raise self.error(path + (key,), f"unknown key '{key}'", hint=f"known keys here: {known}")
-
-    def name(self, name: str, path: tuple[str | int, ...], taken: set[str]) -> str:
-        if not isinstance(name, str) or not _IDENTIFIER.match(name):
-            raise self.error(path, f"'{name}' is not a valid name",
-                             hint="use a letter followed by letters, digits or '_' (at most 31 characters)")
-        if keyword.iskeyword(name) or name in RESERVED_NAMES:
-            reason = "it is a Python keyword" if keyword.iskeyword(name) else RESERVED[name]
-            raise self.error(path, f"'{name}' is a reserved name: {reason}",
-                             hint="pick another name; docs/spec.md says which names are reserved and why")
-        if name in taken:
-            raise self.error(path, f"the name '{name}' is declared twice",
-                             hint="dims, inputs, constants, params and variables share one namespace")
-        taken.add(name)
-        return name
-
-    def text(self, value: Any, path: tuple[str | int, ...], what: str) -> Located:
-        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-            raise self.error(path, f"{what} must be an expression written as text")
-        return self.located(path, str(value))
-
-
 def load_spec(path: str | Path) -> Spec:
     """Read and validate a spec file; every problem is a :class:`SpecError`."""
     file = str(path)
@@ -155,14 +78,13 @@ def load_spec_text(text: str, file: str = "<spec>") -> Spec:
         data, source = parse_yaml(text)
     except SpecError as exc:
         raise exc.located(file) from None
-    reader = _Reader(data, source, file)
+    reader = SpecReader(data, source, file)
     if not isinstance(data, dict):
         raise reader.error((), "the spec must be a mapping of keys such as name, dims, objective",
                            hint="start from one of the specs in specs/")
     reader.check_keys(data, (), TOP_KEYS)
-    custom = isinstance(data.get("algorithm"), dict) and data["algorithm"].get("method") == "custom"
     for key in REQUIRED_TOP:
-        if key not in data and not (custom and key == "objective"):
+        if key not in data:
             raise reader.error((), f"missing key '{key}'", hint=f"'{key}' is {TOP_KEYS[key]}")
     taken: set[str] = set()
     name = _read_spec_name(reader, data["name"])
@@ -171,8 +93,8 @@ def load_spec_text(text: str, file: str = "<spec>") -> Spec:
     constants = _read_tensors(reader, data.get("constants"), ("constants",), dims, taken)
     params = _read_params(reader, data.get("params"), taken)
     variables = _read_variables(reader, data["variables"], dims, taken)
-    smooth, nonsmooth = _read_objective(reader, data.get("objective"), custom)
-    algorithm = _read_algorithm(reader, data["algorithm"], variables, taken)
+    smooth, nonsmooth = _read_objective(reader, data.get("objective"))
+    algorithm = _read_algorithm(reader, data["algorithm"])
     learn = _read_learn(reader, data.get("learn"))
     roles = {n: "dim" for n in dims} | {n: "input" for n in inputs} | {n: "constant" for n in constants}
     roles |= {n: "param" for n in params} | {n: "variable" for n in variables}
@@ -191,14 +113,14 @@ def load_spec_text(text: str, file: str = "<spec>") -> Spec:
     )
 
 
-def _read_dtype(reader: _Reader, value: Any) -> str | None:
+def _read_dtype(reader: SpecReader, value: Any) -> str | None:
     if value is None or value in DTYPES:
         return value
     raise reader.error(("dtype",), f"dtype '{value}' is not one of {', '.join(DTYPES)}",
                        hint="float64 for accuracy near the solution, float32 for speed (the default of torch)")
 
 
-def _reject_split_terms(reader: _Reader, terms: list[Any]) -> None:
+def _reject_split_terms(reader: SpecReader, terms: list[Any]) -> None:
     """YAML splits a flow list at every comma, parentheses or not: ``[box(u, -lam, lam)]`` is
     three items. Where an item leaves a '(' open and the items after it close it, say so."""
     texts = [term if isinstance(term, str) else "" for term in terms]
@@ -214,7 +136,7 @@ def _reject_split_terms(reader: _Reader, terms: list[Any]) -> None:
                                         f"(nonsmooth: [\"{joined}\"])")
 
 
-def _read_spec_name(reader: _Reader, value: Any) -> str:
+def _read_spec_name(reader: SpecReader, value: Any) -> str:
     if not isinstance(value, str) or not re.match(r"^[A-Za-z][A-Za-z0-9_]{0,63}$", value):
         raise reader.error(("name",), f"name '{value}' is not a valid identifier",
                            hint="use letters, digits and '_', starting with a letter (it becomes a folder and a Python package)")
@@ -223,7 +145,7 @@ def _read_spec_name(reader: _Reader, value: Any) -> str:
     return value
 
 
-def _read_dims(reader: _Reader, value: Any, taken: set[str]) -> dict[str, int]:
+def _read_dims(reader: SpecReader, value: Any, taken: set[str]) -> dict[str, int]:
     dims: dict[str, int] = {}
     for key, size in reader.mapping(value, ("dims",), "dims").items():
         path = ("dims", key)
@@ -242,7 +164,7 @@ def _read_dims(reader: _Reader, value: Any, taken: set[str]) -> dict[str, int]:
     return dims
 
 
-def read_shape(reader: _Reader, value: Any, path: tuple[str | int, ...], dims: dict[str, int]) -> tuple[str | int, ...]:
+def read_shape(reader: SpecReader, value: Any, path: tuple[str | int, ...], dims: dict[str, int]) -> tuple[str | int, ...]:
     if not isinstance(value, list):
         raise reader.error(path, f"a shape must be a list of dims, got {value!r}", hint="e.g. [m, n] or [n]")
     if len(value) > 2:
@@ -263,7 +185,7 @@ def read_shape(reader: _Reader, value: Any, path: tuple[str | int, ...], dims: d
     return tuple(shape)
 
 
-def _read_tensors(reader: _Reader, value: Any, path: tuple[str, ...], dims: dict[str, int], taken: set[str]) -> dict[str, TensorDecl]:
+def _read_tensors(reader: SpecReader, value: Any, path: tuple[str, ...], dims: dict[str, int], taken: set[str]) -> dict[str, TensorDecl]:
     tensors: dict[str, TensorDecl] = {}
     for key, shape in reader.mapping(value, path, path[0]).items():
         here = path + (key,)
@@ -272,7 +194,7 @@ def _read_tensors(reader: _Reader, value: Any, path: tuple[str, ...], dims: dict
     return tensors
 
 
-def _read_params(reader: _Reader, value: Any, taken: set[str]) -> dict[str, float]:
+def _read_params(reader: SpecReader, value: Any, taken: set[str]) -> dict[str, float]:
     params: dict[str, float] = {}
     for key, number in reader.mapping(value, ("params",), "params").items():
         path = ("params", key)
@@ -287,7 +209,7 @@ def _read_params(reader: _Reader, value: Any, taken: set[str]) -> dict[str, floa
     return params
 
 
-def _read_variables(reader: _Reader, value: Any, dims: dict[str, int], taken: set[str]) -> dict[str, VariableDecl]:
+def _read_variables(reader: SpecReader, value: Any, dims: dict[str, int], taken: set[str]) -> dict[str, VariableDecl]:
     variables: dict[str, VariableDecl] = {}
     for key, decl in reader.mapping(value, ("variables",), "variables").items():
         path = ("variables", key)
@@ -308,9 +230,10 @@ def _read_variables(reader: _Reader, value: Any, dims: dict[str, int], taken: se
     return variables
 
 
-def _read_objective(reader: _Reader, value: Any, custom: bool) -> tuple[Located | None, tuple[Located, ...]]:
-    """A custom iteration may omit the objective (it is then only needed for unsupervised training)."""
-    if value is None and custom:
+def _read_objective(reader: SpecReader, value: Any) -> tuple[Located | None, tuple[Located, ...]]:
+    """The objective, when given: a method that derives its steps from it asks for it when the
+    spec is lowered; a written-out iteration needs it only for unsupervised training."""
+    if value is None:
         return None, ()
     objective = reader.mapping(value, ("objective",), "objective")
     reader.check_keys(objective, ("objective",), {"smooth": "", "nonsmooth": ""})
@@ -331,112 +254,24 @@ def _read_objective(reader: _Reader, value: Any, custom: bool) -> tuple[Located 
     return smooth, nonsmooth
 
 
-ALGORITHM_KEYS = {
-    "method": "the iteration to unroll",
-    "layers": "how many iterations become layers",
-    "step": "the step size, e.g. 1/L (L: Lipschitz constant of the smooth gradient)",
-    "penalty": "admm/hqs: the penalty rho of the splitting",
-    "dual_step": "admm: the step of the dual update (1 is classical ADMM)",
-    "hyperparameters": "custom: the iteration's scalars with their classical values",
-    "initialize": "custom: steps run once before the first layer",
-    "update": "custom: the steps of one layer",
-    "outputs": "custom: the variables the network returns",
-}
-CUSTOM_ONLY = ("hyperparameters", "initialize", "update", "outputs")
-
-
-def _read_algorithm(reader: _Reader, value: Any, variables: dict[str, VariableDecl], taken: set[str]) -> AlgorithmSpec:
+def _read_algorithm(reader: SpecReader, value: Any) -> AlgorithmSpec:
+    """``method`` and ``layers``; the method's own keys stay raw, for the method to read."""
     path: tuple[str | int, ...] = ("algorithm",)
     algorithm = reader.mapping(value, path, "algorithm")
-    reader.check_keys(algorithm, path, ALGORITHM_KEYS)
     method = algorithm.get("method")
-    if method not in METHODS:
-        raise reader.error(path + ("method",), f"unknown method {method!r}", hint="one of: " + ", ".join(METHODS))
+    if not isinstance(method, str):
+        raise reader.error(path + ("method",), f"unknown method {method!r}",
+                           hint="name the iteration to unroll, e.g. method: proximal_gradient (docs/spec.md lists them)")
     layers = algorithm.get("layers")
     if isinstance(layers, bool) or not isinstance(layers, int) or not 1 <= layers <= MAX_LAYERS:
         raise reader.error(path + ("layers",), f"layers must be an integer in 1..{MAX_LAYERS}, got {layers!r}",
                            hint="unrolled networks have tens of layers; the classical run for comparison is "
                                 "eval.classical_iterations")
-    step = reader.text(algorithm.get("step", "1/L"), path + ("step",), "step")
-    splitting = method in ("admm", "hqs")
-    for key, allowed in (("penalty", splitting), ("dual_step", method == "admm")):
-        if key in algorithm and not allowed:
-            raise reader.error(path + (key,), f"'{key}' does not apply to {method}",
-                               hint="penalty applies to admm and hqs, dual_step to admm")
-    penalty = reader.text(algorithm.get("penalty", 1.0), path + ("penalty",), "penalty") if splitting else None
-    dual_step = reader.text(algorithm.get("dual_step", 1.0), path + ("dual_step",), "dual_step") if method == "admm" else None
-    custom = None
-    if method == "custom":
-        custom = _read_custom(reader, algorithm, variables, taken)
-    else:
-        for key in CUSTOM_ONLY:
-            if key in algorithm:
-                raise reader.error(path + (key,), f"'{key}' is only for method: custom",
-                                   hint=f"{method} derives its steps from the objective")
-    return AlgorithmSpec(method, layers, step, reader.located(path, "algorithm"), penalty, dual_step, custom)
+    options = {key: raw for key, raw in algorithm.items() if key not in ("method", "layers")}
+    return AlgorithmSpec(method, layers, reader.located(path, "algorithm"), options, reader)
 
 
-def _read_custom(reader: _Reader, algorithm: dict[str, Any], variables: dict[str, VariableDecl],
-                 taken: set[str]) -> CustomAlgorithm:
-    path: tuple[str | int, ...] = ("algorithm",)
-    hyper: dict[str, Located] = {}
-    positive: set[str] = set()
-    hyper_path = path + ("hyperparameters",)
-    for key, decl in reader.mapping(algorithm.get("hyperparameters"), hyper_path, "hyperparameters").items():
-        here = hyper_path + (key,)
-        reader.name(key, here, taken)
-        if isinstance(decl, dict):
-            reader.check_keys(decl, here, {"value": "the classical value", "positive": "keep it > 0 when learned"})
-            if "value" not in decl:
-                raise reader.error(here, f"hyperparameter '{key}' has no value", hint="e.g. eta: {value: 0.5, positive: true}")
-            if decl.get("positive", True) is True:
-                positive.add(key)
-            decl = decl["value"]
-        else:
-            positive.add(key)
-        hyper[key] = reader.text(decl, here, "a hyperparameter value")
-    initialize = _read_custom_steps(reader, algorithm.get("initialize"), path + ("initialize",), variables, taken, False)
-    update = _read_custom_steps(reader, algorithm.get("update"), path + ("update",), variables, taken, True)
-    if not update:
-        raise reader.error(path, "a custom algorithm needs 'update' steps",
-                           hint="e.g. update: [{x: x - eta * A.T @ (A @ x - y)}]")
-    outputs_value = algorithm.get("outputs", list(variables))
-    if not isinstance(outputs_value, list) or not outputs_value:
-        raise reader.error(path + ("outputs",), "outputs must be a list of variables")
-    for i, name in enumerate(outputs_value):
-        if name not in variables:
-            raise reader.error(path + ("outputs", i), f"'{name}' is not a variable",
-                               hint="declared variables: " + ", ".join(variables))
-    return CustomAlgorithm(hyper, frozenset(positive), initialize, update, tuple(outputs_value))
-
-
-def _read_custom_steps(reader: _Reader, value: Any, path: tuple[str | int, ...],
-                       variables: dict[str, VariableDecl], taken: set[str],
-                       temporaries_allowed: bool) -> tuple[CustomStep, ...]:
-    if value is None:
-        return ()
-    if isinstance(value, dict):
-        value = [{k: v} for k, v in value.items()]
-    if not isinstance(value, list):
-        raise reader.error(path, "steps must be a list of 'name: expression' entries", hint="e.g. - x: x - eta * g")
-    steps = []
-    for i, entry in enumerate(value):
-        if not isinstance(entry, dict) or len(entry) != 1:
-            raise reader.error(path + (i,), "each step is one 'name: expression' entry", hint="e.g. - x: x - eta * g")
-        ((target, expr),) = entry.items()
-        here = path + (i, target)
-        if target not in variables:
-            if not temporaries_allowed:
-                raise reader.error(here, f"'{target}' is not a variable", hint="initialize sets variables only")
-            if not isinstance(target, str) or not _IDENTIFIER.match(target) or keyword.iskeyword(target) \
-                    or target in RESERVED_NAMES or target in taken:
-                raise reader.error(here, f"'{target}' cannot name a temporary",
-                                   hint="use a new name that is not a declared dim, input, constant or param")
-        steps.append(CustomStep(str(target), reader.text(expr, here, "a step")))
-    return tuple(steps)
-
-
-def _read_learn(reader: _Reader, value: Any) -> LearnSpec:
+def _read_learn(reader: SpecReader, value: Any) -> LearnSpec:
     path: tuple[str | int, ...] = ("learn",)
     learn = reader.mapping(value, path, "learn")
     reader.check_keys(learn, path, LEARN_KEYS)
@@ -479,7 +314,7 @@ NETWORK_KEYS = {
 }
 
 
-def _read_support(reader: _Reader, value: Any, path: tuple[str | int, ...]) -> SupportSelection | None:
+def _read_support(reader: SpecReader, value: Any, path: tuple[str | int, ...]) -> SupportSelection | None:
     if value is None:
         return None
     section = reader.mapping(value, path, "support_selection")
@@ -494,7 +329,7 @@ def _read_support(reader: _Reader, value: Any, path: tuple[str | int, ...]) -> S
     return SupportSelection(numbers[0], numbers[1], reader.located(path, "support_selection"))
 
 
-def _read_network(reader: _Reader, value: Any, path: tuple[str | int, ...], default_kind: str | None) -> NetworkSpec | None:
+def _read_network(reader: SpecReader, value: Any, path: tuple[str | int, ...], default_kind: str | None) -> NetworkSpec | None:
     if value is None:
         return None
     section = reader.mapping(value, path, format_path(path))

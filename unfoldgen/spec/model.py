@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from unfoldgen.errors import SpecError
 
+if TYPE_CHECKING:
+    from unfoldgen.spec.reader import SpecReader
+
 TYING_CHOICES = ("per_layer", "shared", "fixed")
-METHODS = ("gradient_descent", "proximal_gradient", "fista", "projected_gradient",
-           "block_proximal_gradient", "admm", "hqs", "custom")
 OBJECTIVE_POLICIES = ("untied", "tied", "coupled", "analytic", "weights")
 ACTIVATIONS = ("relu", "tanh", "softplus")
 NETWORK_KINDS = ("mlp", "cnn")
@@ -45,38 +47,19 @@ class VariableDecl:
 
 
 @dataclass(frozen=True)
-class CustomStep:
-    """``target = expression`` in a custom algorithm (``initialize`` or ``update``)."""
+class AlgorithmSpec:
+    """The ``algorithm`` section: the method, the number of layers, and the method's own keys.
 
-    target: str
-    expr: Located
-
-
-@dataclass(frozen=True)
-class CustomAlgorithm:
-    """An iteration written out by the user, for algorithms the objective does not determine.
-
-    ``hyperparameters`` are the iteration's scalars with their classical values (learnable
-    like any other); ``initialize`` runs once, ``update`` is one layer; a target that is not a
-    variable is a temporary of the layer.
+    The spec stage does not know the methods: ``options`` keeps the other keys as raw YAML
+    values, and the method (a class in ``unfoldgen.ir.methods``) checks and reads them with
+    ``reader`` when the spec is lowered, so adding a method never touches the spec stage.
     """
 
-    hyperparameters: dict[str, Located]
-    positive: frozenset[str]
-    initialize: tuple[CustomStep, ...]
-    update: tuple[CustomStep, ...]
-    outputs: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class AlgorithmSpec:
     method: str
     layers: int
-    step: Located
     where: Located
-    penalty: Located | None = None  # ADMM / HQS penalty (rho)
-    dual_step: Located | None = None  # ADMM dual step
-    custom: CustomAlgorithm | None = None
+    options: dict[str, Any]
+    reader: SpecReader = field(compare=False, repr=False)
 
 
 @dataclass(frozen=True)

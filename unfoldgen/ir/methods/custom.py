@@ -16,13 +16,19 @@ them trainable per layer or shared, so the untrained network is the written algo
 from __future__ import annotations
 
 import ast
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import sympy as sp
 
 from unfoldgen.ir.builder import LayerBuilder
-from unfoldgen.ir.gradient_methods import initial_value
+from unfoldgen.ir.methods.base import Method
+from unfoldgen.ir.methods.gradient import initial_value
+from unfoldgen.ir.paradigms import Paradigm
+from unfoldgen.ir.update import Update
 from unfoldgen.operators.prox import HELPERS
-from unfoldgen.spec.model import CustomStep, Located
+from unfoldgen.spec.model import Located, Spec, VariableDecl
+from unfoldgen.spec.reader import SpecReader
 from unfoldgen.symbolic.language import Parser, Value, parse_scalar, parse_tree, shape_text
 from unfoldgen.symbolic.nodes import LowRankFactor
 from unfoldgen.symbolic.prox import ProxOperator
@@ -30,6 +36,118 @@ from unfoldgen.symbolic.prox.compose import Hyper, ProxStage
 
 INIT_FUNCTIONS = ("svd_left", "svd_right")
 
+
+@dataclass(frozen=True)
+class CustomStep:
+    """``target = expression`` in ``initialize`` or ``update``."""
+
+    target: str
+    expr: Located
+
+
+@dataclass(frozen=True)
+class CustomAlgorithm:
+    """The iteration as written: ``hyperparameters`` are its scalars with their classical values
+    (learnable like any other); ``initialize`` runs once, ``update`` is one layer; a target
+    that is not a variable is a temporary of the layer."""
+
+    hyperparameters: dict[str, Located]
+    positive: frozenset[str]
+    initialize: tuple[CustomStep, ...]
+    update: tuple[CustomStep, ...]
+    outputs: tuple[str, ...]
+
+
+class Custom(Method):
+    name = "custom"
+    title = "a custom iteration"
+    summary = "the steps written in algorithm.initialize and algorithm.update"
+    keys: ClassVar[dict[str, str]] = {
+        "hyperparameters": "the iteration's scalars with their classical values",
+        "initialize": "steps run once before the first layer",
+        "update": "the steps of one layer",
+        "outputs": "the variables the network returns",
+    }
+    paradigms = frozenset({Paradigm.HYPERPARAMETERS})  # networks and maps are written into the steps
+    uses_objective = False
+
+    def lower(self, b: LayerBuilder) -> tuple[str, ...]:
+        custom = read_custom(b.spec)
+        scalars: dict[str, sp.Expr] = {}
+        for name, where in custom.hyperparameters.items():
+            value = parse_scalar(b.ns, where, {})
+            parameter = b.hyperparameter(name, value, f"hyperparameter {name} of the custom iteration",
+                                         positive=name in custom.positive)
+            scalars[name] = parameter.symbol
+        for var in b.spec.variables:
+            b.state(b.variable(var), initial_value(b, var), f"the variable {var}")
+        for step in custom.initialize:
+            _check_no_per_layer(b, step)
+            _lower_step(b, step, scalars, initialize=True)
+        b.init_steps, b.steps = [s for s in b.steps if not isinstance(s, Update)], []
+        for step in custom.update:
+            _lower_step(b, step, scalars, initialize=False)
+        return custom.outputs
+
+
+def read_custom(spec: Spec) -> CustomAlgorithm:
+    """The ``algorithm`` keys of a custom iteration, checked against the spec's names."""
+    reader, algorithm, variables = spec.algorithm.reader, spec.algorithm.options, spec.variables
+    taken = {*spec.dims, *spec.inputs, *spec.constants, *spec.params, *spec.variables}
+    path: tuple[str | int, ...] = ("algorithm",)
+    hyper: dict[str, Located] = {}
+    positive: set[str] = set()
+    hyper_path = path + ("hyperparameters",)
+    for key, decl in reader.mapping(algorithm.get("hyperparameters"), hyper_path, "hyperparameters").items():
+        here = hyper_path + (key,)
+        reader.name(key, here, taken)
+        if isinstance(decl, dict):
+            reader.check_keys(decl, here, {"value": "the classical value", "positive": "keep it > 0 when learned"})
+            if "value" not in decl:
+                raise reader.error(here, f"hyperparameter '{key}' has no value", hint="e.g. eta: {value: 0.5, positive: true}")
+            if decl.get("positive", True) is True:
+                positive.add(key)
+            decl = decl["value"]
+        else:
+            positive.add(key)
+        hyper[key] = reader.text(decl, here, "a hyperparameter value")
+    initialize = _read_steps(reader, algorithm.get("initialize"), path + ("initialize",), variables, taken, False)
+    update = _read_steps(reader, algorithm.get("update"), path + ("update",), variables, taken, True)
+    if not update:
+        raise reader.error(path, "a custom algorithm needs 'update' steps",
+                           hint="e.g. update: [{x: x - eta * A.T @ (A @ x - y)}]")
+    outputs_value = algorithm.get("outputs", list(variables))
+    if not isinstance(outputs_value, list) or not outputs_value:
+        raise reader.error(path + ("outputs",), "outputs must be a list of variables")
+    for i, name in enumerate(outputs_value):
+        if name not in variables:
+            raise reader.error(path + ("outputs", i), f"'{name}' is not a variable",
+                               hint="declared variables: " + ", ".join(variables))
+    return CustomAlgorithm(hyper, frozenset(positive), initialize, update, tuple(outputs_value))
+
+
+def _read_steps(reader: SpecReader, value: Any, path: tuple[str | int, ...], variables: dict[str, VariableDecl],
+                taken: set[str], temporaries_allowed: bool) -> tuple[CustomStep, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, dict):
+        value = [{k: v} for k, v in value.items()]
+    if not isinstance(value, list):
+        raise reader.error(path, "steps must be a list of 'name: expression' entries", hint="e.g. - x: x - eta * g")
+    steps = []
+    for i, entry in enumerate(value):
+        if not isinstance(entry, dict) or len(entry) != 1:
+            raise reader.error(path + (i,), "each step is one 'name: expression' entry", hint="e.g. - x: x - eta * g")
+        ((target, expr),) = entry.items()
+        here = path + (i, target)
+        if target not in variables:
+            if not temporaries_allowed:
+                raise reader.error(here, f"'{target}' is not a variable", hint="initialize sets variables only")
+            if not reader.is_new_name(target, taken):
+                raise reader.error(here, f"'{target}' cannot name a temporary",
+                                   hint="use a new name that is not a declared dim, input, constant or param")
+        steps.append(CustomStep(str(target), reader.text(expr, here, "a step")))
+    return tuple(steps)
 
 class CustomParser(Parser):
     """The spec language plus ``inv`` and, in ``initialize``, the truncated-SVD factors."""
@@ -65,32 +183,6 @@ class CustomParser(Parser):
         if isinstance(node.func, ast.Name) and node.func.id in INIT_FUNCTIONS and "svd" in self.functions:
             return self.lowrank(node, 0 if node.func.id == "svd_left" else 1)
         return super().visit_Call(node)
-
-
-def lower_custom(b: LayerBuilder) -> tuple[str, ...]:
-    custom = b.spec.algorithm.custom
-    assert custom is not None
-    learn = b.spec.learn
-    for section in (learn.objective, learn.support_selection, learn.correction, learn.prox):
-        if section is not None:
-            where = section if isinstance(section, Located) else section.where
-            raise where.error("a custom iteration learns its declared hyperparameters only",
-                              hint="write the learned map or network into the steps, or use a derived method")
-    scalars: dict[str, sp.Expr] = {}
-    for name, where in custom.hyperparameters.items():
-        value = parse_scalar(b.ns, where, {})
-        parameter = b.hyperparameter(name, value, f"hyperparameter {name} of the custom iteration",
-                                     positive=name in custom.positive)
-        scalars[name] = parameter.symbol
-    for var in b.spec.variables:
-        b.state(b.variable(var), initial_value(b, var), f"the variable {var}")
-    for step in custom.initialize:
-        _check_no_per_layer(b, step)
-        _lower_step(b, step, scalars, initialize=True)
-    b.init_steps, b.steps = b.steps, []
-    for step in custom.update:
-        _lower_step(b, step, scalars, initialize=False)
-    return custom.outputs
 
 
 def _check_no_per_layer(b: LayerBuilder, step: CustomStep) -> None:

@@ -1,0 +1,97 @@
+"""Reading raw spec data with located errors, and the few names a spec cannot declare.
+
+:class:`SpecReader` is shared by every stage that reads a part of the spec: the spec loader,
+the experiment sections, and the methods (``unfoldgen.ir.methods``), which read their own keys
+of the ``algorithm`` section when the spec is lowered.
+"""
+
+from __future__ import annotations
+
+import keyword
+import re
+from typing import Any
+
+from unfoldgen.errors import SpecError
+from unfoldgen.operators.prox import FUNCTIONS, HELPERS
+from unfoldgen.spec.model import Located
+from unfoldgen.spec.yaml_source import SourceMap, format_path
+
+# The few names a spec cannot use, each with the reason the message gives. Everything else the
+# generated code names is spelled around the spec's names (docs/spec.md, "Names").
+RESERVED: dict[str, str] = {
+    **dict.fromkeys(("torch", "np", "numba", "nn", "math"), "the generated code imports a module under it"),
+    **dict.fromkeys(("self",), "the generated module's methods take it, and torch.nn.Module.__call__ too"),
+    **dict.fromkeys(("params", "layers", "all_layers", "on_layer", "dtype", "device"),
+                    "it is a keyword of the generated API: Unfolded(...), forward(...), solve(params, ...)"),
+    **dict.fromkeys(("sum", "abs", "sqrt", "exp", "log", "max", "min", "sign", "zeros", "quad_form",
+                     "dot", "trace", "inv", "svd_left", "svd_right"), "it is a function of the spec language"),
+    **dict.fromkeys(FUNCTIONS, "it is a prox function of the spec language"),
+    **dict.fromkeys(HELPERS, "it is a prox helper that custom iterations call"),
+    **dict.fromkeys(("reference", "generator", "hidden"), "the generated module's constructor or networks use it"),
+    # module-level names of the emitted files (tests/test_names.py keeps this list complete)
+    **dict.fromkeys(("ARRAY_PARAMS", "BLAS_MIN_BATCH", "INPUT_SHAPES", "LAYERS", "OUTPUT_SHAPES",
+                     "PER_LAYER_PARAMETERS", "SCALAR_PARAMS", "SEED", "SPEC_DTYPE", "SUPPORT", "Unfolded",
+                     "analytic_weight", "invert", "jacobi_svd", "matmat", "matmat_nt", "matvec", "matvec_t", "njit",
+                     "prange", "soft_threshold_support", "solve", "solve_one", "svd_factor", "unrolled"),
+                    "the generated files define it"),
+    **dict.fromkeys(("FloatingPointError", "TypeError", "ValueError", "bool", "int", "isinstance", "iter", "len",
+                     "list", "next", "range", "sorted", "str", "super", "tuple"),
+                    "it is a Python builtin the generated code calls"),
+}
+RESERVED_NAMES = frozenset(RESERVED)
+IDENTIFIER = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,30}$")
+
+
+class SpecReader:
+    """Reads one spec's raw data, remembering where each value came from."""
+
+    def __init__(self, data: Any, source: SourceMap, file: str) -> None:
+        self.data = data
+        self.source = source
+        self.file = file
+
+    def error(self, path: tuple[str | int, ...], message: str, hint: str | None = None) -> SpecError:
+        return SpecError(
+            message, key_path=format_path(path) or None, line=self.source.line_of(path),
+            hint=hint, file=self.file,
+        )
+
+    def located(self, path: tuple[str | int, ...], text: str) -> Located:
+        return Located(text, format_path(path), self.source.line_of(path))
+
+    def mapping(self, value: Any, path: tuple[str | int, ...], what: str) -> dict[str, Any]:
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise self.error(path, f"{what} must be a mapping", hint=f"write it as 'key: value' lines under {format_path(path)}")
+        return value
+
+    def check_keys(self, value: dict[str, Any], path: tuple[str | int, ...], allowed: dict[str, str]) -> None:
+        for key in value:
+            if key not in allowed:
+                known = ", ".join(sorted(allowed))
+                raise self.error(path + (key,), f"unknown key '{key}'", hint=f"known keys here: {known}")
+
+    def name(self, name: str, path: tuple[str | int, ...], taken: set[str]) -> str:
+        if not isinstance(name, str) or not IDENTIFIER.match(name):
+            raise self.error(path, f"'{name}' is not a valid name",
+                             hint="use a letter followed by letters, digits or '_' (at most 31 characters)")
+        if keyword.iskeyword(name) or name in RESERVED_NAMES:
+            reason = "it is a Python keyword" if keyword.iskeyword(name) else RESERVED[name]
+            raise self.error(path, f"'{name}' is a reserved name: {reason}",
+                             hint="pick another name; docs/spec.md says which names are reserved and why")
+        if name in taken:
+            raise self.error(path, f"the name '{name}' is declared twice",
+                             hint="dims, inputs, constants, params and variables share one namespace")
+        taken.add(name)
+        return name
+
+    def is_new_name(self, name: Any, taken: set[str]) -> bool:
+        """Whether ``name`` could be declared now (an identifier, not reserved, not taken)."""
+        return (isinstance(name, str) and bool(IDENTIFIER.match(name)) and not keyword.iskeyword(name)
+                and name not in RESERVED_NAMES and name not in taken)
+
+    def text(self, value: Any, path: tuple[str | int, ...], what: str) -> Located:
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            raise self.error(path, f"{what} must be an expression written as text")
+        return self.located(path, str(value))
