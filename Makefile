@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo train-demo test generated lint typecheck bench reproduce clean
+.PHONY: install demo train-demo test generated lint typecheck bench reproduce clean cuda-check-prepare
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,7 +23,7 @@ demo: install
 train-demo: install
 	$(PY) -m unfoldgen.training.demo
 
-# Lint (the package, the tests and every generated file), type-check, then the test suite.
+# Lint (the package, the tests, the scripts and every generated file), type-check, then the test suite.
 test: lint typecheck
 	$(PY) -m pytest -q
 
@@ -32,13 +32,19 @@ generated: install
 	for spec in specs/*.yaml; do $(VENV)/bin/unfoldgen build $$spec -o generated || exit 1; done
 
 lint: install
-	$(VENV)/bin/ruff check unfoldgen tests generated
+	$(VENV)/bin/ruff check unfoldgen tests generated scripts
 
 typecheck: install
 	$(VENV)/bin/mypy
 
 clean:
 	rm -rf $(VENV) .pytest_cache
+
+# On a machine with a GPU: do the generated modules run on CUDA and agree with the CPU?
+# Prepare here (`make cuda-check-prepare`), then run `python scripts/cuda_check.py run build/cuda_check`
+# there (it needs only torch and numpy).
+cuda-check-prepare: install
+	$(PY) scripts/cuda_check.py prepare build/cuda_check
 
 # Benchmark specs/lista.yaml and the RPCA specs; writes docs/performance/*.json and docs/performance.md.
 bench: install

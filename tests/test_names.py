@@ -3,8 +3,9 @@
 Names the compiler allocates (learned hyperparameters, the prox functions' names and their
 hyperparameter arguments, kernel buffers, networks) move around the spec's names: a param
 called ``threshold`` or ``step`` and an input called ``tmp0`` keep their spelling and their
-meaning. Module-level names of the emitted files and the builtins they call are reserved; a test
-keeps that list complete over every bundled spec.
+meaning. So do the names of the emitted code itself (imports, the API's keywords, ``self``,
+module-level names, builtins): where a spec takes one, the emitted code spells its own around
+it (``unfoldgen/backends/hygiene.py``); a test keeps that list complete over every bundled spec.
 """
 
 from __future__ import annotations
@@ -22,14 +23,15 @@ import yaml
 from conftest import ROOT, SPECS, Built, write_spec
 
 import unfoldgen
+from unfoldgen.backends.hygiene import GLOBALS, MODULE_NAMES, OWN
 from unfoldgen.backends.numba_kernel import lower_kernel
-from unfoldgen.backends.torch_printer import MODULE_ATTRIBUTES
+from unfoldgen.backends.resolver import MODULE_ATTRIBUTES
 from unfoldgen.compiler import build, compile_program
 from unfoldgen.errors import SpecError
 from unfoldgen.ir import Program, lower
 from unfoldgen.spec import load_spec
 from unfoldgen.spec.load import RESERVED_NAMES
-from unfoldgen.training.network import weights_payload
+from unfoldgen.training.network import api_keywords, run_network, weights_payload
 
 
 def allocated_or_spec_names(program: Program) -> set[str]:
@@ -53,22 +55,53 @@ def module_level_names(source: str) -> set[str]:
     return {name for name in found if not name.startswith("_")}  # spec names start with a letter
 
 
+def function_scopes(source: str) -> list[tuple[set[str], set[str]]]:
+    """For each function of a file: the names it binds (parameters, assignments, loop targets)
+    and the module-level names it reads."""
+    tree = ast.parse(source)
+    bound_at_module = module_level_names(source)
+    scopes = []
+    for function in (n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)):
+        arguments = function.args
+        bound = {a.arg for a in (*arguments.posonlyargs, *arguments.args, *arguments.kwonlyargs)}
+        body = [n for statement in function.body for n in ast.walk(statement)]
+        own_scope = {id(n) for c in body if isinstance(c, ast.comprehension) for n in ast.walk(c.target)}
+        bound |= {n.id for n in body if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store) and id(n) not in own_scope}
+        read = {n.id for n in body if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+        scopes.append((bound, {name for name in read - bound if name in bound_at_module}))
+    return scopes
+
+
 @pytest.mark.parametrize("path", SPECS, ids=lambda p: p.stem)
-def test_module_level_names_of_the_emitted_files_are_reserved(path: Path) -> None:
+def test_globals_read_where_spec_names_live_are_spelled_around_them(path: Path) -> None:
+    """Every global that a function holding spec names reads is one the emitted code spells
+    around the spec's names (hygiene.GLOBALS), or a name no spec can take (a '_' name, a word
+    of the spec language), or one allocated around the spec's; and every module-level name is
+    one an exported kernel does not fold a value into (hygiene.MODULE_NAMES)."""
     program = lower(load_spec(path))
     spec_names = allocated_or_spec_names(program)
     for name, text in compile_program(program).items():
-        if name.endswith(".py"):
-            missing = module_level_names(text) - spec_names - RESERVED_NAMES
-            assert not missing, f"{path.stem}/{name} binds {sorted(missing)}: add them to RESERVED_NAMES"
+        if not name.endswith(".py"):
+            continue
+        for bound, read in function_scopes(text):
+            if bound & spec_names:
+                unspelled = read - set(GLOBALS) - set(OWN) - RESERVED_NAMES - spec_names
+                assert not unspelled, f"{path.stem}/{name} reads {sorted(unspelled)}: add them to hygiene.GLOBALS"
+        unfoldable = module_level_names(text) - spec_names - RESERVED_NAMES - MODULE_NAMES
+        assert not unfoldable, f"{path.stem}/{name} binds {sorted(unfoldable)}: add them to hygiene.MODULE_NAMES"
 
 
 LASSO = yaml.safe_load((ROOT / "specs" / "ista_lasso.yaml").read_text())
 # Names the compiler would use itself, each given a role whose effect the reference below sees.
+# Besides those: the imports, the API's keywords, the receiver, module-level names and builtins.
 RIDGE_PARAMS = {"threshold": 0.3, "step": 0.2, "scale": 0.1, "prox_step": 0.05, "threshold_raw": 0.15,
-                "e": 0.01, "pi": 0.02, "inf": 0.03, "j": 0.04, "lipschitz": 0.05, "train": 0.06, "state_dict": 0.07}
-LINEAR_CONSTANTS = ("prox_x", "tmp1", "i", "out", "forward", "to")
-LINEAR_INPUTS = ("tmp0", "k", "b", "batch", "depth", "history", "arrays")
+                "e": 0.01, "pi": 0.02, "inf": 0.03, "j": 0.04, "lipschitz": 0.05, "train": 0.06, "state_dict": 0.07,
+                "np": 0.011, "math": 0.012, "range": 0.013, "LAYERS": 0.014, "len": 0.015, "super": 0.016,
+                "int": 0.017}
+LINEAR_CONSTANTS = ("prox_x", "tmp1", "i", "out", "forward", "to", "torch", "matvec", "unrolled", "dtype",
+                    "device", "reference", "generator", "SEED", "Unfolded", "solve")
+LINEAR_INPUTS = ("tmp0", "k", "b", "batch", "depth", "history", "arrays", "layers", "all_layers", "on_layer",
+                 "self", "params", "hidden", "array", "matvec_t", "prange", "ValueError", "inputs")
 
 
 def reference_ista(A, y, lam, layers, ridge, linear):
@@ -107,9 +140,14 @@ def test_spec_names_keep_their_meaning_where_the_compiler_would_use_them(tmp_pat
     inputs = {"y": y, **{name: np.tile(rng.standard_normal(7), (4, 1)) for name in LINEAR_INPUTS}}
     linear = sum(constants.values()) + sum(inputs[name] for name in LINEAR_INPUTS)
     expected = reference_ista(A, y, 0.1, 6, sum(RIDGE_PARAMS.values()), linear)
-    model = built.model.Unfolded(A=A, dtype=torch.float64, **constants)
+    program = result.program
+    model = built.model.Unfolded(A=A, **constants, **api_keywords(program, dtype=torch.float64))
+    tensors = {name: torch.from_numpy(value) for name, value in inputs.items()}
     with torch.no_grad():
-        np.testing.assert_allclose(model(**inputs)["x"].numpy(), expected, rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(run_network(model, program, tensors)["x"].numpy(), expected, rtol=1e-10, atol=1e-12)
+        layers = run_network(model, program, tensors, layers=2, all_layers=True)  # the API's renamed keywords
+    two = reference_ista(A, y, 0.1, 2, sum(RIDGE_PARAMS.values()), linear)
+    np.testing.assert_allclose(layers[-1]["x"].numpy(), two, rtol=1e-10, atol=1e-12)
     params = model.kernel_params()
     kernel = built.kernel
     np.testing.assert_allclose(kernel.solve(params, **inputs)["x"], expected, rtol=1e-10, atol=1e-12)
@@ -120,7 +158,7 @@ def test_spec_names_keep_their_meaning_where_the_compiler_would_use_them(tmp_pat
     torch.save(weights_payload(model, result.program), tmp_path / "weights.pt")
     loaded = unfoldgen.load(write_spec(tmp_path, data), tmp_path / "weights.pt")  # constants from the weights
     with torch.no_grad():
-        np.testing.assert_allclose(loaded(**inputs)["x"].numpy(), expected, rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(run_network(loaded, program, tensors)["x"].numpy(), expected, rtol=1e-10, atol=1e-12)
 
 
 def test_module_attributes_cover_torch_nn_module() -> None:
@@ -161,10 +199,9 @@ def test_a_variable_named_like_a_network_local_keeps_its_meaning(tmp_path: Path)
     np.testing.assert_allclose(built.numpy_loop.solve(params, y=y)["w0"], expected, rtol=1e-10, atol=1e-12)
 
 
-@pytest.mark.parametrize(("name", "reason"), [("layers", "keyword of the generated API"), ("np", "imports a module"),
+@pytest.mark.parametrize(("name", "reason"), [("sum", "function of the spec language"),
                                               ("norm1", "prox function of the spec language"),
-                                              ("matvec", "the generated files define it"), ("range", "builtin"),
-                                              ("lambda", "Python keyword")])
+                                              ("soft_threshold", "prox helper"), ("lambda", "Python keyword")])
 def test_a_reserved_name_is_refused_with_its_reason(name: str, reason: str) -> None:
     from unfoldgen.spec import load_spec_text
 

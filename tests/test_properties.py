@@ -29,6 +29,7 @@ from test_gradient import assert_gradient_matches_autograd
 
 from unfoldgen.compiler import build
 from unfoldgen.spec import load_spec_text
+from unfoldgen.training.network import api_keywords, run_network
 
 EXTRA = int(os.environ.get("UNFOLDGEN_PROPERTY_EXAMPLES", "0"))
 FAST = settings(max_examples=EXTRA or 40, deadline=None, derandomize=not EXTRA,
@@ -163,7 +164,9 @@ def test_random_specs_run_the_same_in_torch_numba_and_numpy(drawn: Drawn) -> Non
 HOSTILE_NAMES = ["b", "e", "i", "j", "k", "out", "batch", "depth", "history", "threshold", "step", "tmp0", "tmp1",
                  "prox_x", "prox_theta", "lipschitz", "forward", "to", "train", "state_dict", "grad_x", "x_momentum",
                  "x_next", "momentum", "penalty", "dual_step", "w0", "b0", "hidden0", "scale", "prox_step", "inverse",
-                 "pi", "inf", "arrays", "x_dual", "x_solve"]
+                 "pi", "inf", "arrays", "x_dual", "x_solve", "np", "torch", "math", "self", "layers", "matvec",
+                 "unrolled", "dtype", "device", "params", "on_layer", "all_layers", "range", "LAYERS", "solve",
+                 "Unfolded", "super", "reference", "hidden", "numba", "prange", "SUPPORT", "len"]
 GENERIC_NAMES = ["x", "z", "theta", "y", "A", "D", "Q", "c", "C", "lam", "mu", "lo", "hi", "r", "m", "n", "p", "q"]
 
 
@@ -192,10 +195,12 @@ def test_specs_named_like_the_emitted_code_build_lint_clean_and_agree(drawn: Dra
                               check=False, capture_output=True, text=True)
         assert lint.returncode == 0, lint.stdout + hostile.text
         built = Built(result.directory, result.program)
-        model = built.model.Unfolded(**random_constants_named(result.program, rng), dtype=torch.float64)
-        inputs = {name: rng.standard_normal((3, *shape)) for name, shape in result.program.inputs.items()}
+        program = result.program
+        model = built.model.Unfolded(**random_constants_named(program, rng), **api_keywords(program, dtype=torch.float64))
+        inputs = {name: rng.standard_normal((3, *shape)) for name, shape in program.inputs.items()}
         with torch.no_grad():
-            expected = {k: v.numpy() for k, v in model(**{k: torch.from_numpy(v) for k, v in inputs.items()}).items()}
+            tensors = {k: torch.from_numpy(v) for k, v in inputs.items()}
+            expected = {k: v.numpy() for k, v in run_network(model, program, tensors).items()}
         params = model.kernel_params()
         kernel = built.kernel.solve(params, **inputs)
         plain = built.numpy_loop.solve(params, **inputs)

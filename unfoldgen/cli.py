@@ -146,9 +146,9 @@ def _show_text(program: Any, rows: list[dict[str, Any]]) -> str:
               help="Folder to write: kernel.py, params.npz, manifest.json, README.md.")
 @click.option("--dtype", type=click.Choice(["float32", "float64"]), default="float32", show_default=True,
               help="dtype of the exported parameters.")
-@click.option("--format", "format_", type=click.Choice(["numba", "onnx"]), default="numba", show_default=True,
-              help="numba: kernel.py and params.npz (numpy and numba only); onnx: model.onnx, checked "
-                   "against the module with onnxruntime (pip install 'unfoldgen[onnx]').")
+@click.option("--format", "format_", default="numba", show_default=True,
+              help="A backend's export format. numba: kernel.py and params.npz (numpy and numba only); onnx: "
+                   "model.onnx, checked against the module with onnxruntime (pip install 'unfoldgen[onnx]').")
 @_reports_spec_errors
 def export(spec: Path, weights: Path, outdir: Path, dtype: str, format_: str) -> None:
     """Write SPEC's trained network as a folder that runs without unfoldgen or PyTorch."""
@@ -247,19 +247,19 @@ def evaluate(spec: Path, weights: Path, as_json: bool, plot: Path | None, sample
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="Threads for every backend (default: all cores).")
 @click.option("--dtype", type=click.Choice(["float32", "float64"]), default="float32", show_default=True)
-@click.option("--backends", default="numba,torch_eager,torch_compile,numpy", show_default=True,
-              help="Which backends to time.")
+@click.option("--backends", default=None,
+              help="Comma-separated backends to time (default: all: numba, torch_eager, torch_compile, numpy).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of the table.")
 @_reports_spec_errors
-def bench(spec: Path, weights: Path | None, batches: str, threads: int | None, dtype: str, backends: str,
+def bench(spec: Path, weights: Path | None, batches: str, threads: int | None, dtype: str, backends: str | None,
           as_json: bool) -> None:
     """Time SPEC's Numba kernel against PyTorch (eager, compiled) and a plain NumPy loop."""
     import json
 
-    from unfoldgen.benchmark.run import BenchOptions, parse_backends, parse_batches, summary
+    from unfoldgen.benchmark.run import BACKENDS, BenchOptions, parse_backends, parse_batches, summary
     from unfoldgen.benchmark.run import bench as run_bench
 
-    options = BenchOptions(batches=parse_batches(batches), dtype=dtype, backends=parse_backends(backends),
+    options = BenchOptions(batches=parse_batches(batches), dtype=dtype, backends=parse_backends(backends) if backends else BACKENDS,
                            weights=weights, **({"threads": threads} if threads else {}))
     report = run_bench(spec, options)
     click.echo(json.dumps(report, indent=2) if as_json else summary(report))

@@ -18,10 +18,8 @@ from pathlib import Path
 from types import ModuleType
 
 from unfoldgen.backends.derivation import emit_derivation
-from unfoldgen.backends.numba_kernel import emit_numba_kernel
-from unfoldgen.backends.numpy_loop import emit_numpy_loop
+from unfoldgen.backends.registry import BACKENDS
 from unfoldgen.backends.render import render
-from unfoldgen.backends.torch_module import emit_torch_module
 from unfoldgen.ir import Program, lower
 from unfoldgen.spec import load_spec
 
@@ -35,13 +33,10 @@ class BuildResult:
 
 def compile_program(program: Program) -> dict[str, str]:
     """All emitted files of a program, by file name."""
-    return {
-        "__init__.py": render("__init__.py.j2", name=program.name, spec_hash=program.spec_hash),
-        "model.py": emit_torch_module(program),
-        "kernel.py": emit_numba_kernel(program),
-        "numpy_loop.py": emit_numpy_loop(program),
-        "DERIVATION.md": emit_derivation(program),
-    }
+    files = {"__init__.py": render("__init__.py.j2", name=program.name, spec_hash=program.spec_hash)}
+    files |= {backend.file: backend.emit(program) for backend in BACKENDS.values()}
+    files["DERIVATION.md"] = emit_derivation(program)
+    return files
 
 
 def build(spec_path: str | Path, outdir: str | Path = "generated") -> BuildResult:

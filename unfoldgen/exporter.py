@@ -21,6 +21,7 @@ import torch
 
 from unfoldgen import __version__
 from unfoldgen.backends.numba_kernel import emit_numba_kernel, foldable, params_read
+from unfoldgen.backends.registry import EXPORT_FORMATS
 from unfoldgen.backends.render import render
 from unfoldgen.compiler import write_atomically
 from unfoldgen.errors import SpecError
@@ -31,7 +32,7 @@ from unfoldgen.training.checkpoint import npz_bytes
 from unfoldgen.training.network import trained_network
 
 DTYPES = {"float32": np.float32, "float64": np.float64}
-FORMATS = ("numba", "onnx")
+FORMATS = EXPORT_FORMATS  # numba (the kernel), onnx (from the module)
 
 
 @dataclass(frozen=True)

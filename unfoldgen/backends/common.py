@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 
 import sympy as sp
@@ -49,15 +48,6 @@ def used_operators(program: Program) -> list[str]:
     operators |= {f"network_{n.kind}" for n in program.networks}
     operators |= {f"activation_{n.activation}" for n in program.networks}
     return sorted(operators)
-
-
-_IDENTIFIER = re.compile(r"\b[A-Za-z_]\w*\b")
-
-
-def names_in(lines: Iterable[str]) -> set[str]:
-    """Every identifier that emitted ``lines`` mention (comments excluded): what a piece of
-    generated code reads, so that only those parameters are passed or loaded."""
-    return {name for line in lines for name in _IDENTIFIER.findall(line.split("#")[0])}
 
 
 def prox_definition(prox: ProxOperator) -> str:

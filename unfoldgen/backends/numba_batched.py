@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from unfoldgen.backends.hygiene import CANONICAL, Spelling
 from unfoldgen.backends.numba_statements import Product, Sample, Statement, reads, statement_lines
 
 
@@ -58,12 +59,14 @@ class BatchedLowering:
     the layer index ``layer``.
     """
 
-    def __init__(self, sample_names: list[str], arguments: list[str], sample: str, layer: str) -> None:
+    def __init__(self, sample_names: list[str], arguments: list[str], sample: str, layer: str,
+                 g: Spelling = CANONICAL) -> None:
         self.sample_names = set(sample_names)
         self.arguments = arguments
         self.layer = layer
         self.parts: list[Part] = []
-        self.in_part = Sample(sample, frozenset(sample_names))
+        self.in_part = Sample(sample, frozenset(sample_names), g)
+        self.g = g
         self.uses_blas = False
 
     def lower(self, setup: list[StepCode], layer: list[StepCode]) -> BatchedKernel:
@@ -109,4 +112,4 @@ class BatchedLowering:
         self.uses_blas = True
         shared = Sample()
         weight = shared.ref(left) + (".T" if statement.helper == "matvec" else "")
-        return f"np.matmul({shared.ref(right)}, {weight}, out={shared.ref(out)})"
+        return f"{self.g.np}.matmul({shared.ref(right)}, {weight}, out={shared.ref(out)})"

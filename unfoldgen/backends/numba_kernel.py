@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 import numpy as np
 
@@ -16,6 +19,7 @@ from unfoldgen.backends.common import (
     shape_literal,
     used_operators,
 )
+from unfoldgen.backends.hygiene import MODULE_NAMES, PARFOR_NAMES, Spelling, spelling
 from unfoldgen.backends.numba_batched import BatchedLowering, StepCode
 from unfoldgen.backends.numba_lowering import (
     SVD_WORKSPACE,
@@ -25,15 +29,16 @@ from unfoldgen.backends.numba_lowering import (
     needs_svd_workspace,
 )
 from unfoldgen.backends.numba_networks import network_function, network_products
-from unfoldgen.backends.numba_statements import PRODUCTS, Product, Statement, reads, statement_lines
+from unfoldgen.backends.numba_statements import PRODUCTS, Product, Sample, Statement, reads, statement_lines
 from unfoldgen.backends.render import render
+from unfoldgen.backends.resolver import prox_argument_name
 from unfoldgen.ir.program import Program
+from unfoldgen.names import around
 from unfoldgen.symbolic.prox import ProxOperator
-from unfoldgen.symbolic.prox.separable import V
 
 
-def _prox_lines(prox: ProxOperator) -> list[str]:
-    printer = NumbaScalarPrinter(lambda s: "v" if s == V else s.name)
+def _prox_lines(prox: ProxOperator, g: Spelling) -> list[str]:
+    printer = NumbaScalarPrinter(prox_argument_name, g)
     lines = []
     for stage in prox.stages:
         if stage.helper is None:
@@ -48,11 +53,11 @@ def _prox_lines(prox: ProxOperator) -> list[str]:
     return lines
 
 
-def _networks(program: Program) -> list[dict[str, object]]:
+def _networks(program: Program, g: Spelling) -> list[dict[str, object]]:
     functions = []
     for network in program.networks:
         inputs = [(i.name, program.tensor_shape(i.name)) for i in program.network_inputs(network)]
-        functions.append(network_function(network, inputs))
+        functions.append(network_function(network, inputs, g))
     return functions
 
 
@@ -69,8 +74,8 @@ class LoweredKernel:
     buffers: list[Buffer]
 
 
-def lower_kernel(program: Program) -> LoweredKernel:
-    lowering = NumbaLowering(program)
+def lower_kernel(program: Program, g: Spelling | None = None) -> LoweredKernel:
+    lowering = NumbaLowering(program, g)
     init = [StepCode("", lowering.initial(state.name, state.init)) for state in program.states]
     init_steps = [StepCode(step.comment, lowering.step(step)) for step in program.init_steps]
     steps = [StepCode(step.comment, lowering.step(step)) for step in program.steps]
@@ -84,7 +89,8 @@ def foldable(program: Program) -> list[str]:
     scalar parameters that are not learned. ``unfoldgen export`` writes them into the kernel
     as constants (Numba compiles them in) instead of shipping them in ``params.npz``."""
     fixed = [p.name for p in program.parameters if not p.trainable and not p.shape]
-    return fixed + program.used_params()
+    # a folded value is a module-level name: one the kernel's module already binds stays a param
+    return [name for name in fixed + program.used_params() if name not in MODULE_NAMES]
 
 
 def folded_literal(value: np.ndarray) -> str:
@@ -95,8 +101,8 @@ def folded_literal(value: np.ndarray) -> str:
     return "(" + ", ".join(repr(float(v)) for v in flat) + ("," if flat.size == 1 else "") + ")"
 
 
-def _step_lines(step: StepCode) -> list[str]:
-    return [line for s in step.statements for line in statement_lines(s)]
+def _step_lines(step: StepCode, sample: Sample) -> list[str]:
+    return [line for s in step.statements for line in statement_lines(s, sample)]
 
 
 def _statements(lowered: LoweredKernel) -> list[Statement]:
@@ -114,7 +120,8 @@ def params_read(program: Program, lowered: LoweredKernel | None = None) -> tuple
 def emit_numba_kernel(program: Program, folded: Mapping[str, np.ndarray] | None = None) -> str:
     """The kernel; ``folded`` values (names from :func:`foldable`) become module constants."""
     folded = dict(folded or {})
-    lowered = lower_kernel(program)
+    g = spelling(program)
+    lowered = lower_kernel(program, g)
     outputs = [s for s in program.states if s.name in program.outputs]
     buffers = lowered.buffers
     arrays, scalars = params_read(program, lowered)
@@ -123,11 +130,15 @@ def emit_numba_kernel(program: Program, folded: Mapping[str, np.ndarray] | None 
     inputs = list(program.inputs)
     signature = arrays + scalars + inputs + [o.name for o in outputs]
     k, b, batch = program.local("k"), program.local("b"), program.local("batch")  # the kernel's own locals
-    batch_call = ", ".join(arrays + scalars + [f"{n}[{b}]" for n in inputs] + [f"{o.name}[{b}]" for o in outputs])
+    # the parallel loop's parameters: Numba's generated code for prange reads np, range... there
+    parallel = {name: around(name, set(signature) | PARFOR_NAMES) if name in PARFOR_NAMES else name for name in signature}
+    batch_call = ", ".join([parallel[a] for a in arrays + scalars] + [f"{parallel[n]}[{b}]" for n in inputs]
+                           + [f"{parallel[o.name]}[{b}]" for o in outputs])
     sample_names = inputs + [o.name for o in outputs] + [buffer.name for buffer in buffers]
-    batched = BatchedLowering(sample_names, signature + [buffer.name for buffer in buffers], b, k).lower(
+    batched = BatchedLowering(sample_names, signature + [buffer.name for buffer in buffers], b, k, g).lower(
         lowered.setup, lowered.steps)
-    networks = _networks(program)
+    networks = _networks(program, g)
+    one_sample = Sample(g=g)
     products = {s.helper for s in _statements(lowered) if isinstance(s, Product)}
     products |= {helper for network in program.networks for helper in network_products(network)}
     return render(
@@ -139,17 +150,31 @@ def emit_numba_kernel(program: Program, folded: Mapping[str, np.ndarray] | None 
         outputs=[{"name": o.name, "shape": shape_literal(o.shape)} for o in outputs],
         array_params=array_params_with_shapes(program, arrays), scalar_params=scalars,
         folded=[{"name": name, "literal": folded_literal(value)} for name, value in folded.items()], signature=", ".join(signature), batch_call=batch_call,
+        parallel_signature=", ".join(parallel[name] for name in signature), parallel_source=parallel[inputs[0]],
         buffers=[{"name": b.name, "shape": shape_literal(b.shape), "batched_shape": f"({batch}, {', '.join(map(str, b.shape))})",
                   "comment": b.comment} for b in buffers],
-        setup=[_code(step) for step in lowered.setup], steps=[_code(step) for step in lowered.steps],
+        setup=[_code(step, one_sample) for step in lowered.setup], steps=[_code(step, one_sample) for step in lowered.steps],
         batched=batched, blas_min_batch=BLAS_MIN_BATCH, layer_index=k, sample_index=b, batch=batch,
         used=used_operators(program), prox_helpers=[h.template for h in prox_helpers(program)], support=program.support,
         networks=networks,
         proxes=[{"name": p.function_name, "args": argument_names(p), "definition": prox_definition(p),
-                 "elementwise": p.elementwise, "lines": _prox_lines(p),
+                 "elementwise": p.elementwise, "lines": _prox_lines(p, g),
                  "workspace": list(SVD_WORKSPACE) if needs_svd_workspace(p) else []} for p in program.proxes],
+        g=g,
     )
 
 
-def _code(step: StepCode) -> dict[str, object]:
-    return {"comment": step.comment, "lines": _step_lines(step)}
+def _code(step: StepCode, sample: Sample) -> dict[str, object]:
+    return {"comment": step.comment, "lines": _step_lines(step, sample)}
+
+
+def runners(load: Callable[[str], ModuleType], folder: Path, params: dict[str, Any],
+            variant: str) -> tuple[Callable[..., Any], Callable[..., Any]]:
+    """The kernel's ``solve_one`` (one sample) and ``solve`` (a batch), for the benchmark."""
+    import os
+
+    import numba
+
+    numba.set_num_threads(int(os.environ.get("NUMBA_NUM_THREADS") or os.cpu_count() or 1))  # bench sets it
+    kernel = load("kernel")
+    return (lambda one: kernel.solve_one(params, **one)), (lambda batch: kernel.solve(params, **batch))

@@ -14,7 +14,9 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 import sympy as sp
+from sympy.printing.printer import Printer
 
+from unfoldgen.backends.hygiene import Spelling, spelling
 from unfoldgen.backends.numba_networks import network_call
 from unfoldgen.backends.numba_statements import (
     Call,
@@ -27,6 +29,7 @@ from unfoldgen.backends.numba_statements import (
     Statement,
     product,
 )
+from unfoldgen.backends.resolver import NameResolver, Storage
 from unfoldgen.backends.scalars import ScalarPrinter
 from unfoldgen.ir.mathtext import math_text
 from unfoldgen.ir.program import ApplyNetwork, ApplyProx, Assign, Program, Step
@@ -51,29 +54,32 @@ class Buffer:
 
 
 class NumbaScalarPrinter(ScalarPrinter):
-    functions: ClassVar[dict[type, str]] = {sp.Abs: "abs", sp.sqrt: "math.sqrt", sp.exp: "math.exp", sp.log: "math.log",
-                 sp.Max: "max", sp.Min: "min", sp.sign: "np.sign"}
+    """Per-entry scalar code: Python's and ``math``'s functions, which Numba compiles."""
+
+    functions: ClassVar[dict[str, str]] = {"Abs": "abs", "sqrt": "{math}.sqrt", "exp": "{math}.exp", "log": "{math}.log",
+                                           "Max": "max", "Min": "min", "sign": "{np}.sign"}
 
     def where(self, condition: str, then: str, otherwise: str) -> str:
         return f"({then} if {condition} else {otherwise})"
 
 
 @dataclass
-class NumbaLowering:
+class NumbaLowering(Printer):
+    """The lowering of one program; a SymPy printer whose ``_print_<Class>`` methods give the
+    code of one element of a matrix expression."""
+
     program: Program
+    spelling: Spelling | None = None  # the kernel file's (one per file: it records what the code reads)
     buffers: list[Buffer] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.scalars = NumbaScalarPrinter(self.scalar_name)
+        Printer.__init__(self)
+        self.g = self.spelling or spelling(self.program)
+        self.resolver = NameResolver(self.program, Storage.ARRAYS, self.g)
+        self.scalars = NumbaScalarPrinter(self.resolver, self.g)
         self.names = self.program.names()  # the spec's and the compiler's; buffers are spelled around them
-        self.k = self.program.local("k")  # the layer index
+        self.k = self.resolver.k  # the layer index
         self.index_names = tuple(self.program.local(name) for name in INDEX_NAMES)
-
-    def scalar_name(self, symbol: sp.Symbol) -> str:
-        if symbol == V:
-            return "v"
-        layer = self.layer_index(symbol.name) if self.program.role(symbol.name) == "parameter" else None
-        return f"{symbol.name}[{layer}]" if layer else symbol.name
 
     def scalar(self, expr: sp.Basic, atom: bool = True) -> Scalar:
         """Printed scalar code, with the names it reads (and ``k`` where it indexes a layer)."""
@@ -91,12 +97,7 @@ class NumbaLowering:
 
     def layer_index(self, name: str) -> str | None:
         """``k`` for tensors with one value per layer, ``0`` for tied parameters, else None."""
-        role = self.program.role(name) if name in self.names else None
-        if role == "parameter":
-            return self.k if self.program.parameter(name).per_layer else "0"
-        if role == "derived":
-            return self.k if self.program.derived_value(name).per_layer else None
-        return None
+        return self.resolver.layer_index(name)
 
     def whole(self, name: str, transposed: bool = False) -> Ref:
         return Ref(name, self.layer_index(name), None, transposed)
@@ -111,30 +112,43 @@ class NumbaLowering:
         return self.join_terms(self.element(terms[0], idx, out), terms[1:], idx, out)
 
     def element(self, expr: sp.Basic, idx: tuple[str, ...], out: list[Statement]) -> Code:
-        """Code for one element of ``expr``; products are computed into buffers first."""
-        if not isinstance(expr, sp.MatrixExpr):
-            return (self.scalar(expr),)
-        if isinstance(expr, sp.MatrixSymbol):
-            return (self.indexed(expr.name, idx),)
-        if isinstance(expr, sp.Transpose) and isinstance(expr.arg, sp.MatrixSymbol):
-            return (self.indexed(expr.arg.name, tuple(reversed(idx))),)
-        if isinstance(expr, sp.MatAdd):
-            return ("(", *self.sum_element(expr, idx, out), ")")
-        if isinstance(expr, sp.MatMul):
-            scalars = [a for a in expr.args if not isinstance(a, sp.MatrixExpr)]
-            factors = [a for a in expr.args if isinstance(a, sp.MatrixExpr)]
-            if len(factors) == 1:
-                inner = self.element(factors[0], idx, out)
-            else:
-                name = self.buffer(sp.MatMul(*factors))
-                self.product(factors, name, out)
-                inner = (Ref(name, subscript=idx),)
-            if not scalars:
-                return inner
-            return (self.scalar(sp.Mul(*scalars)), "*", *inner)
-        if isinstance(expr, sp.Inverse):
-            return (Ref(self.array(expr, out).name, subscript=idx),)
+        """Code for one element of ``expr``; products are computed into buffers first (SymPy's
+        printer dispatch picks the ``_print_<Class>`` below)."""
+        code: Code = self._print(expr, idx=idx, out=out)
+        return code
+
+    def _print_Expr(self, expr: sp.Expr, idx: tuple[str, ...], out: list[Statement]) -> Code:
+        return (self.scalar(expr),)  # a scalar factor: the same for every element
+
+    def _print_MatrixExpr(self, expr: sp.MatrixExpr, idx: tuple[str, ...], out: list[Statement]) -> Code:
         raise NotImplementedError(f"cannot lower {expr!r} for numba")
+
+    def _print_MatrixSymbol(self, expr: sp.MatrixSymbol, idx: tuple[str, ...], out: list[Statement]) -> Code:
+        return (self.indexed(expr.name, idx),)
+
+    def _print_Transpose(self, expr: sp.Transpose, idx: tuple[str, ...], out: list[Statement]) -> Code:
+        if not isinstance(expr.arg, sp.MatrixSymbol):
+            return self._print_MatrixExpr(expr, idx, out)
+        return (self.indexed(expr.arg.name, tuple(reversed(idx))),)
+
+    def _print_MatAdd(self, expr: sp.MatAdd, idx: tuple[str, ...], out: list[Statement]) -> Code:
+        return ("(", *self.sum_element(expr, idx, out), ")")
+
+    def _print_MatMul(self, expr: sp.MatMul, idx: tuple[str, ...], out: list[Statement]) -> Code:
+        scalars = [a for a in expr.args if not isinstance(a, sp.MatrixExpr)]
+        factors = [a for a in expr.args if isinstance(a, sp.MatrixExpr)]
+        if len(factors) == 1:
+            inner = self.element(factors[0], idx, out)
+        else:
+            name = self.buffer(sp.MatMul(*factors))
+            self.product(factors, name, out)
+            inner = (Ref(name, subscript=idx),)
+        if not scalars:
+            return inner
+        return (self.scalar(sp.Mul(*scalars)), "*", *inner)
+
+    def _print_Inverse(self, expr: sp.Inverse, idx: tuple[str, ...], out: list[Statement]) -> Code:
+        return (Ref(self.array(expr, out).name, subscript=idx),)
 
     def join_terms(self, first: Code, terms: list[sp.MatrixExpr], idx: tuple[str, ...], out: list[Statement]) -> Code:
         code = first
@@ -218,7 +232,7 @@ class NumbaLowering:
         if step.support is not None:
             work = self.buffer(step.argument, comment="magnitudes, sorted for support selection")
             self.assign(step.target.name, step.argument, out)
-            count = Scalar(f"SUPPORT[{self.k}]", frozenset({self.k}))
+            count = Scalar(f"{self.g.SUPPORT}[{self.k}]", frozenset({self.k}))
             out.append(Call("soft_threshold_support", ((target,), *values, (count,), (Ref(work),))))
             return out
         workspace: list[Code] = [(Ref(name),) for name in self.svd_workspace(step)] if needs_svd_workspace(step.prox) else []

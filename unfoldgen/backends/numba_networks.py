@@ -13,9 +13,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from unfoldgen.backends.common import Locals
+from unfoldgen.backends.hygiene import Spelling
 from unfoldgen.ir.program import Network
 
-NUMBA_ACTIVATIONS = {"relu": "max({}, 0.0)", "tanh": "math.tanh({})", "softplus": "softplus({})"}
+NUMBA_ACTIVATIONS = {"relu": "max({value}, 0.0)", "tanh": "{math}.tanh({value})", "softplus": "{softplus}({value})"}
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,7 @@ def _mlp(network: Network) -> NetworkCode:
     return NetworkCode(buffers, _weights(network))
 
 
-def mlp_lines(network: Network, inputs: list[tuple[str, tuple[int, ...]]]) -> list[str]:
+def mlp_lines(network: Network, inputs: list[tuple[str, tuple[int, ...]]], g: Spelling) -> list[str]:
     """Body of the dense network: features, then ``h <- act(W h + b)`` per layer."""
     local = Locals(name for name, _ in inputs)
     i = local("i")
@@ -55,18 +56,18 @@ def mlp_lines(network: Network, inputs: list[tuple[str, tuple[int, ...]]]) -> li
         if len(shape) == 1:
             lines.append(f"{local('hidden0')}[{offset}:{offset + shape[0]}] = {name}")
         else:
-            lines += [f"for {i} in range({shape[0]}):",
+            lines += [f"for {i} in {g.range}({shape[0]}):",
                       f"    {local('hidden0')}[{offset} + {i}*{shape[1]}:{offset} + ({i} + 1)*{shape[1]}] = {name}[{i}]"]
         offset += math.prod(shape)
     activation = NUMBA_ACTIVATIONS[network.activation]
     for layer in range(network.depth):
         source = local(f"hidden{layer}")
         target = local(f"hidden{layer + 1}") if layer < network.depth - 1 else local("out")
-        lines.append(f"matvec({local(f'w{layer}')}, {source}, {target})")
+        lines.append(f"{g.matvec}({local(f'w{layer}')}, {source}, {target})")
         value = f"{target}[{i}] + {local(f'b{layer}')}[{i}]"
         if layer < network.depth - 1:
-            value = activation.format(value)
-        lines += [f"for {i} in range({network.sizes[layer + 1]}):", f"    {target}[{i}] = {value}"]
+            value = g.format(activation, value=value)
+        lines += [f"for {i} in {g.range}({network.sizes[layer + 1]}):", f"    {target}[{i}] = {value}"]
     return lines
 
 
@@ -78,7 +79,7 @@ def _cnn(network: Network) -> NetworkCode:
     return NetworkCode(buffers, _weights(network))
 
 
-def cnn_lines(network: Network, inputs: list[tuple[str, tuple[int, ...]]]) -> list[str]:
+def cnn_lines(network: Network, inputs: list[tuple[str, tuple[int, ...]]], g: Spelling) -> list[str]:
     ((name, _),) = inputs
     local = Locals(name for name, _ in inputs)
     i, flat = local("i"), local("flat")
@@ -87,21 +88,21 @@ def cnn_lines(network: Network, inputs: list[tuple[str, tuple[int, ...]]]) -> li
     for layer in range(network.depth):
         source = local(f"hidden{layer}")
         target = local(f"hidden{layer + 1}") if layer < network.depth - 1 else local("out")
-        lines.append(f"conv3x3({source}, {local(f'w{layer}')}, {local(f'b{layer}')}, {target})")
+        lines.append(f"{g.conv3x3}({source}, {local(f'w{layer}')}, {local(f'b{layer}')}, {target})")
         if layer < network.depth - 1:
             lines += [f"{flat} = {target}.reshape({target}.size)",
-                      f"for {i} in range({flat}.size):",
-                      f"    {flat}[{i}] = {activation.format(f'{flat}[{i}]')}"]
+                      f"for {i} in {g.range}({flat}.size):",
+                      f"    {flat}[{i}] = {g.format(activation, value=f'{flat}[{i}]')}"]
     return lines
 
 
-def network_function(network: Network, inputs: list[tuple[str, tuple[int, ...]]]) -> dict[str, object]:
+def network_function(network: Network, inputs: list[tuple[str, tuple[int, ...]]], g: Spelling) -> dict[str, object]:
     """What the kernel template needs to emit the network's function."""
     code = network_call(network)
     local = Locals(name for name, _ in inputs)
     hidden = [local(f"hidden{i}") for i in range(network.depth)]
     arguments = [name for name, _ in inputs] + [local(w) for w in code.signature] + hidden + [local("out")]
-    lines = mlp_lines(network, inputs) if network.kind == "mlp" else cnn_lines(network, inputs)
+    lines = mlp_lines(network, inputs, g) if network.kind == "mlp" else cnn_lines(network, inputs, g)
     sizes = " -> ".join(map(str, network.sizes))
     kind = "dense layers" if network.kind == "mlp" else "3x3 convolutions, channels"
     return {"name": network.name, "arguments": arguments, "lines": lines,

@@ -9,7 +9,9 @@ recorded in a :class:`Ref` when it is created, never recovered from printed code
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from unfoldgen.backends.hygiene import CANONICAL, Spelling
 
 PRODUCTS = ("matvec", "matvec_t", "matmat", "matmat_nt")  # loop helpers of templates/numba_products.py.j2
 
@@ -48,6 +50,7 @@ class Sample:
 
     index: str | None = None
     arrays: frozenset[str] = frozenset()
+    g: Spelling = field(default=CANONICAL, compare=False)  # the helpers' and builtins' spellings
 
     def ref(self, ref: Ref) -> str:
         indices = [self.index] if self.index is not None and ref.name in self.arrays else []
@@ -147,10 +150,10 @@ def statement_lines(statement: Statement, sample: Sample = ONE_SAMPLE) -> list[s
         return [f"{sample.ref(Ref(statement.target, subscript=(':',)))} = {value}"]
     if isinstance(statement, Product):
         arrays = (statement.left, statement.right, statement.out)
-        return [f"{statement.helper}({', '.join(sample.ref(a) for a in arrays)})"]
+        return [f"{sample.g.of(statement.helper)}({', '.join(sample.ref(a) for a in arrays)})"]
     if isinstance(statement, Call):
-        return [f"{statement.function}({', '.join(sample.code(a) for a in statement.args)})"]
-    lines = [f"{'    ' * depth}for {index} in range({size}):"
+        return [f"{sample.g.of(statement.function)}({', '.join(sample.code(a) for a in statement.args)})"]
+    lines = [f"{'    ' * depth}for {index} in {sample.g.range}({size}):"
              for depth, (index, size) in enumerate(zip(statement.indices, statement.shape, strict=True))]
     target = sample.ref(Ref(statement.target, subscript=statement.indices))
     lines.append(f"{'    ' * len(statement.shape)}{target} = {sample.code(statement.value)}")

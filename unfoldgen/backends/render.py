@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 from functools import lru_cache
 from pathlib import Path
 
@@ -32,24 +31,11 @@ def environment() -> jinja2.Environment:
 
 
 def render(template: str, **context: object) -> str:
-    text = environment().get_template(template).render(version=__version__, **context)
-    lines = [line.rstrip() for line in text.splitlines()]
-    return "\n".join(without_unused_imports(lines, OPTIONAL_IMPORTS)) + "\n"
-
-
-# Modules that templates import whenever the emitted code might need them (``math.inf`` bounds,
-# ``math.sqrt`` in scalar steps): the import is dropped where the rendered body never reads them.
-OPTIONAL_IMPORTS = ("math",)
-
-
-def without_unused_imports(lines: list[str], modules: tuple[str, ...]) -> list[str]:
-    body = "\n".join(line for line in lines if not line.startswith("import "))
-    unused = {f"import {m}" for m in modules if not re.search(rf"(?<![.\w]){m}\.", body)}
-    kept: list[str] = []
-    for line, following in zip(lines, [*lines[1:], None]):
-        if line in unused:
-            continue
-        if not line and kept and kept[-1] == "" and following is not None and following.startswith("import "):
-            continue  # the blank line that separated a dropped import group
-        kept.append(line)
-    return kept
+    """Render ``template``. A file's spelling (``g``) records which of the emitted code's own
+    names its code asks for, so a template renders twice: the second time, its imports and
+    aliases know everything the first one asked for (``import math`` only where it is read)."""
+    compiled = environment().get_template(template)
+    if "g" in context:
+        compiled.render(version=__version__, **context)
+    text = compiled.render(version=__version__, **context)
+    return "\n".join(line.rstrip() for line in text.splitlines()) + "\n"

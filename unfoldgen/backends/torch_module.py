@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import math
-import re
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+from typing import Any
 
+from unfoldgen.backends.array_printer import TORCH, TorchPrinter, prox_lines, state_inits
 from unfoldgen.backends.common import (
     argument_names,
     kernel_arrays,
@@ -13,43 +17,31 @@ from unfoldgen.backends.common import (
     shape_literal,
     used_operators,
 )
+from unfoldgen.backends.hygiene import CANONICAL, Spelling, spelling
 from unfoldgen.backends.render import render
-from unfoldgen.backends.torch_printer import (
-    LocalNames,
-    TorchPrinter,
-    module_attribute,
-    prox_lines,
-    state_inits,
-)
+from unfoldgen.backends.resolver import module_attribute
 from unfoldgen.ir.program import (
-    ApplyNetwork,
-    Assign,
     Derived,
     Network,
     Parameter,
     Program,
     RandomInit,
-    Step,
 )
 
-TORCH_ACTIVATIONS = {"relu": "torch.relu({})", "tanh": "torch.tanh({})", "softplus": "_softplus({})"}
-
-
-class _LocalNames(LocalNames, TorchPrinter):
-    """Inside a prox function every symbol is one of its arguments."""
+TORCH_ACTIVATIONS = {"relu": "{torch}.relu({value})", "tanh": "{torch}.tanh({value})", "softplus": "_softplus({value})"}
 
 
 def _init_code(printer: TorchPrinter, parameter: Parameter) -> str:
-    init = parameter.init
+    init, g = parameter.init, printer.g
     if isinstance(init, RandomInit):
         shape = _stored_shape(printer.program, parameter)
         if init.zero:
-            return f"torch.zeros({shape}, dtype=dtype, device=device)"
-        return f"_uniform(generator, {shape}, {1 / math.sqrt(init.fan_in)!r}, reference)"
+            return f"{g.torch}.zeros({shape}, dtype={g.dtype}, device={g.device})"
+        return f"_uniform({g.generator}, {shape}, {1 / math.sqrt(init.fan_in)!r}, {g.reference})"
     if isinstance(init, tuple):
         values = ", ".join(repr(float(v)) for v in init)
-        return f"_tensor([{values}], reference)"
-    return f"_tensor({printer.print(init)}, reference)"
+        return f"_tensor([{values}], {g.reference})"
+    return f"_tensor({printer.print(init)}, {g.reference})"
 
 
 def _stored_shape(program: Program, parameter: Parameter) -> str:
@@ -63,37 +55,26 @@ def _storage(parameter: Parameter) -> str:
     return parameter.name
 
 
-def _step_code(printer: TorchPrinter, step: Step) -> str:
-    if isinstance(step, Assign):
-        return f"{step.target.name} = {printer.print(step.expr)}"
-    if isinstance(step, ApplyNetwork):
-        inputs = ", ".join(i.name for i in step.inputs)
-        return f"{step.target.name} = {step.base.name} + self.{step.network.name}({printer.k}, {inputs})"
-    args = [printer.print(step.argument)] + [printer.print(v) for v in step.values]
-    if step.support is not None:
-        return f"{step.target.name} = soft_threshold_support({', '.join(args)}, SUPPORT[{printer.k}])"
-    return f"{step.target.name} = {step.prox.function_name}({', '.join(args)})"
-
-
-def _network_code(network: Network, inputs: tuple[str, ...], k: str) -> dict[str, object]:
+def _network_code(network: Network, inputs: tuple[str, ...], k: str, g: Spelling) -> dict[str, object]:
     """The lines of the module method that runs one network on a batch (``k``: the layer)."""
     index = f"[{k}]" if network.per_layer else ""
     activation = TORCH_ACTIVATIONS[network.activation]
+    hidden = g.hidden
     lines = []
     if network.kind == "mlp":
-        lines.append(f"hidden = torch.cat([{', '.join(f'{i}.flatten(1)' for i in inputs)}], dim=1)")
+        lines.append(f"{hidden} = {g.torch}.cat([{', '.join(f'{i}.flatten(1)' for i in inputs)}], dim=1)")
         for i in range(network.depth):
-            weight, bias = (f"self.{n}{index}" for n in network.weight_names(i))
-            value = f"hidden @ {weight}.mT + {bias}"
-            lines.append(f"hidden = {activation.format(value) if i < network.depth - 1 else value}")
-        lines.append(f"return hidden.reshape(-1, {', '.join(map(str, network.output_shape))})")
+            weight, bias = (f"{g.self}.{n}{index}" for n in network.weight_names(i))
+            value = f"{hidden} @ {weight}.mT + {bias}"
+            lines.append(f"{hidden} = {g.format(activation, value=value) if i < network.depth - 1 else value}")
+        lines.append(f"return {hidden}.reshape(-1, {', '.join(map(str, network.output_shape))})")
     else:
-        lines.append(f"hidden = {inputs[0]}.unsqueeze(1)")
+        lines.append(f"{hidden} = {inputs[0]}.unsqueeze(1)")
         for i in range(network.depth):
-            weight, bias = (f"self.{n}{index}" for n in network.weight_names(i))
-            value = f"torch.nn.functional.conv2d(hidden, {weight}, {bias}, padding=1)"
-            lines.append(f"hidden = {activation.format(value) if i < network.depth - 1 else value}")
-        lines.append("return hidden.squeeze(1)")
+            weight, bias = (f"{g.self}.{n}{index}" for n in network.weight_names(i))
+            value = f"{g.torch}.nn.functional.conv2d({hidden}, {weight}, {bias}, padding=1)"
+            lines.append(f"{hidden} = {g.format(activation, value=value) if i < network.depth - 1 else value}")
+        lines.append(f"return {hidden}.squeeze(1)")
     sizes = " -> ".join(map(str, network.sizes))
     kind = "dense layers" if network.kind == "mlp" else "3x3 convolutions, channels"
     return {"name": network.name, "inputs": inputs, "lines": lines,
@@ -103,12 +84,13 @@ def _network_code(network: Network, inputs: tuple[str, ...], k: str) -> dict[str
 
 def _derived_code(printer: TorchPrinter, derived: Derived) -> str:
     if derived.per_layer:
-        return f"torch.stack([{printer.print(derived.expr)} for {printer.k} in range(LAYERS)])"
+        g = printer.g
+        return f"{g.torch}.stack([{printer.print(derived.expr)} for {printer.k} in {g.range}({g.LAYERS})])"
     return printer.print(derived.expr)
 
 
 def emit_torch_module(program: Program) -> str:
-    printer = TorchPrinter(program)
+    printer = TorchPrinter(program, spelling(program))
     inputs = [{"name": n, "shape": shape_literal(s)}
               for n, s in program.inputs.items()]
     batch_input = next(iter(program.inputs))
@@ -117,10 +99,13 @@ def emit_torch_module(program: Program) -> str:
     reference = constants[0]["name"] if constants else "None"
     dynamic = [d for d in program.layer_tensors if program.is_dynamic(d)]
     positive = [p for p in program.parameters if p.positive]
-    layer_values = ([{"name": p.name, "code": f"_softplus(self.{p.name}_raw)", "comment": f"{p.name} > 0"}
+    values_printer = TorchPrinter(program, printer.g)  # layer_values() defines the locals this code reads
+    g = printer.g
+    layer_values = ([{"name": p.name, "code": f"_softplus({g.self}.{p.name}_raw)", "comment": f"{p.name} > 0"}
                      for p in positive]
-                    + [{"name": d.name, "code": _derived_code(printer, d), "comment": d.description}
+                    + [{"name": d.name, "code": _derived_code(values_printer, d), "comment": d.description}
                        for d in dynamic])
+    layer_value_locals = [name for name in TORCH.context if name in values_printer.context_read]
     return render(
         "model.py.j2",
         name=program.name, spec_hash=program.spec_hash, layers=program.layers,
@@ -131,52 +116,46 @@ def emit_torch_module(program: Program) -> str:
                  for d in program.derived if not d.shape],
         static_tensors=[{"name": d.name, "code": _derived_code(printer, d), "comment": d.description}
                         for d in program.layer_tensors if not program.is_dynamic(d)],
-        layer_values=layer_values, layer_value_locals=_locals_read(layer_values, ("dtype", "device")),
+        layer_values=layer_values, layer_value_locals=layer_value_locals,
         parameters=[{"name": p.name, "init_code": _init_code(printer, p), "storage": _storage(p),
                      "attribute": f"{p.name}_raw" if p.positive else p.name, "positive": p.positive,
                      "trainable": p.trainable, "comment": _parameter_comment(p)} for p in program.parameters],
         random=any(isinstance(p.init, RandomInit) for p in program.parameters),
         states=state_inits(printer, batch_input),
-        init_steps=[{"comment": s.comment, "code": _step_code(printer, s)} for s in program.init_steps],
-        steps=[{"comment": s.comment, "code": _step_code(printer, s)} for s in program.steps],
+        init_steps=[{"comment": s.comment, "code": printer.step(s)} for s in program.init_steps],
+        steps=[{"comment": s.comment, "code": printer.step(s)} for s in program.steps],
         outputs=list(program.outputs), outputs_doc="{" + ", ".join(f"'{o}': ..." for o in program.outputs) + "}",
         used=used_operators(program), prox_helpers=[h.template for h in prox_helpers(program)],
         proxes=[{"name": p.function_name, "args": argument_names(p), "definition": prox_definition(p),
-                 "lines": prox_lines(_LocalNames(program), p)} for p in program.proxes],
-        networks=[_network_code(n, tuple(i.name for i in program.network_inputs(n)), printer.k)
+                 "lines": prox_lines(TorchPrinter, program, printer.g, p)} for p in program.proxes],
+        networks=[_network_code(n, tuple(i.name for i in program.network_inputs(n)), printer.k, g)
                   for n in program.networks],
         layer_index=printer.k, depth=program.local("depth"), history=program.local("history"),
         support=program.support,
         per_layer=_tuple_literal([f"{p.name}_raw" if p.positive else p.name
                                   for p in program.parameters if p.trainable and p.per_layer]),
         kernel_params=[{"name": name, "shape": shape_literal(shape), "source": source}
-                       for (name, shape), source in zip(kernel_arrays(program), torch_sources(program))]
-                      + [{"name": name, "shape": "()", "source": f"self.{module_attribute(program, name)}"}
+                       for (name, shape), source in zip(kernel_arrays(program), torch_sources(program, g))]
+                      + [{"name": name, "shape": "()", "source": f"{g.self}.{module_attribute(program, name)}"}
                          for name in program.used_params()],
         reference=reference, spec_dtype=program.dtype,
         dtype_source=program.constants and module_attribute(program, next(iter(program.constants)))
                      or f"{program.parameters[0].name}"
                      + ("_raw" if program.parameters[0].positive else ""),
+        g=g,
     )
-
-
-def _locals_read(lines: list[dict[str, str]], names: tuple[str, ...]) -> list[str]:
-    """The ``names`` that the code of ``lines`` reads as values (not as keywords or attributes),
-    so that only those locals are defined."""
-    return [name for name in names
-            if any(re.search(rf"(?<![.\w]){name}\b(?!\s*=)", line["code"]) for line in lines)]
 
 
 def _tuple_literal(names: list[str]) -> str:
     return "(" + ", ".join(f'"{name}"' for name in names) + ("," if len(names) == 1 else "") + ")"
 
 
-def torch_sources(program: Program) -> list[str]:
+def torch_sources(program: Program, g: Spelling = CANONICAL) -> list[str]:
     """Where ``kernel_params()`` reads each array of :func:`kernel_arrays`, in the same order:
     an attribute, or a local of ``layer_values()``."""
-    sources = [f"self.{module_attribute(program, name)}" for name in program.constants]
-    sources += [d.name if program.is_dynamic(d) else f"self.{d.name}" for d in program.layer_tensors]
-    sources += [p.name if p.positive else f"self.{p.name}" for p in program.parameters]
+    sources = [f"{g.self}.{module_attribute(program, name)}" for name in program.constants]
+    sources += [d.name if program.is_dynamic(d) else f"{g.self}.{d.name}" for d in program.layer_tensors]
+    sources += [p.name if p.positive else f"{g.self}.{p.name}" for p in program.parameters]
     return sources
 
 
@@ -185,3 +164,26 @@ def _parameter_comment(parameter: Parameter) -> str:
     kind = "trainable" if parameter.trainable else "fixed"
     positive = ", kept positive by softplus" if parameter.positive else ""
     return f"{parameter.name}: {parameter.description} ({kind}, {tying}{positive})"
+
+
+def runners(load: Callable[[str], ModuleType], folder: Path, params: dict[str, Any],
+            variant: str) -> tuple[Callable[..., Any], Callable[..., Any]]:
+    """The module with the weights of ``folder/module.pt``, eager or through ``torch.compile``
+    (``variant``), on a batch of one and on a batch, for the benchmark."""
+    import json
+    import os
+
+    import torch
+
+    torch.set_num_threads(int(os.environ.get("NUMBA_NUM_THREADS") or os.cpu_count() or 1))  # bench sets it
+    saved = torch.load(folder / "module.pt", weights_only=True)
+    dtype = getattr(torch, json.loads((folder / "config.json").read_text())["dtype"])
+    model = load("model").Unfolded(**saved["constants"]).to(dtype).eval()  # the spec may name a constant dtype
+    model.load_state_dict(saved["state"])
+    network = torch.compile(model) if variant == "torch_compile" else model
+
+    def run(inputs: dict[str, Any]) -> object:
+        with torch.inference_mode():
+            return network(**{k: torch.from_numpy(v) for k, v in inputs.items()})
+
+    return (lambda one: run({k: v[None] for k, v in one.items()})), run

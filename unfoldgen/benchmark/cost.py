@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import sympy as sp
+from sympy.printing.printer import Printer
 
 from unfoldgen.backends.numba_kernel import lower_kernel
 from unfoldgen.ir.program import ApplyNetwork, ApplyProx, Assign, Network, Program, Step
@@ -73,22 +75,45 @@ def network_flops(network: Network) -> int:
 
 
 def expr_flops(program: Program, expr: sp.Basic) -> int:
-    if not isinstance(expr, sp.MatrixExpr) or isinstance(expr, (sp.MatrixSymbol, sp.Identity)):
-        return 0
-    entries = math.prod(program.shape_of(expr))
-    children = sum(expr_flops(program, a) for a in expr.args)
-    if isinstance(expr, sp.MatAdd):
-        return children + (len(expr.args) - 1) * entries
-    if isinstance(expr, sp.MatMul):
+    return FlopCounter(program).count(expr)
+
+
+class FlopCounter(Printer):
+    """SymPy's printer dispatch (``_print_<Class>``), producing FLOP counts: a matrix node
+    costs its children plus its own work; scalars, symbols and transposes cost nothing."""
+
+    def __init__(self, program: Program) -> None:
+        super().__init__()
+        self.program = program
+
+    def count(self, expr: sp.Basic) -> int:
+        if not isinstance(expr, sp.MatrixExpr):
+            return 0
+        return int(self._print(expr))
+
+    def children(self, expr: sp.Basic) -> int:
+        return sum(self.count(a) for a in expr.args)
+
+    def entries(self, expr: sp.MatrixExpr) -> int:
+        return math.prod(self.program.shape_of(expr))
+
+    def emptyPrinter(self, expr: Any) -> int:  # transposes, symbols, identities
+        return self.children(expr)
+
+    def _print_MatAdd(self, expr: sp.MatAdd) -> int:
+        return self.children(expr) + (len(expr.args) - 1) * self.entries(expr)
+
+    def _print_MatMul(self, expr: sp.MatMul) -> int:
         factors = [a for a in expr.args if isinstance(a, sp.MatrixExpr)]
         scaled = any(not isinstance(a, sp.MatrixExpr) and abs(a) != 1 for a in expr.args)
-        return children + chain_flops(program, factors) + (entries if scaled else 0)
-    if isinstance(expr, sp.Inverse):
-        return children + 2 * program.size(expr.shape[0]) ** 3
-    if isinstance(expr, LowRankFactor):
-        rows, cols = program.shape_of(expr.matrix)
-        return expr_flops(program, expr.matrix) + svd_flops(rows, cols)
-    return children  # transposes
+        return self.children(expr) + chain_flops(self.program, factors) + (self.entries(expr) if scaled else 0)
+
+    def _print_Inverse(self, expr: sp.Inverse) -> int:
+        return self.children(expr) + 2 * self.program.size(expr.shape[0]) ** 3
+
+    def _print_LowRankFactor(self, expr: LowRankFactor) -> int:
+        rows, cols = self.program.shape_of(expr.matrix)
+        return self.count(expr.matrix) + svd_flops(rows, cols)
 
 
 def chain_flops(program: Program, factors: list[sp.MatrixExpr]) -> int:

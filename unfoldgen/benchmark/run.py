@@ -20,13 +20,14 @@ from typing import Any
 import numpy as np
 
 from unfoldgen.backends.numba_kernel import params_read
+from unfoldgen.backends.registry import BENCH_VARIANTS
 from unfoldgen.benchmark.cost import sample_cost
 from unfoldgen.benchmark.workspace import prepare
 from unfoldgen.errors import SpecError
 from unfoldgen.ir import lower
 from unfoldgen.spec import load_spec
 
-BACKENDS = ("numba", "torch_eager", "torch_compile", "numpy")
+BACKENDS = tuple(BENCH_VARIANTS)  # every backend's variants: numba, torch_eager, torch_compile, numpy
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS",
                     "VECLIB_MAXIMUM_THREADS")
 WORKER_TIMEOUT_S = 1800

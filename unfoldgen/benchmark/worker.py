@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from unfoldgen.backends.registry import BENCH_VARIANTS
+
 MIN_SECONDS = 0.5  # keep repeating until this much time was measured...
 MIN_REPEATS = 5  # ...and at least this many runs
 MAX_REPEATS = 200
@@ -49,45 +51,10 @@ def threads() -> int:
     return int(os.environ["NUMBA_NUM_THREADS"])
 
 
-def numba_runners(folder: Path, params: dict[str, np.ndarray]) -> tuple[Callable, Callable]:
-    kernel = load(folder, "kernel")
-    return (lambda one: kernel.solve_one(params, **one)), (lambda batch: kernel.solve(params, **batch))
-
-
-def numpy_runners(folder: Path, params: dict[str, np.ndarray]) -> tuple[Callable, Callable]:
-    loop = load(folder, "numpy_loop")
-    return (lambda one: loop.solve(params, **{k: v[None] for k, v in one.items()})), (lambda batch: loop.solve(params, **batch))
-
-
-def torch_runners(folder: Path, compiled: bool) -> tuple[Callable, Callable]:
-    import torch
-
-    torch.set_num_threads(threads())
-    saved = torch.load(folder / "module.pt", weights_only=True)
-    dtype = getattr(torch, json.loads((folder / "config.json").read_text())["dtype"])
-    model = load(folder, "model").Unfolded(**saved["constants"], dtype=dtype).eval()
-    model.load_state_dict(saved["state"])
-    network = torch.compile(model) if compiled else model
-
-    def run(inputs: dict[str, np.ndarray]) -> object:
-        with torch.inference_mode():
-            return network(**{k: torch.from_numpy(v) for k, v in inputs.items()})
-
-    return (lambda one: run({k: v[None] for k, v in one.items()})), run
-
-
 def measure(folder: Path, backend: str, batches: list[int]) -> dict[str, Any]:
     params = dict(np.load(folder / "params.npz"))
     inputs = dict(np.load(folder / "inputs.npz"))
-    if backend == "numba":
-        import numba
-
-        numba.set_num_threads(threads())
-        single, batched = numba_runners(folder, params)
-    elif backend == "numpy":
-        single, batched = numpy_runners(folder, params)
-    else:
-        single, batched = torch_runners(folder, compiled=backend == "torch_compile")
+    single, batched = BENCH_VARIANTS[backend].runners(functools.partial(load, folder), folder, params, backend)
     timings: dict[int, float] = {}
     for batch in batches:
         if batch == 1:

@@ -16,27 +16,14 @@ from unfoldgen.operators.prox import FUNCTIONS, HELPERS
 from unfoldgen.spec.model import Located
 from unfoldgen.spec.yaml_source import SourceMap, format_path
 
-# The few names a spec cannot use, each with the reason the message gives. Everything else the
-# generated code names is spelled around the spec's names (docs/spec.md, "Names").
+# The few names a spec cannot use, each with the reason the message gives: the spec language's
+# own words. Every name of the generated code is spelled around the spec's names
+# (unfoldgen/backends/hygiene.py; docs/spec.md, "Names").
 RESERVED: dict[str, str] = {
-    **dict.fromkeys(("torch", "np", "numba", "nn", "math"), "the generated code imports a module under it"),
-    **dict.fromkeys(("self",), "the generated module's methods take it, and torch.nn.Module.__call__ too"),
-    **dict.fromkeys(("params", "layers", "all_layers", "on_layer", "dtype", "device"),
-                    "it is a keyword of the generated API: Unfolded(...), forward(...), solve(params, ...)"),
     **dict.fromkeys(("sum", "abs", "sqrt", "exp", "log", "max", "min", "sign", "zeros", "quad_form",
                      "dot", "trace", "inv", "svd_left", "svd_right"), "it is a function of the spec language"),
     **dict.fromkeys(FUNCTIONS, "it is a prox function of the spec language"),
     **dict.fromkeys(HELPERS, "it is a prox helper that custom iterations call"),
-    **dict.fromkeys(("reference", "generator", "hidden"), "the generated module's constructor or networks use it"),
-    # module-level names of the emitted files (tests/test_names.py keeps this list complete)
-    **dict.fromkeys(("ARRAY_PARAMS", "BLAS_MIN_BATCH", "INPUT_SHAPES", "LAYERS", "OUTPUT_SHAPES",
-                     "PER_LAYER_PARAMETERS", "SCALAR_PARAMS", "SEED", "SPEC_DTYPE", "SUPPORT", "Unfolded",
-                     "analytic_weight", "invert", "jacobi_svd", "matmat", "matmat_nt", "matvec", "matvec_t", "njit",
-                     "prange", "soft_threshold_support", "solve", "solve_one", "svd_factor", "unrolled"),
-                    "the generated files define it"),
-    **dict.fromkeys(("FloatingPointError", "TypeError", "ValueError", "bool", "int", "isinstance", "iter", "len",
-                     "list", "next", "range", "sorted", "str", "super", "tuple"),
-                    "it is a Python builtin the generated code calls"),
 }
 RESERVED_NAMES = frozenset(RESERVED)
 IDENTIFIER = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,30}$")

@@ -14,14 +14,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from functools import reduce
+from typing import Any
 
 import sympy as sp
 import torch
+from sympy.printing.printer import Printer
 
 Value = torch.Tensor | float
 Env = Mapping[sp.Basic, Value]
 
-_ELEMENTWISE = {sp.Abs: torch.abs, sp.exp: torch.exp, sp.log: torch.log, sp.sign: torch.sign}
+ELEMENTWISE = {"Abs": torch.abs, "exp": torch.exp, "log": torch.log, "sign": torch.sign}
 
 
 def as_matrix(tensor: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
@@ -36,31 +38,83 @@ def from_matrix(tensor: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
 
 def evaluate(expr: sp.Basic, env: Env) -> Value:
     """The value of ``expr`` with the symbols bound in ``env`` (keys are the SymPy symbols)."""
-    if expr in env:
-        return env[expr]
-    if isinstance(expr, sp.Number):
+    return TorchEvaluator(env).evaluate(expr)
+
+
+class TorchEvaluator(Printer):
+    """SymPy's printer dispatch (``_print_<Class>``), producing tensors instead of text."""
+
+    def __init__(self, env: Env) -> None:
+        super().__init__()
+        self.env = env
+
+    def evaluate(self, expr: sp.Basic) -> Value:
+        return self._print(expr)
+
+    def _print(self, expr: Any, **kwargs: Any) -> Any:
+        if expr in self.env:
+            return self.env[expr]
+        return super()._print(expr, **kwargs)
+
+    def emptyPrinter(self, expr: Any) -> Value:
+        raise NotImplementedError(f"cannot evaluate {type(expr).__name__} ({expr}) in training")
+
+    def _print_Number(self, expr: sp.Number) -> Value:
         return float(expr)
-    if isinstance(expr, sp.Transpose):
-        return _tensor(evaluate(expr.arg, env)).mT
-    if isinstance(expr, sp.MatAdd | sp.Add):
-        return reduce(lambda a, b: a + b, (evaluate(a, env) for a in expr.args))
-    if isinstance(expr, sp.MatMul):
-        return _matmul(expr, env)
-    if isinstance(expr, sp.Mul):
-        return reduce(lambda a, b: a * b, (evaluate(a, env) for a in expr.args))
-    if isinstance(expr, sp.Trace):
-        return _trace(expr.arg, env)
-    if isinstance(expr, sp.Pow):
-        return evaluate(expr.base, env) ** evaluate(expr.exp, env)
-    if isinstance(expr, sp.Max | sp.Min):
+
+    def _print_Transpose(self, expr: sp.Transpose) -> Value:
+        return _tensor(self.evaluate(expr.arg)).mT
+
+    def _print_Add(self, expr: sp.Add) -> Value:
+        return reduce(lambda a, b: a + b, (self.evaluate(a) for a in expr.args))
+
+    _print_MatAdd = _print_Add
+
+    def _print_Mul(self, expr: sp.Mul) -> Value:
+        return reduce(lambda a, b: a * b, (self.evaluate(a) for a in expr.args))
+
+    def _print_MatMul(self, expr: sp.MatMul) -> Value:
+        scalars, factors = _split(expr)
+        return self.scaled(self.chain(factors), scalars)
+
+    def _print_Trace(self, expr: sp.Trace) -> Value:
+        """``tr(P Q) = sum(P^T * Q)`` elementwise: ``sum_squares`` costs one pass, not a Gram matrix."""
+        arg = expr.arg
+        if isinstance(arg, sp.MatMul):
+            scalars, factors = _split(arg)
+            if len(factors) >= 2:
+                left = _tensor(self.evaluate(factors[0]))
+                right = self.chain(factors[1:])
+                return self.scaled((left.mT * right).sum(dim=(-2, -1), keepdim=True), scalars)
+        matrix = _tensor(self.evaluate(arg))
+        return torch.diagonal(matrix, dim1=-2, dim2=-1).sum(-1).unsqueeze(-1).unsqueeze(-1)
+
+    def _print_Pow(self, expr: sp.Pow) -> Value:
+        return self.evaluate(expr.base) ** self.evaluate(expr.exp)
+
+    def _print_MinMaxBase(self, expr: sp.Basic) -> Value:
         combine = torch.maximum if isinstance(expr, sp.Max) else torch.minimum
-        values = [evaluate(a, env) for a in expr.args]
+        values = [self.evaluate(a) for a in expr.args]
         like = next(v for v in values if isinstance(v, torch.Tensor))
         return reduce(combine, (torch.as_tensor(v, dtype=like.dtype, device=like.device) for v in values))
-    for function, torch_function in _ELEMENTWISE.items():
-        if isinstance(expr, function):
-            return torch_function(_tensor(evaluate(expr.args[0], env)))
-    raise NotImplementedError(f"cannot evaluate {type(expr).__name__} ({expr}) in training")
+
+    def _print_Function(self, expr: sp.Function) -> Value:
+        function = ELEMENTWISE.get(type(expr).__name__)
+        if function is None:
+            return self.emptyPrinter(expr)
+        return function(_tensor(self.evaluate(expr.args[0])))
+
+    def scaled(self, value: torch.Tensor, scalars: list[sp.Basic]) -> torch.Tensor:
+        for scalar in scalars:
+            value = value * self.evaluate(scalar)
+        return value
+
+    def chain(self, factors: list[sp.MatrixExpr]) -> torch.Tensor:
+        """Right to left, so matrix-vector products never become matrix-matrix products."""
+        result = _tensor(self.evaluate(factors[-1]))
+        for factor in reversed(factors[:-1]):
+            result = torch.matmul(_tensor(self.evaluate(factor)), result)
+        return result
 
 
 def _tensor(value: Value) -> torch.Tensor:
@@ -71,34 +125,3 @@ def _split(product: sp.MatMul) -> tuple[list[sp.Basic], list[sp.MatrixExpr]]:
     """A product's scalar factors and its matrix factors (in order)."""
     scalars = [a for a in product.args if not isinstance(a, sp.MatrixExpr)]
     return scalars, [a for a in product.args if isinstance(a, sp.MatrixExpr)]
-
-
-def _scaled(value: torch.Tensor, scalars: list[sp.Basic], env: Env) -> torch.Tensor:
-    for scalar in scalars:
-        value = value * evaluate(scalar, env)
-    return value
-
-
-def _matmul(expr: sp.MatMul, env: Env) -> Value:
-    scalars, factors = _split(expr)
-    return _scaled(_chain(factors, env), scalars, env)
-
-
-def _chain(factors: list[sp.MatrixExpr], env: Env) -> torch.Tensor:
-    """Right to left, so matrix-vector products never become matrix-matrix products."""
-    result = _tensor(evaluate(factors[-1], env))
-    for factor in reversed(factors[:-1]):
-        result = torch.matmul(_tensor(evaluate(factor, env)), result)
-    return result
-
-
-def _trace(arg: sp.MatrixExpr, env: Env) -> torch.Tensor:
-    """``tr(P Q) = sum(P^T * Q)`` elementwise: ``sum_squares`` costs one pass, not a Gram matrix."""
-    if isinstance(arg, sp.MatMul):
-        scalars, factors = _split(arg)
-        if len(factors) >= 2:
-            left = _tensor(evaluate(factors[0], env))
-            right = _chain(factors[1:], env)
-            return _scaled((left.mT * right).sum(dim=(-2, -1), keepdim=True), scalars, env)
-    matrix = _tensor(evaluate(arg, env))
-    return torch.diagonal(matrix, dim1=-2, dim2=-1).sum(-1).unsqueeze(-1).unsqueeze(-1)

@@ -17,6 +17,7 @@ import torch
 from unfoldgen.spec.model import Located
 from unfoldgen.symbolic.language import Parser
 from unfoldgen.training.data import Batch
+from unfoldgen.training.network import run_network
 from unfoldgen.training.problem import TrainingProblem
 
 LAYER_INDEX = sp.Symbol("k", integer=True, nonnegative=True)
@@ -68,15 +69,15 @@ class Loss:
 
     def __call__(self, model: torch.nn.Module, batch: Batch, depth: int) -> torch.Tensor:
         if self.kind == "unsupervised":
-            outputs = model(**batch.inputs, layers=depth)
+            outputs = run_network(model, self.problem.program, batch.inputs, layers=depth)
             return self.problem.objective(batch.inputs, outputs, self.constants).mean()
         if self.kind == "deep_supervision":
             assert self.weights is not None
-            history = model(**batch.inputs, layers=depth, all_layers=True)
+            history = run_network(model, self.problem.program, batch.inputs, layers=depth, all_layers=True)
             weights = self.weights[:depth]
             total = sum(w * self._error(out, batch) for w, out in zip(weights, history))
             return total / sum(weights)  # type: ignore[return-value]
-        return self._error(model(**batch.inputs, layers=depth), batch)
+        return self._error(run_network(model, self.problem.program, batch.inputs, layers=depth), batch)
 
     def _error(self, outputs: Mapping[str, torch.Tensor], batch: Batch) -> torch.Tensor:
         return squared_error(self.problem.estimate(outputs, self.constants), batch.truth).mean()

@@ -9,14 +9,16 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 
 from unfoldgen import __version__
+from unfoldgen.backends.hygiene import spelling
+from unfoldgen.backends.resolver import module_attribute
 from unfoldgen.backends.torch_module import emit_torch_module
-from unfoldgen.backends.torch_printer import module_attribute
 from unfoldgen.compiler import load_generated_module
 from unfoldgen.errors import SpecError
 from unfoldgen.ir import Program, lower
@@ -51,9 +53,20 @@ def build_network(program: Program, constants: dict[str, torch.Tensor], dtype: t
     """The untrained network: exactly the classical algorithm stopped after its layers."""
     module = network_module(program)
     arguments = {name: constants[name] for name in program.constants}
-    if not arguments:
-        return module.Unfolded(dtype=dtype, device=device)
-    return module.Unfolded(**arguments, dtype=dtype, device=device)
+    return module.Unfolded(**arguments, **api_keywords(program, dtype=dtype, device=device))
+
+
+def api_keywords(program: Program, **keywords: Any) -> dict[str, Any]:
+    """``keywords`` of the generated API (``dtype``, ``layers``, ``on_layer``...) as this
+    program's module spells them: a spec name of the same spelling moves them (``layers_``)."""
+    g = spelling(program)
+    return {g[name]: value for name, value in keywords.items()}
+
+
+def run_network(model: torch.nn.Module, program: Program, inputs: Mapping[str, torch.Tensor], **keywords: Any) -> Any:
+    """``model(*inputs, layers=..., ...)``: the inputs in order (an input may be called ``self``,
+    which ``nn.Module.__call__`` takes by keyword), the keywords as :func:`api_keywords` spells them."""
+    return model(*(inputs[name] for name in program.inputs), **api_keywords(program, **keywords))
 
 
 def classical_program(spec: Spec, iterations: int) -> Program:
@@ -97,7 +110,7 @@ def trained_network(program: Program, weights: Path, dtype: torch.dtype | None =
         raise SpecError(f"the weights {weights} hold no constant {', '.join(missing)}",
                         hint="pass the weights.pt that unfoldgen train wrote for this spec")
     constants = {name: state[attribute] for name, attribute in stored.items()}
-    model = module.Unfolded(**constants, dtype=dtype or state_dtype(state), device=device)
+    model = module.Unfolded(**constants, **api_keywords(program, dtype=dtype or state_dtype(state), device=device))
     fit_weights(model, payload, weights, program)
     return model
 

@@ -10,7 +10,7 @@ from unfoldgen.ir import Program, lower
 from unfoldgen.spec.model import Spec, TrainSpec
 from unfoldgen.training.data import Batch, DataSource
 from unfoldgen.training.losses import energy, nmse_db, squared_error
-from unfoldgen.training.network import DTYPES, build_network
+from unfoldgen.training.network import DTYPES, build_network, run_network
 from unfoldgen.training.problem import TrainingProblem
 
 if TYPE_CHECKING:
@@ -53,7 +53,7 @@ class Session:
                         estimates = self.problem.estimate(outputs, self.constants)
                         errors[k - first] += float(squared_error(estimates, truth).sum())
 
-                model(**chunk.inputs, layers=depth, on_layer=collect)
+                run_network(model, self.program, chunk.inputs, layers=depth, on_layer=collect)
                 reference += float(energy(truth).sum())
         return [error / reference for error in errors]
 
@@ -64,6 +64,6 @@ class Session:
         objective = 0.0
         with torch.no_grad():
             for chunk in batch.to(self.dtype, self.device).chunks(batch_size):
-                outputs = model(**chunk.inputs, layers=depth)
+                outputs = run_network(model, self.program, chunk.inputs, layers=depth)
                 objective += float(self.problem.objective(chunk.inputs, outputs, self.constants).sum())
         return "val_objective", objective / len(batch)
