@@ -24,7 +24,14 @@ from unfoldgen.backends.hygiene import Spelling
 from unfoldgen.backends.resolver import NameResolver, Storage, prox_argument_name
 from unfoldgen.backends.scalars import ScalarPrinter
 from unfoldgen.ir.program import ApplyNetwork, Assign, Program, Step
-from unfoldgen.symbolic.nodes import AnalyticWeight, LowRankFactor, SpectralNorm, is_negative_term
+from unfoldgen.symbolic.nodes import (
+    AnalyticWeight,
+    EntryMax,
+    LowRankFactor,
+    Map,
+    SpectralNorm,
+    is_negative_term,
+)
 from unfoldgen.symbolic.prox import ProxOperator
 
 BATCHED_ROLES = ("input", "state", "temporary")
@@ -58,14 +65,15 @@ class ArrayModule:
     spectral_norm: str
 
 
-def _functions(module: str) -> dict[str, str]:
+def _functions(module: str, extra: dict[str, str]) -> dict[str, str]:
     names = {"Abs": "abs", "sqrt": "sqrt", "exp": "exp", "log": "log", "Max": "maximum", "Min": "minimum",
-             "sign": "sign"}
-    return {kind: f"{{{module}}}.{name}" for kind, name in names.items()}
+             "sign": "sign", "tanh": "tanh", "cosh": "cosh", "sinh": "sinh"}
+    return {kind: f"{{{module}}}.{name}" for kind, name in names.items()} | extra
 
 
 TORCH = ArrayModule(
-    name="torch", functions=_functions("torch"), transpose="{code}.mT", transpose_batched="{code}.mT",
+    name="torch", functions=_functions("torch", {"sigmoid": "{torch}.sigmoid",
+                                                  "softplus": "{torch}.nn.functional.softplus"}), transpose="{code}.mT", transpose_batched="{code}.mT",
     eye="{torch}.eye({size}, dtype={dtype}, device={device})", context=("dtype", "device"),
     zeros="{torch}.zeros({batch}.shape[0], {sizes}, dtype={batch}.dtype, device={batch}.device)",
     repeat="({code}).expand({batch}.shape[0], *{shape}).clone()",
@@ -73,7 +81,8 @@ TORCH = ArrayModule(
     spectral_norm="{torch}.linalg.matrix_norm({code}, ord=2)",
 )
 NUMPY = ArrayModule(
-    name="np", functions=_functions("np"), transpose="{code}.T", transpose_batched="{code}.swapaxes(-1, -2)",
+    name="np", functions=_functions("np", {"sigmoid": "{np}.exp(-{np}.logaddexp(0.0, -({x})))",
+                                            "softplus": "{np}.logaddexp(0.0, {x})"}), transpose="{code}.T", transpose_batched="{code}.swapaxes(-1, -2)",
     eye="{np}.eye({size}, dtype={dtype})", context=("dtype",),
     zeros="{np}.zeros(({batch}.shape[0], {sizes}), {dtype})",
     repeat="{np}.broadcast_to({code}, ({batch}.shape[0], {sizes})).copy()",
@@ -124,6 +133,20 @@ class ArrayPrinter(ScalarPrinter):
 
     def _print_SpectralNorm(self, expr: SpectralNorm) -> str:
         return self.g.format(self.module.spectral_norm, code=self.matrix(expr.matrix).text)
+
+    def _print_Map(self, expr: Map) -> Code:
+        """A function entry by entry: its body, with each variable bound to its operand's code."""
+        codes = dict(zip(expr.function.variables, (self.matrix(a) for a in expr.arguments), strict=True))
+        outer = self.symbol
+        self.symbol = lambda s: codes[s].operand() if s in codes else outer(s)
+        try:
+            text = self.print(expr.function.expr)
+        finally:
+            self.symbol = outer
+        return Code(text, any(c.batched for c in codes.values()), False)
+
+    def _print_EntryMax(self, expr: EntryMax) -> str:
+        return f"{self.matrix(expr.matrix).operand()}.max()"
 
     def _print_MatrixSymbol(self, expr: sp.MatrixSymbol) -> Code:
         role = self.program.role(expr.name) if expr.name in self.resolver.roles else None

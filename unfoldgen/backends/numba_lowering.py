@@ -9,6 +9,7 @@ not read by the expression), which saves a buffer and a pass.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import ClassVar
@@ -23,6 +24,7 @@ from unfoldgen.backends.numba_statements import (
     Code,
     Copy,
     Fill,
+    Fragment,
     Loop,
     Ref,
     Scalar,
@@ -34,10 +36,11 @@ from unfoldgen.backends.scalars import ScalarPrinter
 from unfoldgen.ir.mathtext import math_text
 from unfoldgen.ir.program import ApplyNetwork, ApplyProx, Assign, Program, Step
 from unfoldgen.names import around
-from unfoldgen.symbolic.nodes import LowRankFactor, is_negative_term
+from unfoldgen.symbolic.nodes import LowRankFactor, Map, is_negative_term
 from unfoldgen.symbolic.prox import ProxOperator
 from unfoldgen.symbolic.prox.separable import V
 
+_MARK = re.compile(r"(_MAP\d+_)")  # where a map's body, printed as a scalar, takes an operand's element
 INDEX_NAMES = ("i", "j")  # loop indices over a sample's entries, before allocation
 SVD_WORKSPACE = ("svd_rows", "svd_vt")  # the Jacobi SVD's workspace arguments (n x m, n x n)
 
@@ -56,8 +59,12 @@ class Buffer:
 class NumbaScalarPrinter(ScalarPrinter):
     """Per-entry scalar code: Python's and ``math``'s functions, which Numba compiles."""
 
-    functions: ClassVar[dict[str, str]] = {"Abs": "abs", "sqrt": "{math}.sqrt", "exp": "{math}.exp", "log": "{math}.log",
-                                           "Max": "max", "Min": "min", "sign": "{np}.sign"}
+    functions: ClassVar[dict[str, str]] = {
+        "Abs": "abs", "sqrt": "{math}.sqrt", "exp": "{math}.exp", "log": "{math}.log", "Max": "max", "Min": "min",
+        "sign": "{np}.sign", "tanh": "{math}.tanh", "cosh": "{math}.cosh", "sinh": "{math}.sinh",
+        "sigmoid": "(1.0 / (1.0 + {math}.exp(-({x}))))",
+        "softplus": "(max({x}, 0.0) + {math}.log1p({math}.exp(-abs({x}))))",
+    }
 
     def where(self, condition: str, then: str, otherwise: str) -> str:
         return f"({then} if {condition} else {otherwise})"
@@ -146,6 +153,16 @@ class NumbaLowering(Printer):
         if not scalars:
             return inner
         return (self.scalar(sp.Mul(*scalars)), "*", *inner)
+
+    def _print_Map(self, expr: Map, idx: tuple[str, ...], out: list[Statement]) -> Code:
+        """The function's body per element, each variable replaced by its operand's element."""
+        operands = [self.element(a, idx, out) for a in expr.arguments]
+        marks = {v: sp.Symbol(f"_MAP{i}_") for i, v in enumerate(expr.function.variables)}
+        printed = self.scalar(expr.function.expr.xreplace(marks), atom=False)
+        code: list[Fragment] = [Scalar("", printed.names)]  # what the body reads (params, k)
+        for piece in _MARK.split(printed.text):
+            code += ["(", *operands[int(piece[4:-1])], ")"] if _MARK.fullmatch(piece) else [piece]
+        return tuple(f for f in code if f != "")
 
     def _print_Inverse(self, expr: sp.Inverse, idx: tuple[str, ...], out: list[Statement]) -> Code:
         return (Ref(self.array(expr, out).name, subscript=idx),)

@@ -98,6 +98,11 @@ class ScalarPrinter(Printer):
 
     # -- the module table -------------------------------------------------------------------
     def _print_Function(self, expr: sp.Function) -> str:
+        """Abs, exp, log, sign, tanh, cosh, sigmoid, softplus: a callable of the module table, or
+        an inline formula of ``{x}`` where the library has none (NumPy's sigmoid)."""
+        template = self.table().get(type(expr).__name__)
+        if template is not None and "{x}" in template:
+            return self.g.format(template, x=self.print(expr.args[0]))
         return self.call(self.callee(expr), tuple(expr.args))
 
     def _print_MinMaxBase(self, expr: sp.Basic) -> str:

@@ -19,7 +19,7 @@ from sympy.printing.printer import Printer
 from unfoldgen.backends.numba_kernel import lower_kernel
 from unfoldgen.ir.program import ApplyNetwork, ApplyProx, Assign, Network, Program, Step
 from unfoldgen.operators.prox.base import svd_flops
-from unfoldgen.symbolic.nodes import LowRankFactor
+from unfoldgen.symbolic.nodes import LowRankFactor, Map
 
 # FLOPs per entry of an elementwise catalog operator (compare, subtract, select, ...).
 
@@ -107,6 +107,10 @@ class FlopCounter(Printer):
         factors = [a for a in expr.args if isinstance(a, sp.MatrixExpr)]
         scaled = any(not isinstance(a, sp.MatrixExpr) and abs(a) != 1 for a in expr.args)
         return self.children(expr) + chain_flops(self.program, factors) + (self.entries(expr) if scaled else 0)
+
+    def _print_Map(self, expr: Map) -> int:
+        """One pass over the entries, the body's operations per entry."""
+        return self.children(expr) + self.entries(expr) * max(int(sp.count_ops(expr.function.expr)), 1)
 
     def _print_Inverse(self, expr: sp.Inverse) -> int:
         return self.children(expr) + 2 * self.program.size(expr.shape[0]) ** 3

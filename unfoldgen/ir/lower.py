@@ -58,6 +58,7 @@ def _derivation(spec: Spec, smooth: SmoothPart, proxes: dict[str, ProxOperator])
             "hessian": sp.latex(lipschitz.hessian) if lipschitz and lipschitz.hessian is not None else None,
             "lipschitz": sp.latex(lipschitz.value) if lipschitz else None,
             "lipschitz_exact": bool(lipschitz and lipschitz.exact),
+            "no_bound": smooth.no_bound.get(var, ""),
         })
     return {
         "smooth": sp.latex(smooth.expr),

@@ -5,14 +5,14 @@ from __future__ import annotations
 import sympy as sp
 from sympy.printing.str import StrPrinter
 
-from unfoldgen.symbolic.nodes import is_negative_term
+from unfoldgen.symbolic.nodes import Map, is_negative_term
 
 
 class _CommentPrinter(StrPrinter):
     def _print_MatMul(self, expr: sp.MatMul) -> str:
         scalars = [a for a in expr.args if not isinstance(a, sp.MatrixExpr)]
         matrices = [a for a in expr.args if isinstance(a, sp.MatrixExpr)]
-        parts = [self.parenthesize(m, 60) for m in matrices]
+        parts = [f"({self._print(m)})" if isinstance(m, Map) else self.parenthesize(m, 60) for m in matrices]
         text = " @ ".join(parts)
         if scalars:
             coeff = sp.Mul(*scalars)

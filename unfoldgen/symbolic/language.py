@@ -18,6 +18,7 @@ from unfoldgen.errors import SpecError
 from unfoldgen.names import around
 from unfoldgen.operators.prox import FUNCTIONS
 from unfoldgen.spec.model import Located, Spec
+from unfoldgen.symbolic.nodes import EntrySum, Map, sigmoid, softplus
 
 MAX_EXPRESSION_CHARS = 4000
 MAX_AST_NODES = 2000
@@ -31,6 +32,18 @@ SCALAR_FUNCTIONS: dict[str, Callable[..., sp.Expr]] = {
     "log": sp.log,
     "max": sp.Max,
     "min": sp.Min,
+}
+# Smooth functions of one scalar, applied entry by entry to vectors and matrices in the smooth
+# part (``log1p`` is written ``log(1 + t)``: SymPy keeps it readable and exact).
+ELEMENTWISE_FUNCTIONS: dict[str, Callable[[sp.Expr], sp.Expr]] = {
+    "exp": sp.exp,
+    "log": sp.log,
+    "log1p": lambda t: sp.log(1 + t),
+    "sqrt": sp.sqrt,
+    "softplus": softplus,
+    "sigmoid": sigmoid,
+    "tanh": sp.tanh,
+    "cosh": sp.cosh,
 }
 
 
@@ -114,6 +127,7 @@ class Parser:
     functions: tuple[str, ...] = ()
     scalars: dict[str, sp.Expr] | None = None
     scalar_functions: bool = False
+    elementwise: bool = False  # * / ** and functions act entry by entry on tensors (the smooth part)
 
     def error(self, node: ast.AST | None, message: str, hint: str | None = None) -> SpecError:
         col = getattr(node, "col_offset", None)
@@ -170,6 +184,10 @@ class Parser:
     def visit_BinOp(self, node: ast.BinOp) -> Value:
         left, right = self.visit(node.left), self.visit(node.right)
         op = node.op
+        if self.elementwise and self.is_entrywise(op, left, right):
+            if isinstance(op, ast.Pow) and right.is_scalar:
+                self.power(node, Value(sp.Integer(1), ()), right)  # the exponent's limits
+            return self.entrywise(node, (left, right), _BINARY[type(op)])
         if isinstance(op, (ast.Add, ast.Sub)):
             if left.shape != right.shape and not (left.is_scalar and right.is_scalar):
                 raise self.error(node, f"cannot add shapes {shape_text(left.shape)} and {shape_text(right.shape)}",
@@ -194,6 +212,51 @@ class Parser:
             return self.power(node, left, right)
         raise self.error(node, f"the operator '{type(op).__name__}' is not allowed",
                          hint="use + - * / ** and @")
+
+    def is_entrywise(self, op: ast.operator, left: Value, right: Value) -> bool:
+        """An operation the elementwise grammar handles: two tensors of one shape under * and /
+        (and + - when either is already elementwise), a scalar added to a tensor or divided by
+        one, and powers of tensors. Scaling a tensor (``c * v``, ``v / c``) stays linear."""
+        if type(op) not in _BINARY or (left.is_scalar and right.is_scalar):
+            return False
+        if left.is_scalar or right.is_scalar:
+            if isinstance(op, ast.Mult):
+                return False
+            if isinstance(op, ast.Div):
+                return right.is_scalar is False
+            return True
+        if isinstance(op, (ast.Add, ast.Sub)):
+            return isinstance(left.expr, Map) or isinstance(right.expr, Map)
+        return not isinstance(op, ast.Pow)
+
+    def entrywise(self, node: ast.AST, values: tuple[Value, ...], function: Callable[..., sp.Expr]) -> Value:
+        """``function`` applied entry by entry, fused with the elementwise operands into one Map."""
+        tensors = [v for v in values if not v.is_scalar]
+        shape = tensors[0].shape
+        for other in tensors[1:]:
+            if self.ns.size(other.shape) != self.ns.size(shape):
+                raise self.error(node, f"elementwise operands must have one shape, got {shape_text(shape)} "
+                                       f"and {shape_text(other.shape)}", hint="use '@' for matrix products")
+        arguments: list[sp.Basic] = []
+        variables: list[sp.Dummy] = []
+
+        def operand(value: Value) -> sp.Expr:
+            if value.is_scalar:
+                return value.expr
+            coeff, expr = _scaling(value.expr)  # -y enters as -t of y
+            if coeff != 1:
+                return coeff * operand(Value(expr, value.shape))
+            parts = (value.expr.function, value.expr.arguments) if isinstance(value.expr, Map) else (None, (value.expr,))
+            names = []
+            for argument in parts[1]:
+                if argument not in arguments:
+                    arguments.append(argument)
+                    variables.append(sp.Dummy(f"t{len(variables)}", real=True))
+                names.append(variables[arguments.index(argument)])
+            return parts[0](*names) if parts[0] is not None else names[0]
+
+        body = _readable(function(*(operand(v) for v in values)))
+        return Value(Map(sp.Lambda(tuple(variables), body), *arguments), shape)
 
     def power(self, node: ast.BinOp, base: Value, exponent: Value) -> Value:
         if not (base.is_scalar and exponent.is_scalar):
@@ -233,6 +296,12 @@ class Parser:
             raise self.error(node, "only plain calls of documented functions are allowed",
                              hint="call a function by its name, e.g. norm1(x); docs/spec.md lists them")
         name = node.func.id
+        if self.elementwise and name in ELEMENTWISE_FUNCTIONS:
+            args = [self.visit(arg) for arg in node.args]
+            self.expect_args(node, args, 1, name)
+            if args[0].is_scalar:
+                return Value(ELEMENTWISE_FUNCTIONS[name](args[0].expr), ())
+            return self.entrywise(node, (args[0],), ELEMENTWISE_FUNCTIONS[name])
         if self.scalar_functions and name in SCALAR_FUNCTIONS:
             args = [self.visit(arg) for arg in node.args]
             if any(not a.is_scalar for a in args):
@@ -260,6 +329,8 @@ class Parser:
         (v,) = args
         if v.is_scalar:
             return Value(v.expr**2, ())
+        if v.expr.has(Map):  # entry by entry: sum(v**2)
+            return Value(EntrySum(self.entrywise(node, (v,), lambda t: t**2).expr), ())
         return Value(sp.Trace(v.expr.T * v.expr), ())
 
     def call_quad_form(self, node: ast.AST, args: list[Value]) -> Value:
@@ -276,7 +347,35 @@ class Parser:
         if a.shape != b.shape or a.is_scalar:
             raise self.error(node, f"dot() needs two vectors or matrices of one shape, got "
                                    f"{shape_text(a.shape)} and {shape_text(b.shape)}")
+        if a.expr.has(Map) or b.expr.has(Map):
+            return Value(EntrySum(self.entrywise(node, (a, b), lambda s, t: s * t).expr), ())
         return Value(sp.Trace(a.expr.T * b.expr), ())
+
+    def call_sum(self, node: ast.AST, args: list[Value]) -> Value:
+        """``sum(E)``: the sum of the entries of a vector or matrix expression."""
+        self.expect_args(node, args, 1, "sum")
+        (v,) = args
+        if v.is_scalar:
+            raise self.error(node, "sum() sums the entries of a vector or a matrix, got a scalar")
+        return Value(EntrySum(v.expr), ())
+
+    def call_huber(self, node: ast.AST, args: list[Value]) -> Value:
+        """``huber(r, delta)``, entry by entry: ``r**2/2`` where ``|r| <= delta``, else
+        ``delta*(|r| - delta/2)``."""
+        self.expect_args(node, args, 2, "huber")
+        r, delta = args
+        if not delta.is_scalar:
+            raise self.error(node, "the delta of huber(r, delta) is a scalar")
+        if delta.expr.is_number and not float(delta.expr) > 0:
+            raise self.error(node, f"the delta of huber(r, delta) must be positive, got {delta.expr}")
+        d = delta.expr
+
+        def huber(t: sp.Expr) -> sp.Expr:
+            return sp.Piecewise((t**2 / 2, sp.Abs(t) <= d), (d * (sp.Abs(t) - d / 2), True))
+
+        if r.is_scalar:
+            return Value(huber(r.expr), ())
+        return self.entrywise(node, (r,), huber)
 
     def call_trace(self, node: ast.AST, args: list[Value]) -> Value:
         self.expect_args(node, args, 1, "trace")
@@ -307,13 +406,33 @@ def parse_tree(where: Located) -> ast.Expression:
     return tree
 
 
-SMOOTH_FUNCTIONS = ("sum_squares", "quad_form", "dot", "trace")
+SMOOTH_FUNCTIONS = ("sum_squares", "quad_form", "dot", "trace", "sum", "huber")
+_BINARY: dict[type, Callable[[sp.Expr, sp.Expr], sp.Expr]] = {
+    ast.Add: lambda a, b: a + b, ast.Sub: lambda a, b: a - b, ast.Mult: lambda a, b: a * b,
+    ast.Div: lambda a, b: a / b, ast.Pow: lambda a, b: a**b,
+}
+_W = sp.Wild("w")
+
+
+def _scaling(expr: sp.Basic) -> tuple[sp.Expr, sp.Basic]:
+    """``(c, M)`` for ``c * M`` with one matrix factor; ``(1, expr)`` otherwise."""
+    if isinstance(expr, sp.MatMul):
+        matrices = [a for a in expr.args if isinstance(a, sp.MatrixExpr)]
+        if len(matrices) == 1:
+            return sp.Mul(*(a for a in expr.args if not isinstance(a, sp.MatrixExpr))), matrices[0]
+    return sp.Integer(1), expr
+
+
+def _readable(body: sp.Expr) -> sp.Expr:
+    """``log(1 + exp(u))`` as ``softplus(u)``: stable in every backend, and its derivative
+    prints as ``sigmoid(u)``."""
+    return body.replace(sp.log(1 + sp.exp(_W)), softplus(_W))
 # Functions whose value is not differentiable somewhere: they belong in objective.nonsmooth.
 NONSMOOTH_FUNCTIONS = (*(name for name in FUNCTIONS if name not in SMOOTH_FUNCTIONS), "abs")
 
 
 def parse_smooth(ns: Namespace, where: Located) -> Value:
-    value = Parser(ns, where, functions=SMOOTH_FUNCTIONS).parse()
+    value = Parser(ns, where, functions=SMOOTH_FUNCTIONS, elementwise=True).parse()
     if not value.is_scalar:
         raise where.error(f"the smooth objective must be a scalar, got {shape_text(value.shape)}",
                           hint="wrap vector expressions in sum_squares(...) or dot(...)")

@@ -96,3 +96,106 @@ class LowRankFactor(sp.MatrixExpr):
     def _latex(self, printer: Any) -> str:
         factor = "U_r" if self.side == 0 else "V_r"
         return rf"{factor} \Sigma_r^{{1/2}}\left({printer._print(self.matrix)}\right)"
+
+
+class sigmoid(sp.Function):
+    """The logistic function ``1 / (1 + exp(-t))``."""
+
+    is_real = True
+
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        value = sigmoid(self.args[0])
+        return value * (1 - value)
+
+    def _eval_rewrite_as_exp(self, t: sp.Expr, **kwargs: Any) -> sp.Expr:
+        return 1 / (1 + sp.exp(-t))
+
+
+class softplus(sp.Function):
+    """``log(1 + exp(t))``, computed stably by every backend."""
+
+    is_real = True
+
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        return sigmoid(self.args[0])
+
+    def _eval_rewrite_as_exp(self, t: sp.Expr, **kwargs: Any) -> sp.Expr:
+        return sp.log(1 + sp.exp(t))
+
+
+class Map(sp.MatrixExpr):
+    """A scalar function applied entry by entry: ``f(A_ij, B_ij, ...)`` for matrices of one shape.
+
+    ``function`` is a ``Lambda`` of one variable per argument; scalars (params, numbers) live in
+    its body. The parser fuses nested elementwise operations into one ``Map``, so
+    ``log(1 + exp(-y * (A @ x)))`` is one map of ``y`` and ``A @ x``.
+    """
+
+    def __new__(cls, function: sp.Lambda, *arguments: sp.MatrixExpr) -> Self:
+        return sp.MatrixExpr.__new__(cls, function, *arguments)
+
+    @property
+    def function(self) -> sp.Lambda:
+        return self.args[0]
+
+    @property
+    def arguments(self) -> tuple[sp.MatrixExpr, ...]:
+        return self.args[1:]
+
+    @property
+    def shape(self) -> tuple[sp.Expr, sp.Expr]:
+        return self.arguments[0].shape
+
+    def body(self, values: tuple[sp.Basic, ...]) -> sp.Expr:
+        """The function's body with its variables replaced by ``values``."""
+        return self.function.expr.xreplace(dict(zip(self.function.variables, values, strict=True)))
+
+    def _sympystr(self, printer: Any) -> str:
+        names = tuple(sp.Symbol(printer._print(a) if isinstance(a, sp.MatrixSymbol) else f"({printer._print(a)})")
+                      for a in self.arguments)
+        return printer._print(self.body(names))
+
+    def _latex(self, printer: Any) -> str:
+        names = tuple(sp.Symbol(printer._print(a) if isinstance(a, sp.MatrixSymbol) else rf"\left({printer._print(a)}\right)")
+                      for a in self.arguments)
+        return printer._print(self.body(names))
+
+
+class EntrySum(sp.Expr):
+    """``sum(E)``: the sum of the entries of a matrix expression (a scalar)."""
+
+    is_real = True
+    is_commutative = True
+
+    def __new__(cls, matrix: sp.MatrixExpr) -> Self:
+        return sp.Expr.__new__(cls, matrix)
+
+    @property
+    def matrix(self) -> sp.MatrixExpr:
+        return self.args[0]
+
+    def _sympystr(self, printer: Any) -> str:
+        return f"sum({printer._print(self.matrix)})"
+
+    def _latex(self, printer: Any) -> str:
+        return rf"\sum \left({printer._print(self.matrix)}\right)"
+
+
+class EntryMax(sp.Expr):
+    """The largest entry of a matrix expression of constants (used in Lipschitz bounds)."""
+
+    is_real = True
+    is_commutative = True
+
+    def __new__(cls, matrix: sp.MatrixExpr) -> Self:
+        return sp.Expr.__new__(cls, matrix)
+
+    @property
+    def matrix(self) -> sp.MatrixExpr:
+        return self.args[0]
+
+    def _sympystr(self, printer: Any) -> str:
+        return f"max({printer._print(self.matrix)})"
+
+    def _latex(self, printer: Any) -> str:
+        return rf"\max \left({printer._print(self.matrix)}\right)"

@@ -9,14 +9,17 @@ sides gives the bound ``sum |c_i| ||P_i|| ||Q_i||`` (documented as a bound).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import sympy as sp
+from sympy.calculus.util import maximum, minimum
 
 from unfoldgen.errors import SpecError
 from unfoldgen.spec.model import Located
+from unfoldgen.symbolic.budget import OverBudget, time_budget
+from unfoldgen.symbolic.calculus import sum_gradient
 from unfoldgen.symbolic.language import Namespace, parse_smooth
-from unfoldgen.symbolic.nodes import SpectralNorm
+from unfoldgen.symbolic.nodes import EntryMax, EntrySum, Map, SpectralNorm
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,7 @@ class SmoothPart:
     expr: sp.Expr
     gradients: dict[str, sp.MatrixExpr]
     lipschitz: dict[str, Lipschitz | None]
+    no_bound: dict[str, str] = field(default_factory=dict)  # why a variable has no Lipschitz constant
 
 
 def derive_smooth(ns: Namespace, where: Located) -> SmoothPart:
@@ -45,11 +49,34 @@ def derive_smooth(ns: Namespace, where: Located) -> SmoothPart:
                           hint="e.g. 0.5 * sum_squares(A @ x - y)")
     gradients: dict[str, sp.MatrixExpr] = {}
     lipschitz: dict[str, Lipschitz | None] = {}
+    no_bound: dict[str, str] = {}
     for var in variables:
-        gradient = _gradient(expr, var, where)
-        gradients[var.name] = gradient
-        lipschitz[var.name] = lipschitz_constant(ns, gradient, var)
-    return SmoothPart(expr, gradients, lipschitz)
+        gradients[var.name] = _gradient(expr, var, where)
+        lipschitz[var.name], reason = _lipschitz(ns, expr, var, where)
+        if reason:
+            no_bound[var.name] = reason
+    return SmoothPart(expr, gradients, lipschitz, no_bound)
+
+
+def _lipschitz(ns: Namespace, expr: sp.Expr, var: sp.MatrixSymbol, where: Located) -> tuple[Lipschitz | None, str]:
+    """Exact for the quadratic terms; a bound added for each ``c * sum(phi(K x + b))`` term;
+    None, with the reason, where no global bound exists."""
+    terms = [t for t in sp.Add.make_args(expr) if t.has(var)]
+    sums = [t for t in terms if t.has(EntrySum)]
+    rest = [t for t in terms if not t.has(EntrySum)]
+    base = lipschitz_constant(ns, _gradient(sp.Add(*rest), var, where), var) if rest else \
+        Lipschitz(sp.Integer(0), True, sp.ZeroMatrix(var.shape[0], var.shape[0]))
+    if base is None:
+        return None, ""
+    bounds = []
+    for term in sums:
+        bound, reason = sum_bound(ns, term, var)
+        if bound is None:
+            return None, reason
+        bounds.append(bound)
+    if not bounds:
+        return base, ""
+    return Lipschitz(sp.Add(base.value, *bounds), False, None), ""
 
 
 def _gradient(expr: sp.Expr, var: sp.MatrixSymbol, where: Located) -> sp.MatrixExpr:
@@ -58,6 +85,8 @@ def _gradient(expr: sp.Expr, var: sp.MatrixSymbol, where: Located) -> sp.MatrixE
     try:
         parts = [_term_gradient(term, var) for term in sp.Add.make_args(expr) if term.has(var)]
         gradient = sp.MatAdd(*parts).doit() if len(parts) > 1 else parts[0]
+    except SpecError as exc:
+        raise where.error(exc.message, exc.hint) from None
     except Exception as exc:  # noqa: BLE001  (SymPy raises many types for what it cannot differentiate)
         raise where.error(f"cannot differentiate the smooth objective with respect to {var.name}: {exc}") from None
     if not isinstance(gradient, sp.MatrixExpr) or gradient.shape != var.shape:
@@ -67,7 +96,7 @@ def _gradient(expr: sp.Expr, var: sp.MatrixSymbol, where: Located) -> sp.MatrixE
 
 
 def _term_gradient(term: sp.Expr, var: sp.MatrixSymbol) -> sp.MatrixExpr:
-    """Differentiate one product ``c * Trace(...)`` of the objective.
+    """Differentiate one product ``c * Trace(...)`` or ``c * sum(E)`` of the objective.
 
     Terms are differentiated one by one, with their scalar factor kept outside, because SymPy's
     derivative of a sum of traces is unreliable and pulling scalars inside gives unreadable
@@ -76,6 +105,12 @@ def _term_gradient(term: sp.Expr, var: sp.MatrixSymbol) -> sp.MatrixExpr:
     factors = sp.Mul.make_args(term)
     scalar = sp.Mul(*(f for f in factors if not f.has(var)))
     rest = sp.Mul(*(f for f in factors if f.has(var)))
+    if rest.has(EntrySum):
+        if not isinstance(rest, EntrySum):
+            raise SpecError(f"'{rest}' is not a sum of terms c * sum(...): a sum(...) may only be scaled "
+                            "or added", hint="e.g. sum(log(1 + exp(-y * (A @ x)))) + 0.5 * lam * sum_squares(x)")
+        gradient = sum_gradient(rest.matrix, var)
+        return gradient if scalar == 1 else scalar * gradient
     return (scalar * rest.diff(var)).doit()
 
 
@@ -149,6 +184,9 @@ def lipschitz_constant(ns: Namespace, gradient: sp.MatrixExpr, var: sp.MatrixSym
 
 def require_lipschitz(smooth: SmoothPart, variable: str, where: Located) -> Lipschitz:
     lipschitz = smooth.lipschitz[variable]
+    if lipschitz is None and variable in smooth.no_bound:
+        raise where.error(f"the step uses L, but {smooth.no_bound[variable]}",
+                          hint="give algorithm.step as a number or an expression of params")
     if lipschitz is None:
         raise where.error(
             f"the step uses L, but the gradient of the smooth part is not affine in '{variable}' "
@@ -160,3 +198,73 @@ def require_lipschitz(smooth: SmoothPart, variable: str, where: Located) -> Lips
                         "to set a step from", key_path=where.key_path, line=where.line,
                         hint="give algorithm.step as a number")
     return lipschitz
+
+
+SUP_BUDGET_S = 10.0  # seconds for the symbolic supremum of one term's second derivative
+
+
+def sum_bound(ns: Namespace, term: sp.Expr, var: sp.MatrixSymbol) -> tuple[sp.Expr | None, str]:
+    """A Lipschitz bound of the gradient of ``c * sum(phi.(K x + b, w...))``:
+    ``|c| sup_t |phi''(t, w)| ||K||^2``, a constant weight ``w`` entering as its largest value.
+    None, with the reason, where it does not exist or cannot be found."""
+    factors = sp.Mul.make_args(term)
+    coeff = sp.Mul(*(f for f in factors if not isinstance(f, EntrySum)))
+    (total,) = [f for f in factors if isinstance(f, EntrySum)]
+    matrix = total.matrix
+    if not isinstance(matrix, Map):
+        slope = _linear_terms(matrix, var)
+        return (sp.Integer(0), "") if slope is not None else (None, f"sum({matrix}) is not linear in {var.name}")
+    text = f"sum({matrix})"
+    moving = [i for i, a in enumerate(matrix.arguments) if a.has(var)]
+    if len(moving) != 1:
+        return None, f"{text} applies its function to several expressions of {var.name}: no bound is derived"
+    (i,) = moving
+    slope = _affine_slope(ns, matrix.arguments[i], var)
+    if slope is None:
+        return None, f"{text} is not a function of an affine map of {var.name} with constant slope"
+    t = matrix.function.variables[i]
+    second = matrix.function.expr.diff(t, 2).replace(sp.DiracDelta, lambda *a: sp.Integer(0))
+    shown = Map(sp.Lambda(matrix.function.variables, second), *matrix.arguments)  # in the spec's names
+    per_sample = {ns.tensors[n].expr for n, role in ns.roles.items() if role in ("input", "variable")}
+    others = [(v, a) for j, (v, a) in enumerate(zip(matrix.function.variables, matrix.arguments, strict=True))
+              if j != i and second.has(v)]
+    if any(a.has(s) for _, a in others for s in per_sample):
+        return None, (f"the second derivative of {text} along {var.name}, {shown}, depends on the inputs, so "
+                      "no bound is known when the model is built")
+    sup = _sup_abs(second, t)
+    if sup is None or sup.has(sp.oo, sp.zoo, sp.nan):
+        return None, (f"the second derivative of {text} along {var.name}, {shown}, has no global bound, so "
+                      "its gradient has no Lipschitz constant")
+    others = [(v, a) for v, a in others if sup.has(v)]
+    weight = EntryMax(Map(sp.Lambda(tuple(v for v, _ in others), sup), *(a for _, a in others))) if others else sup
+    return sp.Abs(coeff) * weight * slope**2, ""
+
+
+def _affine_slope(ns: Namespace, expr: sp.MatrixExpr, var: sp.MatrixSymbol) -> sp.Expr | None:
+    """``||K||`` for ``expr = K x + b`` with ``K`` made of constants; None otherwise."""
+    terms = _linear_terms(expr, var)
+    if terms is None or any(right for _, _, right in terms):
+        return None
+    per_sample = {ns.tensors[n].expr for n, role in ns.roles.items() if role in ("input", "variable")}
+    if any(f.has(s) for _, left, _ in terms for f in left for s in per_sample):
+        return None
+    matrix = sp.MatAdd(*(c * _product(left, var.shape[0]) for c, left, _ in terms)).doit()
+    return _norm(matrix)
+
+
+def _sup_abs(expr: sp.Expr, t: sp.Symbol) -> sp.Expr | None:
+    """``sup_t |expr|`` over the reals (the largest over the branches of a piecewise), or None
+    where SymPy cannot find it within its budget."""
+    if isinstance(expr, sp.Piecewise):
+        sups = [_sup_abs(branch, t) for branch, _ in expr.args]
+        return None if any(s is None for s in sups) else sp.Max(*sups)
+    if not expr.has(t):
+        return sp.Abs(expr)
+    shape = expr.rewrite(sp.exp)
+    try:
+        with time_budget(SUP_BUDGET_S):
+            high = maximum(shape, t, sp.S.Reals)
+            low = minimum(shape, t, sp.S.Reals)
+    except (OverBudget, NotImplementedError, ValueError, TypeError):
+        return None
+    return sp.Max(sp.Abs(high), sp.Abs(low))

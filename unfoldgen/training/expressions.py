@@ -12,7 +12,7 @@ carry a leading batch axis and constants none, so ``torch.matmul`` broadcasts. S
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import reduce
 from typing import Any
 
@@ -20,10 +20,13 @@ import sympy as sp
 import torch
 from sympy.printing.printer import Printer
 
+from unfoldgen.symbolic.nodes import EntrySum, Map
+
 Value = torch.Tensor | float
 Env = Mapping[sp.Basic, Value]
 
-ELEMENTWISE = {"Abs": torch.abs, "exp": torch.exp, "log": torch.log, "sign": torch.sign}
+ELEMENTWISE: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {"Abs": torch.abs, "exp": torch.exp, "log": torch.log, "sign": torch.sign, "tanh": torch.tanh,
+               "cosh": torch.cosh, "sinh": torch.sinh, "sigmoid": torch.sigmoid, "softplus": torch.nn.functional.softplus}
 
 
 def as_matrix(tensor: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
@@ -97,6 +100,26 @@ class TorchEvaluator(Printer):
         values = [self.evaluate(a) for a in expr.args]
         like = next(v for v in values if isinstance(v, torch.Tensor))
         return reduce(combine, (torch.as_tensor(v, dtype=like.dtype, device=like.device) for v in values))
+
+    def _print_Map(self, expr: Map) -> Value:
+        """The body evaluated on the operands' tensors, entry by entry."""
+        values = {v: self.evaluate(a) for v, a in zip(expr.function.variables, expr.arguments, strict=True)}
+        return TorchEvaluator({**self.env, **values}).evaluate(expr.function.expr)
+
+    def _print_EntrySum(self, expr: EntrySum) -> Value:
+        return _tensor(self.evaluate(expr.matrix)).sum(dim=(-2, -1), keepdim=True)
+
+    def _print_Piecewise(self, expr: sp.Piecewise) -> Value:
+        (value, condition), rest = expr.args[0], expr.args[1:]
+        if condition is sp.true or not rest:
+            return self.evaluate(value)
+        other = self._print_Piecewise(sp.Piecewise(*rest))
+        chosen = _tensor(self.evaluate(condition))
+        return torch.where(chosen, _tensor(self.evaluate(value)).to(chosen.device), _tensor(other).to(chosen.device))
+
+    def _print_Relational(self, expr: sp.core.relational.Relational) -> Value:
+        left, right = _tensor(self.evaluate(expr.lhs)), _tensor(self.evaluate(expr.rhs))
+        return {">=": torch.ge, "<=": torch.le, ">": torch.gt, "<": torch.lt}[expr.rel_op](left, right)
 
     def _print_Function(self, expr: sp.Function) -> Value:
         function = ELEMENTWISE.get(type(expr).__name__)
