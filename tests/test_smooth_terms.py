@@ -219,3 +219,47 @@ def test_long_untrained_runs_reach_scipys_minimiser(tmp_path, name: str) -> None
 
     reference = minimize(objective, np.zeros(7), method="L-BFGS-B", options={"gtol": 1e-12, "ftol": 1e-15}).x
     assert np.linalg.norm(x - reference) <= 1e-5 * np.linalg.norm(reference)
+
+
+PENALTIES = ["lam * sum(max(abs(x) - 1, 0))", "lam * sum(abs(x) + max(abs(x) - 1, 0))", "lam * sum(max(abs(x), 1))",
+             "lam * sum(0.5 * min(abs(x), 1)**2 + max(abs(x) - 1, 0))"]
+
+
+@pytest.mark.parametrize("penalty", PENALTIES)
+def test_penalties_once_refused_get_the_right_prox(tmp_path, penalty: str) -> None:
+    """These convex penalties were refused (a kink inside another kinked function was replaced
+    only at the outer level). One layer of gradient descent on 0.5 ||x - y||^2 with step 1 from
+    x = 0 is the prox at y; SciPy minimises the prox objective entry by entry."""
+    from scipy.optimize import minimize_scalar
+
+    data = yaml.safe_load(yaml.safe_dump(BASE))
+    data.update(name="penalty", inputs={"y": ["n"]}, constants={}, params={"lam": 0.7},
+                objective={"smooth": "0.5 * sum_squares(x - y)", "nonsmooth": [penalty]})
+    data["algorithm"] = {"method": "proximal_gradient", "layers": 1, "step": 1}
+    result = build(write_spec(tmp_path, data), tmp_path / "out")
+    built = Built(result.directory, result.program)
+    y = np.linspace(-3.2, 3.1, 7)[None]
+    model = built.model.Unfolded(dtype=torch.float64)
+    x = built.numpy_loop.solve(model.kernel_params(), y=y)["x"][0]
+    h = {PENALTIES[0]: lambda u: max(abs(u) - 1, 0), PENALTIES[1]: lambda u: abs(u) + max(abs(u) - 1, 0),
+         PENALTIES[2]: lambda u: max(abs(u), 1), PENALTIES[3]: lambda u: 0.5 * min(abs(u), 1) ** 2 + max(abs(u) - 1, 0)}
+    for v, got in zip(y[0], x, strict=True):
+        expected = minimize_scalar(lambda u, v=v: 0.5 * (u - v) ** 2 + 0.7 * h[penalty](u),
+                                   bounds=(v - 10, v + 10), method="bounded", options={"xatol": 1e-10}).x
+        assert got == pytest.approx(expected, abs=1e-6), (v, got, expected)
+
+
+def test_a_smooth_penalty_under_nonsmooth_is_refused_in_time_with_a_hint(tmp_path, monkeypatch) -> None:
+    """SymPy cannot solve u - v + tau*u/sqrt(1 + u**2) = 0 in closed form quickly: the budget
+    stops it, and the message says the term is smooth and belongs in objective.smooth."""
+    import time
+
+    from unfoldgen.symbolic.prox import compose
+
+    monkeypatch.setattr(compose, "DERIVE_BUDGET_S", 2.0)
+    data = spec_data("huber")
+    data["objective"]["nonsmooth"] = ["lam * sum(sqrt(1 + x**2))"]
+    started = time.perf_counter()
+    with pytest.raises(SpecError, match="(?s)took more than 2 s.*move it to objective.smooth"):
+        build(write_spec(tmp_path, data), tmp_path / "out")
+    assert time.perf_counter() - started < 10

@@ -15,6 +15,7 @@ import sympy as sp
 
 from unfoldgen.errors import SpecError
 from unfoldgen.operators.prox import Helper, ProxFunction, box, elastic_net, nonneg, norm1, sum_squares
+from unfoldgen.symbolic.budget import OverBudget, time_budget
 from unfoldgen.symbolic.language import Namespace
 from unfoldgen.symbolic.prox.separable import TAU, NotDerivable, V, derive_separable_prox
 from unfoldgen.symbolic.prox.terms import ELEMENT, NonsmoothTerm
@@ -158,18 +159,31 @@ def _separable_stage(ns: Namespace, variable: str, terms: list[NonsmoothTerm]) -
 def _derived_stage(ns: Namespace, variable: str, terms: list[NonsmoothTerm]) -> tuple[ProxStage, list[Hyper], str]:
     penalty = sp.Add(*(t.scalar_penalty() for t in terms))
     values = {ns.params[p]: v for p, v in ns.spec.params.items()}
+    shown = penalty.subs(ELEMENT, sp.Symbol(variable))
     try:
-        formula = derive_separable_prox(penalty, ELEMENT, values)
+        with time_budget(DERIVE_BUDGET_S):
+            formula = derive_separable_prox(penalty, ELEMENT, values)
+    except OverBudget:
+        raise terms[0].where.error(f"deriving the prox of {shown} took more than {DERIVE_BUDGET_S:g} s, so it "
+                                   "is refused", hint=_derived_hint(penalty)) from None
     except NotDerivable as exc:
-        raise terms[0].where.error(
-            f"cannot derive the prox of {penalty.subs(ELEMENT, sp.Symbol(variable))}: {exc}",
-            hint="use a convex penalty built from abs, max, min and polynomials of degree <= 2, "
-                 "or a registered function (norm1, sum_squares, elastic_net, ...)",
-        ) from None
+        raise terms[0].where.error(f"cannot derive the prox of {shown}: {exc}", hint=_derived_hint(penalty)) from None
     hyper = Hyper("prox_step", STEP, "step size inside the derived prox", ns.unused("prox_step"))
     formula = formula.xreplace({TAU: hyper.symbol})
     closed = sp.latex(formula.xreplace({V: sp.Symbol("v")}))
     return ProxStage(None, (hyper.symbol,), formula), [hyper], closed
+
+
+DERIVE_BUDGET_S = 20.0  # seconds for the symbolic derivation of one separable prox
+
+
+def _derived_hint(penalty: sp.Expr) -> str:
+    """What to do instead: a penalty without kinks is smooth, and belongs in objective.smooth."""
+    if not penalty.atoms(sp.Abs, sp.Max, sp.Min, sp.sign):
+        return ("this penalty has no kinks, so it is smooth: move it to objective.smooth (e.g. "
+                "lam * sum(sqrt(1 + x**2))), where its gradient is used instead of a prox")
+    return ("use a convex penalty built from abs, max, min and polynomials of degree <= 2, "
+            "or a registered function (norm1, sum_squares, elastic_net, ...)")
 
 
 def _interval_stage(terms: list[NonsmoothTerm]) -> tuple[ProxStage, str]:

@@ -73,19 +73,24 @@ def _smooth_piece(h: sp.Expr, u: sp.Symbol, lo: sp.Expr, hi: sp.Expr) -> sp.Expr
         probe = lo + 1
     else:
         probe = (lo + hi) / 2
-    replacements: dict[sp.Expr, sp.Expr] = {}
-    for atom in h.atoms(sp.Abs, sp.Max, sp.Min):
-        if not atom.has(u):
-            continue
-        if isinstance(atom, sp.Abs):
-            sign = sp.sign(atom.args[0].subs(u, probe))
-            replacements[atom] = sign * atom.args[0]
-        else:
-            a, b = atom.args
-            larger = a if float((a - b).subs(u, probe)) > 0 else b
-            smaller = b if larger is a else a
-            replacements[atom] = larger if isinstance(atom, sp.Max) else smaller
-    return h.xreplace(replacements)
+    return _branch(h, u, probe)
+
+
+def _branch(expr: sp.Expr, u: sp.Symbol, probe: sp.Expr) -> sp.Expr:
+    """``expr`` with each kinked function replaced, innermost first, by the branch it takes at
+    ``probe`` (so ``max(abs(x) - 1, 0)`` on (1, oo) becomes ``x - 1``, not ``abs(x) - 1``)."""
+    if not expr.args or not expr.has(u):
+        return expr
+    args = [_branch(a, u, probe) for a in expr.args]
+    if isinstance(expr, sp.Abs):
+        return sp.sign(args[0].subs(u, probe)) * args[0]
+    if isinstance(expr, (sp.Max, sp.Min)):
+        if len(args) != 2:
+            raise NotDerivable("max/min of more than two expressions is not supported")
+        a, b = args
+        larger, smaller = (a, b) if float((a - b).subs(u, probe)) > 0 else (b, a)
+        return larger if isinstance(expr, sp.Max) else smaller
+    return expr.func(*args)
 
 
 def _solve_piece(condition: sp.Expr, u: sp.Symbol) -> sp.Expr:
