@@ -263,3 +263,47 @@ def test_a_smooth_penalty_under_nonsmooth_is_refused_in_time_with_a_hint(tmp_pat
     with pytest.raises(SpecError, match="(?s)took more than 2 s.*move it to objective.smooth"):
         build(write_spec(tmp_path, data), tmp_path / "out")
     assert time.perf_counter() - started < 10
+
+
+BUNDLED = ["huber_l1", "sparse_logistic", "poisson_deconv"]
+
+
+@pytest.mark.parametrize("name", BUNDLED)
+def test_bundled_specs_untrained_long_runs_solve_their_problem(tmp_path, name: str) -> None:
+    """20000 untrained layers (the classical algorithm) of each bundled spec reach the minimiser
+    of L-BFGS-B on the same problem, written here in NumPy (the l1 term through x = p - q,
+    p, q >= 0), to 1e-5 relative."""
+    from conftest import ROOT
+
+    data = yaml.safe_load((ROOT / "specs" / f"{name}.yaml").read_text())
+    data["algorithm"]["layers"] = 20000
+    data.pop("learn", None)
+    result = build(write_spec(tmp_path, data), tmp_path / "out")
+    built = Built(result.directory, result.program)
+    rng = np.random.default_rng(0)
+    m, n = result.program.constants["A"]
+    A = rng.standard_normal((m, n))
+    A = np.abs(A) if name == "poisson_deconv" else A
+    A = A if name == "sparse_logistic" else A / np.linalg.norm(A, axis=0)
+    truth = rng.standard_normal(n) * (rng.random(n) < 0.2)
+    truth = 2 * np.abs(truth) if name == "poisson_deconv" else truth
+    u = A @ truth
+    y = {"huber_l1": u + 0.05 * rng.standard_normal(m), "sparse_logistic": 1 / (1 + np.exp(-u)), "poisson_deconv": u}[name]
+    model = built.model.Unfolded(A=A, dtype=torch.float64)
+    x = built.numpy_loop.solve(model.kernel_params(), y=y[None])["x"][0]
+    p = data["params"]
+    options = {"gtol": 1e-13, "ftol": 1e-16, "maxiter": 50000}
+    if name == "poisson_deconv":
+        reference = minimize(lambda v: np.sum(A @ v - y * np.log(A @ v + p["eps"])), np.full(n, 0.1),
+                             method="L-BFGS-B", bounds=[(0, None)] * n, options=options).x
+    else:
+        def loss(z: np.ndarray) -> float:
+            if name == "huber_l1":
+                r, d = z - y, p["delta"]
+                return float(np.sum(np.where(np.abs(r) <= d, r**2 / 2, d * (np.abs(r) - d / 2))))
+            return float(np.sum(np.logaddexp(0.0, z) - y * z))
+
+        split = minimize(lambda w: loss(A @ (w[:n] - w[n:])) + p["lam"] * np.sum(w), np.zeros(2 * n),
+                         method="L-BFGS-B", bounds=[(0, None)] * (2 * n), options=options).x
+        reference = split[:n] - split[n:]
+    assert np.linalg.norm(x - reference) <= 1e-5 * np.linalg.norm(reference)

@@ -137,12 +137,13 @@ class ArrayPrinter(ScalarPrinter):
     def _print_Map(self, expr: Map) -> Code:
         """A function entry by entry: its body, with each variable bound to its operand's code."""
         codes = dict(zip(expr.function.variables, (self.matrix(a) for a in expr.arguments), strict=True))
-        outer = self.symbol
-        self.symbol = lambda s: codes[s].operand() if s in codes else outer(s)
+        outer, compound = self.symbol, self.compound
+        self.symbol = lambda s: codes[s].text if s in codes else outer(s)
+        self.compound = compound | {v for v, code in codes.items() if not code.atomic}  # parenthesised as operands
         try:
             text = self.print(expr.function.expr)
         finally:
-            self.symbol = outer
+            self.symbol, self.compound = outer, compound
         return Code(text, any(c.batched for c in codes.values()), False)
 
     def _print_EntryMax(self, expr: EntryMax) -> str:

@@ -41,7 +41,21 @@ from unfoldgen.symbolic.prox import ProxOperator
 from unfoldgen.symbolic.prox.separable import V
 
 _MARK = re.compile(r"(_MAP\d+_)")  # where a map's body, printed as a scalar, takes an operand's element
-INDEX_NAMES = ("i", "j")  # loop indices over a sample's entries, before allocation
+INDEX_NAMES = ("i", "j")
+
+
+def _unwrapped(code: Code) -> Code:
+    """``code`` without the one pair of parentheses around all of it, if it has one (a map's
+    body adds them where it needs them)."""
+    if len(code) < 3 or code[0] != "(" or code[-1] != ")":
+        return code
+    depth = 0
+    for position, fragment in enumerate(code):
+        if isinstance(fragment, str):
+            depth += fragment.count("(") - fragment.count(")")
+        if depth == 0 and position < len(code) - 1:
+            return code  # the first parenthesis closes before the end: not one group
+    return code[1:-1]  # loop indices over a sample's entries, before allocation
 SVD_WORKSPACE = ("svd_rows", "svd_vt")  # the Jacobi SVD's workspace arguments (n x m, n x n)
 
 
@@ -156,12 +170,15 @@ class NumbaLowering(Printer):
 
     def _print_Map(self, expr: Map, idx: tuple[str, ...], out: list[Statement]) -> Code:
         """The function's body per element, each variable replaced by its operand's element."""
-        operands = [self.element(a, idx, out) for a in expr.arguments]
+        operands = [_unwrapped(self.element(a, idx, out)) for a in expr.arguments]
         marks = {v: sp.Symbol(f"_MAP{i}_") for i, v in enumerate(expr.function.variables)}
+        self.scalars.compound = {marks[v] for v, code in zip(expr.function.variables, operands, strict=True)
+                                 if len(code) > 1}  # parenthesised where they are operands
         printed = self.scalar(expr.function.expr.xreplace(marks), atom=False)
+        self.scalars.compound = set()
         code: list[Fragment] = [Scalar("", printed.names)]  # what the body reads (params, k)
         for piece in _MARK.split(printed.text):
-            code += ["(", *operands[int(piece[4:-1])], ")"] if _MARK.fullmatch(piece) else [piece]
+            code += list(operands[int(piece[4:-1])]) if _MARK.fullmatch(piece) else [piece]
         return tuple(f for f in code if f != "")
 
     def _print_Inverse(self, expr: sp.Inverse, idx: tuple[str, ...], out: list[Statement]) -> Code:

@@ -28,6 +28,7 @@ class ScalarPrinter(Printer):
         super().__init__()
         self.symbol = symbol
         self.g = spelling  # how the emitted code spells np, math, ... (around the spec's names)
+        self.compound: set[sp.Basic] = set()  # symbols standing for compound code (a map's operands)
 
     def print(self, expr: sp.Basic) -> str:
         return str(self._print(expr))
@@ -126,7 +127,8 @@ class ScalarPrinter(Printer):
     # -- helpers ----------------------------------------------------------------------------
     def atom(self, expr: sp.Basic) -> str:
         text = self.print(expr)
-        needs_parens = isinstance(expr, (sp.Add, sp.Mul, sp.Pow)) or (expr.is_Number and expr < 0)
+        needs_parens = isinstance(expr, (sp.Add, sp.Mul, sp.Pow)) or (expr.is_Number and expr < 0) \
+            or expr in self.compound
         return f"({text})" if needs_parens else text
 
     def mul_or_atom(self, expr: sp.Basic) -> str:

@@ -100,7 +100,7 @@ class LearnSpec:
     seed: int = 0
 
 
-CONSTANT_LAWS = ("gaussian",)
+CONSTANT_LAWS = ("gaussian", "half_normal")  # half_normal: |N(0, std^2)|, a nonnegative matrix
 NORMALIZATIONS = ("columns", "none")
 TRUTH_LAWS = ("sparse", "gaussian", "low_rank")
 VALUE_LAWS = ("normal", "uniform", "sign", "positive")

@@ -70,6 +70,8 @@ class DataSource:
         rng = np.random.default_rng([self.data.seed, 100 + list(self.data.constants).index(name)])
         std = source.std if source.std is not None else 1 / math.sqrt(shape[0])
         array = rng.standard_normal(shape) * std
+        if source.law == "half_normal":  # nonnegative (blurs, Poisson intensities)
+            array = np.abs(array)
         if source.normalize == "columns":
             array = array / np.linalg.norm(array, axis=0, keepdims=True)
         return array

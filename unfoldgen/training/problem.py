@@ -59,7 +59,8 @@ class TrainingProblem:
                 shape = self.spec.concrete_shape(self.spec.variables[name].shape)
                 truth[name] = TruthTensor(name, shape, None)
                 continue
-            value = Parser(self.ns, law.estimate, allowed_roles=("variable", "constant", "param")).parse()
+            value = Parser(self.ns, law.estimate, allowed_roles=("variable", "constant", "param"),
+                           elementwise=True).parse()
             self._check_outputs(value.expr, law.estimate)
             shape = self.spec.concrete_shape(law.shape)
             if self.ns.size(value.shape) != shape:
@@ -79,7 +80,8 @@ class TrainingProblem:
     def _measurements(self, data: DataSpec) -> dict[str, sp.MatrixExpr]:
         models = {}
         for name, model in data.inputs.items():
-            value = Parser(self.ns, model.model, allowed_roles=("variable", "truth", "constant", "param")).parse()
+            value = Parser(self.ns, model.model, allowed_roles=("variable", "truth", "constant", "param"),
+                           elementwise=True).parse()
             for symbol in value.expr.free_symbols:
                 role = self.ns.roles.get(symbol.name)
                 if role == "variable" and symbol.name not in self.truth:
