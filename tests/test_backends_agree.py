@@ -11,24 +11,26 @@ import torch
 from conftest import SPECS, variant
 
 
-def random_inputs(built, rng, batch: int) -> dict[str, np.ndarray]:
-    return {name: rng.standard_normal((batch, *shape)) for name, shape in built.program.inputs.items()}
+def random_inputs(built, rng, batch: int, positive: bool = False) -> dict[str, np.ndarray]:
+    draws = {name: rng.standard_normal((batch, *shape)) for name, shape in built.program.inputs.items()}
+    return {name: np.abs(value) if positive else value for name, value in draws.items()}
 
 
 def relative(a, b) -> float:
     return float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-300))
 
 
-def assert_backends_agree(built, rng, batch: int = 5) -> None:
+def assert_backends_agree(built, rng, batch: int = 5, positive: bool = False) -> None:
     """Perturb every trainable parameter, then compare the module with the kernel (float64,
-    float32, and the single-sample path)."""
+    float32, and the single-sample path). ``positive``: nonnegative data (a log-likelihood)."""
     constants = {name: rng.standard_normal(shape) / 3 for name, shape in built.program.constants.items()}
+    constants = {name: np.abs(value) if positive else value for name, value in constants.items()}
     model = built.model.Unfolded(**constants, dtype=torch.float64)
     torch.manual_seed(0)
     with torch.no_grad():
         for parameter in model.parameters():  # perturb every trainable parameter (also off zero)
             parameter.mul_(1 + 0.2 * torch.rand_like(parameter)).add_(0.05 * torch.randn_like(parameter))
-    inputs = random_inputs(built, rng, batch)
+    inputs = random_inputs(built, rng, batch, positive)
     with torch.no_grad():
         expected = model(**{k: torch.from_numpy(v) for k, v in inputs.items()})
     params = model.kernel_params()
@@ -60,7 +62,8 @@ def solve_through_blas(kernel, params, inputs):
 
 @pytest.mark.parametrize("path", SPECS, ids=lambda p: p.stem)
 def test_torch_and_numba_agree(tmp_path, rng, path):
-    assert_backends_agree(variant(path.stem, tmp_path, dims={"m": 8, "n": 12}, layers=6), rng)
+    positive = "log(" in path.read_text()  # a likelihood defined for nonnegative data (Poisson)
+    assert_backends_agree(variant(path.stem, tmp_path, dims={"m": 8, "n": 12}, layers=6), rng, positive=positive)
 
 
 VARIANTS = {

@@ -1,8 +1,8 @@
 """Test 1: the derived gradient equals torch autograd of the objective, for every bundled spec.
 
-The objective and the gradient are evaluated by a small evaluator written here (walking the
-SymPy trees numerically), independent of the code generators; autograd differentiates the
-objective, SymPy's derivation gives the gradient.
+The objective and the gradient are evaluated by a small evaluator written in the tests
+(``test_smooth_terms.evaluate``, walking the SymPy trees numerically), independent of the code
+generators; autograd differentiates the objective, SymPy's derivation gives the gradient.
 """
 
 from __future__ import annotations
@@ -11,43 +11,11 @@ import pytest
 import sympy as sp
 import torch
 from conftest import SPECS
+from test_smooth_terms import evaluate
 
 from unfoldgen.spec import Spec, load_spec
 from unfoldgen.symbolic.language import Namespace
 from unfoldgen.symbolic.objective import derive_smooth
-
-
-def evaluate(expr: sp.Basic, values: dict[str, torch.Tensor]) -> torch.Tensor:
-    if isinstance(expr, (sp.MatrixSymbol, sp.Symbol)):
-        return values[expr.name]
-    if isinstance(expr, sp.Transpose):
-        return evaluate(expr.arg, values).T
-    if isinstance(expr, sp.Trace):
-        return torch.trace(evaluate(expr.arg, values))
-    if isinstance(expr, (sp.MatAdd, sp.Add)):
-        return sum((evaluate(a, values) for a in expr.args), torch.tensor(0.0, dtype=torch.float64))
-    if isinstance(expr, sp.MatMul):
-        result = None
-        for a in expr.args:
-            value = evaluate(a, values)
-            if result is None:
-                result = value
-            elif value.dim() == 2 and result.dim() == 2:
-                result = result @ value
-            else:
-                result = result * value
-        return result
-    if isinstance(expr, sp.Mul):
-        result = torch.tensor(1.0, dtype=torch.float64)
-        for a in expr.args:
-            result = result * evaluate(a, values)
-        return result
-    if isinstance(expr, sp.Pow):
-        return evaluate(expr.base, values) ** float(expr.exp)
-    if expr.is_Number:
-        return torch.tensor(float(expr), dtype=torch.float64)
-    raise NotImplementedError(type(expr))
-
 
 SMOOTH_SPECS = [p for p in SPECS if "\nobjective:" in p.read_text()]  # custom iterations may have none
 
@@ -63,18 +31,20 @@ def assert_gradient_matches_autograd(spec: Spec, context: str = "") -> None:
     ns = Namespace(spec)
     smooth = derive_smooth(ns, spec.smooth)
     generator = torch.Generator().manual_seed(0)
-    values: dict[str, torch.Tensor] = {}
-    for name, value in ns.tensors.items():
+    positive = smooth.expr.has(sp.log)  # a likelihood: defined for positive data
+    values: dict[sp.Basic, torch.Tensor] = {}
+    for value in ns.tensors.values():
         shape = tuple(int(d.subs({s: spec.dims[s.name] for s in d.free_symbols})) for d in value.expr.shape)
-        values[name] = torch.randn(shape, generator=generator, dtype=torch.float64)
-    for name, value in spec.params.items():
-        values[name] = torch.tensor(value, dtype=torch.float64)
+        draw = torch.randn(shape, generator=generator, dtype=torch.float64)
+        values[value.expr] = draw.abs() + 0.1 if positive else draw
+    for name, number in spec.params.items():
+        values[ns.params[name]] = torch.tensor(number, dtype=torch.float64)
     for var in spec.variables:
-        values[var].requires_grad_(True)
+        values[ns.matrix_symbol(var)].requires_grad_(True)
     evaluate(smooth.expr, values).sum().backward()  # a scalar, or a 1x1 matrix (quad_form)
     for var, gradient in smooth.gradients.items():
         derived = evaluate(gradient, values).detach()
-        expected = values[var].grad
+        expected = values[ns.matrix_symbol(var)].grad
         assert expected is not None, f"{var}\n{context}"
         assert torch.allclose(derived, expected, rtol=1e-10, atol=1e-10), f"{var}\n{context}"
 

@@ -103,3 +103,23 @@ def test_a_second_run_reuses_finished_training(results, capsys):
     assert main(["sparse", "--smoke", "--out", str(out), "--runs", str(runs)]) == 0
     printed = capsys.readouterr().out
     assert "reusing" in printed and "training ..." not in printed
+
+
+def test_sparse_logistic_json(results):
+    """Study 4: the classical network and the learned one, accuracy and objective per layer, and
+    the classical iterations that reach the learned network's objective."""
+    from unfoldgen.reproduce.logistic import SMOKE as LOGISTIC
+
+    result = read(results, "sparse_logistic")
+    assert list(result["networks"]) == ["PG", "PG-learned-step"]
+    for record in result["networks"].values():
+        assert len(record["accuracy"]) == len(record["objective"]) == LOGISTIC.layers
+        assert all(0.0 <= a <= 1.0 for a in record["accuracy"])
+    classical = result["classical"]
+    assert len(classical["iterations"]) == len(classical["objective"]) == len(classical["accuracy"])
+    # the untrained network is the classical algorithm: its layers are the first iterations
+    assert result["networks"]["PG"]["objective"] == classical["objective"][:LOGISTIC.layers]
+    match = result["classical_iters_to_match"]
+    assert match is None or 1 <= match <= LOGISTIC.classical_iterations
+    page = (results[0].parent / f"{results[0].name}.md").read_text()
+    assert "## Sparse logistic regression" in page

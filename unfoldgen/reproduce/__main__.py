@@ -6,10 +6,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from unfoldgen.reproduce import mismatch, report, rpca, sparse
+from unfoldgen.reproduce import logistic, mismatch, report, rpca, sparse
 from unfoldgen.reproduce.common import RESULTS, RUNS, Run
 
-STUDIES = ("sparse", "rpca", "mismatch", "report", "all")
+STUDIES = ("sparse", "rpca", "mismatch", "logistic", "report", "all")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,6 +31,8 @@ def main(argv: list[str] | None = None) -> int:
         mismatch.study(lista_scale, run)
     if args.study in ("rpca", "all"):
         rpca.study(rpca_scale, run)
+    if args.study in ("logistic", "all"):
+        logistic.study(logistic.SMOKE if args.smoke else logistic.FULL, run)
     if args.study in ("report", "all"):
         page = report.write(args.out)
         run.log(f"wrote {page}")

@@ -17,7 +17,8 @@ from unfoldgen.training.checkpoint import write_atomically
 SPARSE = {"noiseless": ("lista_noiseless", -50.0), "40 dB SNR": ("lista_snr40", -35.0)}
 LAYER_GAIN_TARGET = 20.0
 RPCA_ITERATION_TARGET = 10.0
-MAKE = {"lista_noiseless": "sparse", "lista_snr40": "sparse", "lista_mismatch": "mismatch", "rpca": "rpca"}
+MAKE = {"lista_noiseless": "sparse", "lista_snr40": "sparse", "lista_mismatch": "mismatch", "rpca": "rpca",
+        "sparse_logistic": "logistic"}
 
 
 def load(out: Path, name: str) -> dict[str, Any] | None:
@@ -33,6 +34,7 @@ def write(out: Path) -> Path:
         sections.append(sparse_section(out, label, name, results[name], target))
     sections.append(mismatch_section(results["lista_mismatch"]))
     sections.append(rpca_section(out, results["rpca"]))
+    sections.append(logistic_section(out, results["sparse_logistic"]))
     page = out.parent / f"{out.name}.md"
     text = "\n\n".join(s.strip() for s in sections) + "\n"
     write_atomically(page, lambda file: file.write(text.encode()))
@@ -209,6 +211,52 @@ Error per layer:
   (target {RPCA_ITERATION_TARGET:g}x: {met(ratio >= RPCA_ITERATION_TARGET)}).
 
 ![relative error against layer]({out.name}/rpca.png)
+"""
+
+
+def logistic_section(out: Path, result: dict[str, Any] | None) -> str:
+    title = "## Sparse logistic regression: a smooth data term beyond least squares"
+    if result is None:
+        return f"{title}\n\nNot run yet: `python -m unfoldgen.reproduce logistic`."
+    setting, networks = result["setting"], result["networks"]
+    layers = setting["layers"]
+    shown = sorted({1, 2, 3, 5, layers} & set(range(1, layers + 1)))
+    rows = "\n".join(f"| {name} | {record['train_s']:.0f} | "
+                     + " | ".join(f"{record['accuracy'][k - 1]:.3f} / {record['objective'][k - 1]:.2f}" for k in shown)
+                     + " |" for name, record in networks.items())
+    classical = result["classical"]
+    def reached(match: int | None) -> str:
+        return (f"{match} classical iterations ({match / layers:.1f}x its {layers} layers)" if match is not None
+                else f"more than the {setting['classical_iterations']} classical iterations that were run")
+    plot(out / "sparse_logistic.png", "Sparse logistic regression", "objective",
+         {name: record["objective"] for name, record in networks.items()},
+         {"proximal gradient": (classical["iterations"], classical["objective"])}, layers)
+    return f"""
+{title}
+
+`specs/sparse_logistic.yaml`: a sample is a classification problem, labels `y = sigmoid(A x*)`
+of 64 examples with fixed features `A` (N(0, 1) entries) for sparse weights `x*` (32 features,
+density 0.2); the networks minimise `sum(softplus(A x) - y * (A x)) + lam ||x||_1` in {layers}
+layers. PG is proximal gradient with the step `1/L`, `L = ||A||^2/4` derived by the compiler;
+PG-learned-step learns a step and a threshold per layer ({setting['steps']} steps of Adam,
+supervised on `x*`). {setting['test_samples']} held-out problems; accuracy: the share of examples
+whose label `A x > 0` is the true one (`A x* > 0`).
+
+Accuracy / mean objective per layer:
+
+| network | train (s) | {' | '.join(f'layer {k}' for k in shown)} |
+| --- | --- | {' | '.join('---' for _ in shown)} |
+{rows}
+
+- The classical algorithm reaches PG-learned-step's accuracy after layer {layers}
+  ({networks['PG-learned-step']['accuracy'][-1]:.3f}) in {reached(result['classical_iters_to_match_accuracy'])},
+  and its objective ({networks['PG-learned-step']['objective'][-1]:.4f}) in
+  {reached(result['classical_iters_to_match'])}. The learned network is trained on the weights `x*`,
+  not on the objective, so it trades objective in early layers for accuracy. After
+  {classical['iterations'][-1]} iterations the classical objective is {classical['objective'][-1]:.4f} and
+  its accuracy {classical['accuracy'][-1]:.3f}.
+
+![objective against layer]({out.name}/sparse_logistic.png)
 """
 
 
