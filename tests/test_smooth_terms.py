@@ -308,3 +308,33 @@ def test_bundled_specs_untrained_long_runs_solve_their_problem(tmp_path, name: s
                          method="L-BFGS-B", bounds=[(0, None)] * (2 * n), options=options).x
         reference = split[:n] - split[n:]
     assert np.linalg.norm(x - reference) <= 1e-5 * np.linalg.norm(reference)
+
+
+@pytest.mark.parametrize("name", BUNDLED)
+def test_the_unsupervised_loss_is_the_objective_of_each_new_term(name: str) -> None:
+    """Training's objective value (the unsupervised loss) of each bundled spec, per sample,
+    against the objective written here in NumPy."""
+    from conftest import ROOT
+
+    from unfoldgen.ir import lower
+    from unfoldgen.spec import load_spec
+    from unfoldgen.training.problem import TrainingProblem
+
+    spec = load_spec(ROOT / "specs" / f"{name}.yaml")
+    problem = TrainingProblem(spec, lower(spec))
+    rng = np.random.default_rng(5)
+    m, n = problem.program.constants["A"]
+    A = np.abs(rng.standard_normal((m, n)))
+    x = np.abs(rng.standard_normal((3, n))) * (rng.random((3, n)) < 0.5)
+    y = np.abs(rng.standard_normal((3, m)))
+    got = problem.objective({"y": torch.from_numpy(y)}, {"x": torch.from_numpy(x)}, {"A": torch.from_numpy(A)}).numpy()
+    p = spec.params
+    u = x @ A.T
+    if name == "huber_l1":
+        r, d = u - y, p["delta"]
+        expected = np.sum(np.where(np.abs(r) <= d, r**2 / 2, d * (np.abs(r) - d / 2)), 1) + p["lam"] * np.abs(x).sum(1)
+    elif name == "sparse_logistic":
+        expected = np.sum(np.logaddexp(0.0, u) - y * u, 1) + p["lam"] * np.abs(x).sum(1)
+    else:
+        expected = np.sum(u - y * np.log(u + p["eps"]), 1)  # nonneg(x) holds: its indicator is 0
+    np.testing.assert_allclose(got, expected, rtol=1e-10)

@@ -73,7 +73,8 @@ def _functions(module: str, extra: dict[str, str]) -> dict[str, str]:
 
 TORCH = ArrayModule(
     name="torch", functions=_functions("torch", {"sigmoid": "{torch}.sigmoid",
-                                                  "softplus": "{torch}.nn.functional.softplus"}), transpose="{code}.mT", transpose_batched="{code}.mT",
+                                                  # torch's softplus returns t itself past its threshold: at 40 that is exact in float64
+                                                  "softplus": "{torch}.nn.functional.softplus({x}, threshold=40.0)"}), transpose="{code}.mT", transpose_batched="{code}.mT",
     eye="{torch}.eye({size}, dtype={dtype}, device={device})", context=("dtype", "device"),
     zeros="{torch}.zeros({batch}.shape[0], {sizes}, dtype={batch}.dtype, device={batch}.device)",
     repeat="({code}).expand({batch}.shape[0], *{shape}).clone()",

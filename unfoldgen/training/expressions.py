@@ -26,7 +26,8 @@ Value = torch.Tensor | float
 Env = Mapping[sp.Basic, Value]
 
 ELEMENTWISE: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {"Abs": torch.abs, "exp": torch.exp, "log": torch.log, "sign": torch.sign, "tanh": torch.tanh,
-               "cosh": torch.cosh, "sinh": torch.sinh, "sigmoid": torch.sigmoid, "softplus": torch.nn.functional.softplus}
+               "cosh": torch.cosh, "sinh": torch.sinh, "sigmoid": torch.sigmoid,
+               "softplus": lambda t: torch.nn.functional.softplus(t, threshold=40.0)}  # exact in float64
 
 
 def as_matrix(tensor: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
@@ -110,12 +111,16 @@ class TorchEvaluator(Printer):
         return _tensor(self.evaluate(expr.matrix)).sum(dim=(-2, -1), keepdim=True)
 
     def _print_Piecewise(self, expr: sp.Piecewise) -> Value:
-        (value, condition), rest = expr.args[0], expr.args[1:]
+        return self.branches(expr.args)
+
+    def branches(self, branches: tuple[tuple[sp.Basic, sp.Basic], ...]) -> Value:
+        """The first branch whose condition holds, entry by entry."""
+        (value, condition), rest = branches[0], branches[1:]
         if condition is sp.true or not rest:
             return self.evaluate(value)
-        other = self._print_Piecewise(sp.Piecewise(*rest))
         chosen = _tensor(self.evaluate(condition))
-        return torch.where(chosen, _tensor(self.evaluate(value)).to(chosen.device), _tensor(other).to(chosen.device))
+        other = _tensor(self.branches(rest)).to(chosen.device)
+        return torch.where(chosen, _tensor(self.evaluate(value)).to(chosen.device), other)
 
     def _print_Relational(self, expr: sp.core.relational.Relational) -> Value:
         left, right = _tensor(self.evaluate(expr.lhs)), _tensor(self.evaluate(expr.rhs))
