@@ -35,6 +35,8 @@ OBJECTIVES = {
     "poisson": ("sum(A @ x - y * log(A @ x + eps))", ["nonneg(x)"], "0.01"),
     "weighted": ("0.5 * sum_squares(w * (A @ x - y))", ["lam * norm1(x)"], None),
     "mixed": ("0.5 * sum_squares(A @ x - y) + lam * sum(sqrt(1 + x**2)) + mu * sum(log(cosh(x)))", [], None),
+    "functions": (("0.5 * sum_squares(A @ x - y) + sum(tanh(x)**2 + log1p(x**2) + exp(-x**2) + 1 / (2 + x**2) "
+                   "+ cosh(x / 3) + sigmoid(x) * x)"), [], "0.05"),
 }
 
 
@@ -175,7 +177,7 @@ def inputs_for(name: str, rng: np.random.Generator, batch: int) -> np.ndarray:
 
 
 # logistic01, huber and poisson are the bundled specs, which test_backends_agree.py covers
-@pytest.mark.parametrize("name", ["logistic", "weighted", "mixed"])
+@pytest.mark.parametrize("name", ["logistic", "weighted", "functions"])
 def test_module_kernel_and_numpy_loop_agree(tmp_path, name: str) -> None:
     result = build(write_spec(tmp_path, spec_data(name)), tmp_path / "out")
     built = Built(result.directory, result.program)
@@ -223,18 +225,20 @@ def test_long_untrained_runs_reach_scipys_minimiser(tmp_path, name: str) -> None
 
 
 PENALTIES = ["lam * sum(max(abs(x) - 1, 0))", "lam * sum(abs(x) + max(abs(x) - 1, 0))", "lam * sum(max(abs(x), 1))",
-             "lam * sum(0.5 * min(abs(x), 1)**2 + max(abs(x) - 1, 0))"]
+             "lam * sum(0.5 * min(abs(x), 1)**2 + max(abs(x) - 1, 0))",
+             "lam * sum(0.5 * min(abs(x), delta)**2 + delta * max(abs(x) - delta, 0))",  # a kink at a param
+             "lam * sum(x**4)"]  # a cubic optimality condition: its one real root
 
 
 @pytest.mark.parametrize("penalty", PENALTIES)
 def test_penalties_once_refused_get_the_right_prox(tmp_path, penalty: str) -> None:
     """These convex penalties were refused (a kink inside another kinked function was replaced
-    only at the outer level). One layer of gradient descent on 0.5 ||x - y||^2 with step 1 from
+    only at the outer level; a kink at a param was not located). One layer of gradient descent on 0.5 ||x - y||^2 with step 1 from
     x = 0 is the prox at y; SciPy minimises the prox objective entry by entry."""
     from scipy.optimize import minimize_scalar
 
     data = yaml.safe_load(yaml.safe_dump(BASE))
-    data.update(name="penalty", inputs={"y": ["n"]}, constants={}, params={"lam": 0.7},
+    data.update(name="penalty", inputs={"y": ["n"]}, constants={}, params={"lam": 0.7, "delta": 0.6},
                 objective={"smooth": "0.5 * sum_squares(x - y)", "nonsmooth": [penalty]})
     data["algorithm"] = {"method": "proximal_gradient", "layers": 1, "step": 1}
     result = build(write_spec(tmp_path, data), tmp_path / "out")
@@ -243,7 +247,8 @@ def test_penalties_once_refused_get_the_right_prox(tmp_path, penalty: str) -> No
     model = built.model.Unfolded(dtype=torch.float64)
     x = built.numpy_loop.solve(model.kernel_params(), y=y)["x"][0]
     h = {PENALTIES[0]: lambda u: max(abs(u) - 1, 0), PENALTIES[1]: lambda u: abs(u) + max(abs(u) - 1, 0),
-         PENALTIES[2]: lambda u: max(abs(u), 1), PENALTIES[3]: lambda u: 0.5 * min(abs(u), 1) ** 2 + max(abs(u) - 1, 0)}
+         PENALTIES[2]: lambda u: max(abs(u), 1), PENALTIES[3]: lambda u: 0.5 * min(abs(u), 1) ** 2 + max(abs(u) - 1, 0),
+         PENALTIES[4]: lambda u: 0.5 * min(abs(u), 0.6) ** 2 + 0.6 * max(abs(u) - 0.6, 0), PENALTIES[5]: lambda u: u**4}
     for v, got in zip(y[0], x, strict=True):
         expected = minimize_scalar(lambda u, v=v: 0.5 * (u - v) ** 2 + 0.7 * h[penalty](u),
                                    bounds=(v - 10, v + 10), method="bounded", options={"xatol": 1e-10}).x
@@ -338,3 +343,24 @@ def test_the_unsupervised_loss_is_the_objective_of_each_new_term(name: str) -> N
     else:
         expected = np.sum(u - y * np.log(u + p["eps"]), 1)  # nonneg(x) holds: its indicator is 0
     np.testing.assert_allclose(got, expected, rtol=1e-10)
+
+
+def test_a_log_barrier_gets_its_closed_form_prox(tmp_path) -> None:
+    """-lam*log(x) lives on x > 0: of the optimality condition's two roots the prox is the one
+    inside, (v + sqrt(v**2 + 4 lam t))/2, checked here against SciPy on (0, oo)."""
+    from scipy.optimize import minimize_scalar
+
+    data = yaml.safe_load(yaml.safe_dump(BASE))
+    data.update(name="barrier", inputs={"y": ["n"]}, constants={}, params={"lam": 0.7},
+                objective={"smooth": "0.5 * sum_squares(x - y)", "nonsmooth": ["lam * sum(-log(x))"]})
+    data["algorithm"] = {"method": "proximal_gradient", "layers": 1, "step": 1}
+    result = build(write_spec(tmp_path, data), tmp_path / "out")
+    built = Built(result.directory, result.program)
+    y = np.linspace(-3.2, 3.1, 7)[None]
+    model = built.model.Unfolded(dtype=torch.float64)
+    x = built.numpy_loop.solve(model.kernel_params(), y=y)["x"][0]
+    np.testing.assert_allclose(built.kernel.solve(model.kernel_params(), y=y)["x"][0], x, rtol=1e-12)
+    for v, got in zip(y[0], x, strict=True):
+        expected = minimize_scalar(lambda u, v=v: 0.5 * (u - v) ** 2 - 0.7 * np.log(u), bounds=(1e-12, 10),
+                                   method="bounded", options={"xatol": 1e-12}).x
+        assert got == pytest.approx(expected, abs=1e-6)

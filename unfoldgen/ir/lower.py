@@ -17,6 +17,7 @@ from unfoldgen.ir.paradigms import apply_paradigms
 from unfoldgen.ir.program import Program
 from unfoldgen.spec.model import Spec
 from unfoldgen.symbolic.language import Namespace
+from unfoldgen.symbolic.nodes import EntrySum
 from unfoldgen.symbolic.objective import SmoothPart, derive_smooth
 from unfoldgen.symbolic.prox import ProxOperator, build_prox_operators, parse_nonsmooth_term
 from unfoldgen.symbolic.prox.compose import check_interval_nonempty
@@ -47,10 +48,15 @@ def lower(spec: Spec) -> Program:
     return builder.program(outputs, _derivation(spec, smooth, proxes), method.title)
 
 
+def _has_sums(smooth: SmoothPart) -> bool:
+    return smooth.expr.has(EntrySum)
+
+
 def _derivation(spec: Spec, smooth: SmoothPart, proxes: dict[str, ProxOperator]) -> dict[str, object]:
     variables = []
     for var in spec.variables:
-        lipschitz = smooth.lipschitz[var]
+        # shown where derived already (the step uses L): a bound costs a symbolic supremum
+        lipschitz = smooth.lipschitz[var] if var in smooth.lipschitz.known or not _has_sums(smooth) else None
         variables.append({
             "name": var,
             "gradient": sp.latex(smooth.gradients[var]),

@@ -9,7 +9,8 @@ sides gives the bound ``sum |c_i| ||P_i|| ||Q_i||`` (documented as a bound).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 
 import sympy as sp
 from sympy.calculus.util import maximum, minimum
@@ -31,12 +32,38 @@ class Lipschitz:
     hessian: sp.MatrixExpr | None
 
 
+class LipschitzTable(Mapping[str, "Lipschitz | None"]):
+    """Each variable's Lipschitz constant, derived when first asked for: a bound through a
+    symbolic supremum costs seconds, and a spec with an explicit step never needs it."""
+
+    def __init__(self, ns: Namespace, expr: sp.Expr, variables: dict[str, sp.MatrixSymbol], where: Located) -> None:
+        self.ns, self.expr, self.variables, self.where = ns, expr, variables, where
+        self.known: dict[str, Lipschitz | None] = {}
+        self.no_bound: dict[str, str] = {}  # why a variable has none
+
+    def __getitem__(self, name: str) -> Lipschitz | None:
+        if name not in self.known:
+            self.known[name], reason = _lipschitz(self.ns, self.expr, self.variables[name], self.where)
+            if reason:
+                self.no_bound[name] = reason
+        return self.known[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.variables)
+
+    def __len__(self) -> int:
+        return len(self.variables)
+
+
 @dataclass(frozen=True)
 class SmoothPart:
     expr: sp.Expr
     gradients: dict[str, sp.MatrixExpr]
-    lipschitz: dict[str, Lipschitz | None]
-    no_bound: dict[str, str] = field(default_factory=dict)  # why a variable has no Lipschitz constant
+    lipschitz: LipschitzTable
+
+    @property
+    def no_bound(self) -> dict[str, str]:
+        return self.lipschitz.no_bound
 
 
 def derive_smooth(ns: Namespace, where: Located) -> SmoothPart:
@@ -47,15 +74,8 @@ def derive_smooth(ns: Namespace, where: Located) -> SmoothPart:
     if not used:
         raise where.error("the smooth objective does not depend on any variable",
                           hint="e.g. 0.5 * sum_squares(A @ x - y)")
-    gradients: dict[str, sp.MatrixExpr] = {}
-    lipschitz: dict[str, Lipschitz | None] = {}
-    no_bound: dict[str, str] = {}
-    for var in variables:
-        gradients[var.name] = _gradient(expr, var, where)
-        lipschitz[var.name], reason = _lipschitz(ns, expr, var, where)
-        if reason:
-            no_bound[var.name] = reason
-    return SmoothPart(expr, gradients, lipschitz, no_bound)
+    gradients = {var.name: _gradient(expr, var, where) for var in variables}
+    return SmoothPart(expr, gradients, LipschitzTable(ns, expr, {var.name: var for var in variables}, where))
 
 
 def _lipschitz(ns: Namespace, expr: sp.Expr, var: sp.MatrixSymbol, where: Located) -> tuple[Lipschitz | None, str]:
