@@ -65,6 +65,7 @@ def _derivation(spec: Spec, smooth: SmoothPart, proxes: dict[str, ProxOperator])
             "lipschitz": sp.latex(lipschitz.value) if lipschitz else None,
             "lipschitz_exact": bool(lipschitz and lipschitz.exact),
             "no_bound": smooth.no_bound.get(var, ""),
+            "lipschitz_terms": smooth.lipschitz.terms.get(var, []),
         })
     return {
         "smooth": sp.latex(smooth.expr),

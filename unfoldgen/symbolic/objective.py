@@ -40,10 +40,11 @@ class LipschitzTable(Mapping[str, "Lipschitz | None"]):
         self.ns, self.expr, self.variables, self.where = ns, expr, variables, where
         self.known: dict[str, Lipschitz | None] = {}
         self.no_bound: dict[str, str] = {}  # why a variable has none
+        self.terms: dict[str, list[str]] = {}  # how each sum(...) term's bound was found, in LaTeX
 
     def __getitem__(self, name: str) -> Lipschitz | None:
         if name not in self.known:
-            self.known[name], reason = _lipschitz(self.ns, self.expr, self.variables[name], self.where)
+            self.known[name], reason, self.terms[name] = _lipschitz(self.ns, self.expr, self.variables[name], self.where)
             if reason:
                 self.no_bound[name] = reason
         return self.known[name]
@@ -78,7 +79,8 @@ def derive_smooth(ns: Namespace, where: Located) -> SmoothPart:
     return SmoothPart(expr, gradients, LipschitzTable(ns, expr, {var.name: var for var in variables}, where))
 
 
-def _lipschitz(ns: Namespace, expr: sp.Expr, var: sp.MatrixSymbol, where: Located) -> tuple[Lipschitz | None, str]:
+def _lipschitz(ns: Namespace, expr: sp.Expr, var: sp.MatrixSymbol,
+               where: Located) -> tuple[Lipschitz | None, str, list[str]]:
     """Exact for the quadratic terms; a bound added for each ``c * sum(phi(K x + b))`` term;
     None, with the reason, where no global bound exists."""
     terms = [t for t in sp.Add.make_args(expr) if t.has(var)]
@@ -87,16 +89,17 @@ def _lipschitz(ns: Namespace, expr: sp.Expr, var: sp.MatrixSymbol, where: Locate
     base = lipschitz_constant(ns, _gradient(sp.Add(*rest), var, where), var) if rest else \
         Lipschitz(sp.Integer(0), True, sp.ZeroMatrix(var.shape[0], var.shape[0]))
     if base is None:
-        return None, ""
-    bounds = []
+        return None, "", []
+    bounds, details = [], []
     for term in sums:
-        bound, reason = sum_bound(ns, term, var)
+        bound, reason, detail = sum_bound(ns, term, var)
         if bound is None:
-            return None, reason
+            return None, reason, []
         bounds.append(bound)
+        details.append(detail)
     if not bounds:
-        return base, ""
-    return Lipschitz(sp.Add(base.value, *bounds), False, None), ""
+        return base, "", []
+    return Lipschitz(sp.Add(base.value, *bounds), False, None), "", details
 
 
 def _gradient(expr: sp.Expr, var: sp.MatrixSymbol, where: Located) -> sp.MatrixExpr:
@@ -223,7 +226,7 @@ def require_lipschitz(smooth: SmoothPart, variable: str, where: Located) -> Lips
 SUP_BUDGET_S = 10.0  # seconds for the symbolic supremum of one term's second derivative
 
 
-def sum_bound(ns: Namespace, term: sp.Expr, var: sp.MatrixSymbol) -> tuple[sp.Expr | None, str]:
+def sum_bound(ns: Namespace, term: sp.Expr, var: sp.MatrixSymbol) -> tuple[sp.Expr | None, str, str]:
     """A Lipschitz bound of the gradient of ``c * sum(phi.(K x + b, w...))``:
     ``|c| sup_t |phi''(t, w)| ||K||^2``, a constant weight ``w`` entering as its largest value.
     None, with the reason, where it does not exist or cannot be found."""
@@ -233,15 +236,17 @@ def sum_bound(ns: Namespace, term: sp.Expr, var: sp.MatrixSymbol) -> tuple[sp.Ex
     matrix = total.matrix
     if not isinstance(matrix, Map):
         slope = _linear_terms(matrix, var)
-        return (sp.Integer(0), "") if slope is not None else (None, f"sum({matrix}) is not linear in {var.name}")
+        if slope is None:
+            return None, f"sum({matrix}) is not linear in {var.name}", ""
+        return sp.Integer(0), "", rf"${sp.latex(total)}$ is linear in ${var.name}$: it adds $0$"
     text = f"sum({matrix})"
     moving = [i for i, a in enumerate(matrix.arguments) if a.has(var)]
     if len(moving) != 1:
-        return None, f"{text} applies its function to several expressions of {var.name}: no bound is derived"
+        return None, f"{text} applies its function to several expressions of {var.name}: no bound is derived", ""
     (i,) = moving
     slope = _affine_slope(ns, matrix.arguments[i], var)
     if slope is None:
-        return None, f"{text} is not a function of an affine map of {var.name} with constant slope"
+        return None, f"{text} is not a function of an affine map of {var.name} with constant slope", ""
     t = matrix.function.variables[i]
     second = matrix.function.expr.diff(t, 2).replace(sp.DiracDelta, lambda *a: sp.Integer(0))
     shown = Map(sp.Lambda(matrix.function.variables, second), *matrix.arguments)  # in the spec's names
@@ -250,14 +255,17 @@ def sum_bound(ns: Namespace, term: sp.Expr, var: sp.MatrixSymbol) -> tuple[sp.Ex
               if j != i and second.has(v)]
     if any(a.has(s) for _, a in others for s in per_sample):
         return None, (f"the second derivative of {text} along {var.name}, {shown}, depends on the inputs, so "
-                      "no bound is known when the model is built")
+                      "no bound is known when the model is built"), ""
     sup = _sup_abs(second, t)
     if sup is None or sup.has(sp.oo, sp.zoo, sp.nan):
         return None, (f"the second derivative of {text} along {var.name}, {shown}, has no global bound, so "
-                      "its gradient has no Lipschitz constant")
+                      "its gradient has no Lipschitz constant"), ""
     others = [(v, a) for v, a in others if sup.has(v)]
     weight = EntryMax(Map(sp.Lambda(tuple(v for v, _ in others), sup), *(a for _, a in others))) if others else sup
-    return sp.Abs(coeff) * weight * slope**2, ""
+    bound = sp.Abs(coeff) * weight * slope**2
+    detail = (rf"${sp.latex(term)}$: $\varphi'' = {sp.latex(shown)}$, $\sup_t |\varphi''| = {sp.latex(weight)}$, "
+              rf"$\|K\|_2 = {sp.latex(slope)}$, so it adds ${sp.latex(bound)}$")
+    return bound, "", detail
 
 
 def _affine_slope(ns: Namespace, expr: sp.MatrixExpr, var: sp.MatrixSymbol) -> sp.Expr | None:
