@@ -42,8 +42,11 @@ def prepare(folder: Path) -> None:
         result = build(spec, folder)
         program = result.program
         rng = np.random.default_rng(0)
-        constants = _constants({n: list(s) for n, s in program.constants.items()}, rng)
+        positive = "log(" in spec.read_text()  # a likelihood: nonnegative data
+        constants = {n: np.abs(v) if positive else v
+                     for n, v in _constants({n: list(s) for n, s in program.constants.items()}, rng).items()}
         inputs = {n: rng.standard_normal((4, *s)) for n, s in program.inputs.items()}
+        inputs = {n: np.abs(v) if positive else v for n, v in inputs.items()}
         module = _load(result.directory / "model.py")
         model = module.Unfolded(**constants, dtype=torch.float64)
         with torch.no_grad():

@@ -364,3 +364,19 @@ def test_a_log_barrier_gets_its_closed_form_prox(tmp_path) -> None:
         expected = minimize_scalar(lambda u, v=v: 0.5 * (u - v) ** 2 - 0.7 * np.log(u), bounds=(1e-12, 10),
                                    method="bounded", options={"xatol": 1e-12}).x
         assert got == pytest.approx(expected, abs=1e-6)
+
+
+@pytest.mark.parametrize(("name", "learn"), [
+    ("huber_l1", {"correction": {"widths": [5], "activation": "tanh"}}),  # paradigm 3
+    ("sparse_logistic", {"prox": {"widths": [6]}, "hyperparameters": {"step": "per_layer"}}),  # paradigm 4
+])
+def test_networks_join_the_new_terms(tmp_path, name: str, learn: dict) -> None:
+    """A learned correction and a learned prox act on the gradient step of a non-quadratic
+    term as on any other: after perturbing every parameter, module, kernel (per sample and
+    BLAS) and NumPy loop agree (learned linear maps need an affine update and are refused)."""
+    from conftest import variant
+    from test_backends_agree import assert_backends_agree
+
+    built = variant(name, tmp_path, dims={"m": 8, "n": 6}, layers=3, learn=learn)
+    assert built.program.networks
+    assert_backends_agree(built, np.random.default_rng(6), positive=True)
