@@ -230,13 +230,9 @@ PENALTIES = ["lam * sum(max(abs(x) - 1, 0))", "lam * sum(abs(x) + max(abs(x) - 1
              "lam * sum(x**4)"]  # a cubic optimality condition: its one real root
 
 
-@pytest.mark.parametrize("penalty", PENALTIES)
-def test_penalties_once_refused_get_the_right_prox(tmp_path, penalty: str) -> None:
-    """These convex penalties were refused (a kink inside another kinked function was replaced
-    only at the outer level; a kink at a param was not located). One layer of gradient descent on 0.5 ||x - y||^2 with step 1 from
-    x = 0 is the prox at y; SciPy minimises the prox objective entry by entry."""
-    from scipy.optimize import minimize_scalar
-
+def prox_by_one_layer(tmp_path, penalty: str, kernel: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """``(y, prox at y by the NumPy loop, by the kernel if asked)``: one layer of proximal
+    gradient on 0.5 ||x - y||^2 + ``penalty`` with step 1 from x = 0 is the prox at y."""
     data = yaml.safe_load(yaml.safe_dump(BASE))
     data.update(name="penalty", inputs={"y": ["n"]}, constants={}, params={"lam": 0.7, "delta": 0.6},
                 objective={"smooth": "0.5 * sum_squares(x - y)", "nonsmooth": [penalty]})
@@ -244,12 +240,23 @@ def test_penalties_once_refused_get_the_right_prox(tmp_path, penalty: str) -> No
     result = build(write_spec(tmp_path, data), tmp_path / "out")
     built = Built(result.directory, result.program)
     y = np.linspace(-3.2, 3.1, 7)[None]
-    model = built.model.Unfolded(dtype=torch.float64)
-    x = built.numpy_loop.solve(model.kernel_params(), y=y)["x"][0]
+    params = built.model.Unfolded(dtype=torch.float64).kernel_params()
+    by_kernel = built.kernel.solve(params, y=y)["x"][0] if kernel else None
+    return y[0], built.numpy_loop.solve(params, y=y)["x"][0], by_kernel
+
+
+@pytest.mark.parametrize("penalty", PENALTIES)
+def test_penalties_once_refused_get_the_right_prox(tmp_path, penalty: str) -> None:
+    """These convex penalties were refused (a kink inside another kinked function was replaced
+    only at the outer level; a kink at a param was not located). One layer of gradient descent on 0.5 ||x - y||^2 with step 1 from
+    x = 0 is the prox at y; SciPy minimises the prox objective entry by entry."""
+    from scipy.optimize import minimize_scalar
+
+    y, x, _ = prox_by_one_layer(tmp_path, penalty)
     h = {PENALTIES[0]: lambda u: max(abs(u) - 1, 0), PENALTIES[1]: lambda u: abs(u) + max(abs(u) - 1, 0),
          PENALTIES[2]: lambda u: max(abs(u), 1), PENALTIES[3]: lambda u: 0.5 * min(abs(u), 1) ** 2 + max(abs(u) - 1, 0),
          PENALTIES[4]: lambda u: 0.5 * min(abs(u), 0.6) ** 2 + 0.6 * max(abs(u) - 0.6, 0), PENALTIES[5]: lambda u: u**4}
-    for v, got in zip(y[0], x, strict=True):
+    for v, got in zip(y, x, strict=True):
         expected = minimize_scalar(lambda u, v=v: 0.5 * (u - v) ** 2 + 0.7 * h[penalty](u),
                                    bounds=(v - 10, v + 10), method="bounded", options={"xatol": 1e-10}).x
         assert got == pytest.approx(expected, abs=1e-6), (v, got, expected)
@@ -350,17 +357,9 @@ def test_a_log_barrier_gets_its_closed_form_prox(tmp_path) -> None:
     inside, (v + sqrt(v**2 + 4 lam t))/2, checked here against SciPy on (0, oo)."""
     from scipy.optimize import minimize_scalar
 
-    data = yaml.safe_load(yaml.safe_dump(BASE))
-    data.update(name="barrier", inputs={"y": ["n"]}, constants={}, params={"lam": 0.7},
-                objective={"smooth": "0.5 * sum_squares(x - y)", "nonsmooth": ["lam * sum(-log(x))"]})
-    data["algorithm"] = {"method": "proximal_gradient", "layers": 1, "step": 1}
-    result = build(write_spec(tmp_path, data), tmp_path / "out")
-    built = Built(result.directory, result.program)
-    y = np.linspace(-3.2, 3.1, 7)[None]
-    model = built.model.Unfolded(dtype=torch.float64)
-    x = built.numpy_loop.solve(model.kernel_params(), y=y)["x"][0]
-    np.testing.assert_allclose(built.kernel.solve(model.kernel_params(), y=y)["x"][0], x, rtol=1e-12)
-    for v, got in zip(y[0], x, strict=True):
+    y, x, by_kernel = prox_by_one_layer(tmp_path, "lam * sum(-log(x))", kernel=True)
+    np.testing.assert_allclose(by_kernel, x, rtol=1e-12)
+    for v, got in zip(y, x, strict=True):
         expected = minimize_scalar(lambda u, v=v: 0.5 * (u - v) ** 2 - 0.7 * np.log(u), bounds=(1e-12, 10),
                                    method="bounded", options={"xatol": 1e-12}).x
         assert got == pytest.approx(expected, abs=1e-6)

@@ -161,11 +161,13 @@ class Map(sp.MatrixExpr):
         return printer._print(self.body(names))
 
 
-class EntrySum(sp.Expr):
-    """``sum(E)``: the sum of the entries of a matrix expression (a scalar)."""
+class _OfEntries(sp.Expr):
+    """A scalar computed from the entries of a matrix expression, printed ``label(E)``."""
 
     is_real = True
     is_commutative = True
+    label = ""
+    latex_label = ""
 
     def __new__(cls, matrix: sp.MatrixExpr) -> Self:
         return sp.Expr.__new__(cls, matrix)
@@ -175,27 +177,19 @@ class EntrySum(sp.Expr):
         return self.args[0]
 
     def _sympystr(self, printer: Any) -> str:
-        return f"sum({printer._print(self.matrix)})"
+        return f"{self.label}({printer._print(self.matrix)})"
 
     def _latex(self, printer: Any) -> str:
-        return rf"\sum \left({printer._print(self.matrix)}\right)"
+        return rf"{self.latex_label} \left({printer._print(self.matrix)}\right)"
 
 
-class EntryMax(sp.Expr):
+class EntrySum(_OfEntries):
+    """``sum(E)``: the sum of the entries of a matrix expression."""
+
+    label, latex_label = "sum", r"\sum"
+
+
+class EntryMax(_OfEntries):
     """The largest entry of a matrix expression of constants (used in Lipschitz bounds)."""
 
-    is_real = True
-    is_commutative = True
-
-    def __new__(cls, matrix: sp.MatrixExpr) -> Self:
-        return sp.Expr.__new__(cls, matrix)
-
-    @property
-    def matrix(self) -> sp.MatrixExpr:
-        return self.args[0]
-
-    def _sympystr(self, printer: Any) -> str:
-        return f"max({printer._print(self.matrix)})"
-
-    def _latex(self, printer: Any) -> str:
-        return rf"\max \left({printer._print(self.matrix)}\right)"
+    label, latex_label = "max", r"\max"
