@@ -23,9 +23,11 @@ demo: install
 train-demo: install
 	$(PY) -m unfoldgen.training.demo
 
-# Lint (the package, the tests, the scripts and every generated file), type-check, then the test suite.
+# Lint (the package, the tests, the scripts and every generated file), type-check, then the test
+# suite on two processes (pytest-xdist): the tests are independent, and most of their time is
+# single-threaded compilation (SymPy, Numba).
 test: lint typecheck
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2
 
 # Rebuild the committed output of every bundled spec.
 generated: install
