@@ -7,11 +7,12 @@ generators; autograd differentiates the objective, SymPy's derivation gives the 
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import sympy as sp
 import torch
 from conftest import SPECS
-from test_smooth_terms import evaluate
+from test_smooth_terms import environment, evaluate
 
 from unfoldgen.spec import Spec, load_spec
 from unfoldgen.symbolic.language import Namespace
@@ -30,15 +31,8 @@ def assert_gradient_matches_autograd(spec: Spec, context: str = "") -> None:
     smooth part itself (both through the evaluator above)."""
     ns = Namespace(spec)
     smooth = derive_smooth(ns, spec.smooth)
-    generator = torch.Generator().manual_seed(0)
     positive = smooth.expr.has(sp.log)  # a likelihood: defined for positive data
-    values: dict[sp.Basic, torch.Tensor] = {}
-    for value in ns.tensors.values():
-        shape = tuple(int(d.subs({s: spec.dims[s.name] for s in d.free_symbols})) for d in value.expr.shape)
-        draw = torch.randn(shape, generator=generator, dtype=torch.float64)
-        values[value.expr] = draw.abs() + 0.1 if positive else draw
-    for name, number in spec.params.items():
-        values[ns.params[name]] = torch.tensor(number, dtype=torch.float64)
+    values = environment(ns, spec, np.random.default_rng(0), positive)
     for var in spec.variables:
         values[ns.matrix_symbol(var)].requires_grad_(True)
     evaluate(smooth.expr, values).sum().backward()  # a scalar, or a 1x1 matrix (quad_form)
