@@ -24,6 +24,8 @@ from unfoldgen.backends.hygiene import Spelling
 from unfoldgen.backends.resolver import NameResolver, Storage, prox_argument_name
 from unfoldgen.backends.scalars import ScalarPrinter
 from unfoldgen.ir.program import ApplyNetwork, Assign, Program, Step
+from unfoldgen.operators.linear import TableMatrix, is_operator, operator_of
+from unfoldgen.operators.linear.conv import DftPeak
 from unfoldgen.symbolic.nodes import (
     AnalyticWeight,
     EntryMax,
@@ -67,7 +69,7 @@ class ArrayModule:
 
 def _functions(module: str, extra: dict[str, str]) -> dict[str, str]:
     names = {"Abs": "abs", "sqrt": "sqrt", "exp": "exp", "log": "log", "Max": "maximum", "Min": "minimum",
-             "sign": "sign", "tanh": "tanh", "cosh": "cosh", "sinh": "sinh"}
+             "sign": "sign", "tanh": "tanh", "cosh": "cosh", "sinh": "sinh", "cos": "cos", "sin": "sin"}
     return {kind: f"{{{module}}}.{name}" for kind, name in names.items()} | extra
 
 
@@ -147,6 +149,15 @@ class ArrayPrinter(ScalarPrinter):
             self.symbol, self.compound = outer, compound
         return Code(text, any(c.batched for c in codes.values()), False)
 
+    def _print_DftPeak(self, expr: DftPeak) -> str:
+        kernel, rows, cols = expr.args
+        sizes = (self.program.size(rows),) + ((self.program.size(cols),) if cols != 1 else ())
+        return f"{self.g[self.module.name]}.fft.fftn({self.matrix(kernel).text}, s={shape_literal(sizes)}).__abs__().max()"
+
+    def _print_TableMatrix(self, expr: TableMatrix) -> Code:
+        self.context_read.update(self.module.context)
+        return Code(expr.torch_code(self.program.size(expr.args[0]), self.g.dtype, self.g.device), False, True)
+
     def _print_EntryMax(self, expr: EntryMax) -> str:
         return f"{self.matrix(expr.matrix).operand()}.max()"
 
@@ -222,6 +233,9 @@ class ArrayPrinter(ScalarPrinter):
         code = self.matrix(right)
         is_vector = right.shape[1] == 1
         for factor in reversed(factors[:-1]):
+            if is_operator(factor):
+                code = Code(self.operator_call(factor, code), code.batched, True)
+                continue
             left = self.matrix(factor)
             if code.batched and is_vector and not left.batched:
                 if isinstance(factor, sp.Transpose):
@@ -234,6 +248,13 @@ class ArrayPrinter(ScalarPrinter):
                 text = f"{left.operand()} @ {code.operand()}"
             code = Code(text, code.batched or left.batched, False)
         return code
+
+
+    def operator_call(self, factor: sp.MatrixExpr, operand: Code) -> str:
+        """A linear operator (or its adjoint) applied by its helper: ``conv(x, h, True, False)``."""
+        operator, adjoint = operator_of(factor)
+        helper, arguments = operator.array_call(adjoint)
+        return f"{helper}({', '.join([operand.text, *(self.print(a) for a in arguments)])})"
 
 
 class TorchPrinter(ArrayPrinter):

@@ -8,6 +8,7 @@ import sympy as sp
 
 from unfoldgen.ir.program import Program, step_expressions
 from unfoldgen.names import around
+from unfoldgen.operators.linear import TableMatrix, is_operator, operator_of
 from unfoldgen.operators.prox import HELPERS, Helper, norm1
 from unfoldgen.symbolic.nodes import AnalyticWeight, LowRankFactor
 from unfoldgen.symbolic.prox import ProxOperator
@@ -43,11 +44,38 @@ def used_operators(program: Program) -> list[str]:
                 operators |= {"svd_factor", "jacobi_svd"}
             if isinstance(expr, sp.Inverse) or expr.atoms(sp.Inverse):
                 operators.add("inverse")
+    operators |= linear_helpers(program)
     if program.support:
         operators.add("soft_threshold_support")
     operators |= {f"network_{n.kind}" for n in program.networks}
     operators |= {f"activation_{n.activation}" for n in program.networks}
     return sorted(operators)
+
+
+def _operator_calls(program: Program) -> set[tuple[str, str, str]]:
+    """``(template, array helper, numba helper)`` of every operator application the layers make."""
+    calls = set()
+    for step in (*program.init_steps, *program.steps):
+        for expr in step_expressions(step):
+            for product in expr.atoms(sp.MatMul):
+                for factor in product.args:
+                    if is_operator(factor):
+                        operator, adjoint = operator_of(factor)
+                        calls.add((operator.template, operator.array_call(adjoint)[0], operator.numba_call(adjoint)[0]))
+    for derived in program.derived:
+        for table in derived.expr.atoms(TableMatrix):
+            calls.add((table.stem, f"{table.stem}_matrix", ""))
+    return calls
+
+
+def linear_helpers(program: Program) -> set[str]:
+    """The operator helpers the emitted code calls (both backends' names)."""
+    return {name for _, array, numba in _operator_calls(program) for name in (array, numba) if name}
+
+
+def linear_templates(program: Program) -> list[str]:
+    """The templates of the operators the program applies, ``templates/linear/<name>.py.j2``."""
+    return [f"linear/{name}.py.j2" for name in sorted({template for template, _, _ in _operator_calls(program)})]
 
 
 def prox_definition(prox: ProxOperator) -> str:

@@ -36,6 +36,7 @@ from unfoldgen.backends.scalars import ScalarPrinter
 from unfoldgen.ir.mathtext import math_text
 from unfoldgen.ir.program import ApplyNetwork, ApplyProx, Assign, Program, Step
 from unfoldgen.names import around
+from unfoldgen.operators.linear import is_operator, operator_of
 from unfoldgen.symbolic.nodes import LowRankFactor, Map, is_negative_term
 from unfoldgen.symbolic.prox import ProxOperator
 from unfoldgen.symbolic.prox.separable import V
@@ -76,6 +77,7 @@ class NumbaScalarPrinter(ScalarPrinter):
     functions: ClassVar[dict[str, str]] = {
         "Abs": "abs", "sqrt": "{math}.sqrt", "exp": "{math}.exp", "log": "{math}.log", "Max": "max", "Min": "min",
         "sign": "{np}.sign", "tanh": "{math}.tanh", "cosh": "{math}.cosh", "sinh": "{math}.sinh",
+        "cos": "{math}.cos", "sin": "{math}.sin",
         "sigmoid": "(1.0 / (1.0 + {math}.exp(-({x}))))",
         "softplus": "(max({x}, 0.0) + {math}.log1p({math}.exp(-abs({x}))))",
     }
@@ -199,8 +201,19 @@ class NumbaLowering(Printer):
         for position, factor in enumerate(reversed(factors[:-1])):
             last = position == len(factors) - 2
             destination = target if last else self.buffer(sp.MatMul(*factors[len(factors) - 2 - position:]))
-            out.append(product(self.array(factor, out), right, Ref(destination), self.is_vector(factors[-1])))
+            if is_operator(factor):
+                out.append(self.operator_call(factor, right, Ref(destination)))
+            else:
+                out.append(product(self.array(factor, out), right, Ref(destination), self.is_vector(factors[-1])))
             right = Ref(destination)
+
+    def operator_call(self, factor: sp.MatrixExpr, operand: Ref, out: Ref) -> Call:
+        """``out = K operand`` (or ``K^T operand``) by the operator's loop helper."""
+        operator, adjoint = operator_of(factor)
+        helper, arguments = operator.numba_call(adjoint)
+        values: list[Code] = [(self.whole(a.name),) if isinstance(a, sp.MatrixSymbol) else (self.scalar(a),)
+                              for a in arguments]
+        return Call(helper, ((operand,), *values, (out,)))
 
     def array(self, expr: sp.MatrixExpr, out: list[Statement]) -> Ref:
         """An array (possibly transposed) holding ``expr``, materialising it when needed."""

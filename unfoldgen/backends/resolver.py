@@ -73,6 +73,8 @@ class NameResolver:
         if symbol == V:
             return "v"  # the argument of a prox function
         name = symbol.name
+        if name in self.program.dims and name not in self.roles:  # a size, e.g. in an operator's norm
+            return str(self.program.dims[name])
         self.read.add(name)
         stored = self.stored(name)
         index = self.layer_index(name)

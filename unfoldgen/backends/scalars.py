@@ -52,6 +52,9 @@ class ScalarPrinter(Printer):
     def _print_BooleanTrue(self, expr: sp.Basic) -> str:
         return "True"
 
+    def _print_BooleanFalse(self, expr: sp.Basic) -> str:
+        return "False"
+
     def _print_Integer(self, expr: sp.Integer) -> str:
         return str(int(expr))
 

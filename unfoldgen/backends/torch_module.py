@@ -12,6 +12,7 @@ from unfoldgen.backends.array_printer import TORCH, TorchPrinter, prox_lines, st
 from unfoldgen.backends.common import (
     argument_names,
     kernel_arrays,
+    linear_templates,
     prox_definition,
     prox_helpers,
     shape_literal,
@@ -125,7 +126,7 @@ def emit_torch_module(program: Program) -> str:
         init_steps=[{"comment": s.comment, "code": printer.step(s)} for s in program.init_steps],
         steps=[{"comment": s.comment, "code": printer.step(s)} for s in program.steps],
         outputs=list(program.outputs), outputs_doc="{" + ", ".join(f"'{o}': ..." for o in program.outputs) + "}",
-        used=used_operators(program), prox_helpers=[h.template for h in prox_helpers(program)],
+        used=used_operators(program), prox_helpers=[h.template for h in prox_helpers(program)], linear_templates=linear_templates(program),
         proxes=[{"name": p.function_name, "args": argument_names(p), "definition": prox_definition(p),
                  "lines": prox_lines(TorchPrinter, program, printer.g, p)} for p in program.proxes],
         networks=[_network_code(n, tuple(i.name for i in program.network_inputs(n)), printer.k, g)

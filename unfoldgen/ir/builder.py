@@ -8,6 +8,7 @@ reads their tying from ``learn.hyperparameters``; keys left unread at the end ar
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Callable
 
@@ -30,6 +31,7 @@ from unfoldgen.ir.program import (
 )
 from unfoldgen.ir.update import Update
 from unfoldgen.names import around
+from unfoldgen.operators.linear import TableMatrix
 from unfoldgen.spec.model import Located, Spec
 from unfoldgen.symbolic.language import Namespace
 from unfoldgen.symbolic.objective import SmoothPart
@@ -188,10 +190,32 @@ class LayerBuilder:
         raise where.error(f"'{name}' is not a hyperparameter of this network",
                           hint="hyperparameters here: " + ", ".join(sorted(set(self.offered))))
 
+    def materialize_tables(self) -> None:
+        """Each dense table (the DCT matrix) becomes a derived tensor, computed once when the
+        model is built; the steps read it like a constant."""
+        tables: dict[sp.Basic, sp.MatrixSymbol] = {}
+        for step in (*self.init_steps, *self.steps):
+            for expr in step_expressions(step) if not isinstance(step, Update) else ():
+                for table in sorted(expr.atoms(TableMatrix), key=str):
+                    if table not in tables:
+                        size = self.shape_of(table)[0]
+                        derived = self.derive(f"{table.stem}_{size}", table, f"the {size}-point {table.stem} matrix",
+                                              (size, size))
+                        tables[table] = sp.MatrixSymbol(derived.name, *table.shape)
+        if not tables:
+            return
+        self.steps = [_replace_in_step(s, tables) if not isinstance(s, Update) else s for s in self.steps]
+        self.init_steps = [_replace_in_step(s, tables) for s in self.init_steps]
+        self.states = [State(s.symbol, s.shape, s.init.xreplace(tables) if s.init is not None else None, s.description)
+                       for s in self.states]
+
     def program(self, outputs: tuple[str, ...], derivation: dict[str, object], method_title: str) -> Program:
         self.reject_unknown_learn_keys()
         steps = tuple(s for s in self.steps if not isinstance(s, Update))
         assert len(steps) == len(self.steps), "the paradigm passes make every update concrete"
+        self.steps = list(steps)
+        self.materialize_tables()
+        steps = tuple(s for s in self.steps if not isinstance(s, Update))
         read = self.read_names()
         _reject_unread_trainable(self.parameters, read, self.spec)
         # A fixed parameter no layer reads only shaped initial values (the step inside learned maps).
@@ -224,6 +248,14 @@ class LayerBuilder:
             if derived.name in read:
                 read |= {s.name for s in derived.expr.free_symbols}
         return read
+
+
+def _replace_in_step(step: Step, replacements: dict[sp.Basic, sp.MatrixSymbol]) -> Step:
+    if isinstance(step, Assign):
+        return dataclasses.replace(step, expr=step.expr.xreplace(replacements))
+    if isinstance(step, ApplyProx):
+        return dataclasses.replace(step, argument=step.argument.xreplace(replacements))
+    return step
 
 
 def _reject_unread_trainable(parameters: list[Parameter], read: set[str], spec: Spec) -> None:

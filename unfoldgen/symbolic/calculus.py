@@ -69,10 +69,21 @@ def _pull_product(expr: sp.MatMul, var: sp.MatrixSymbol, upstream: sp.MatrixExpr
         left, right = factors[:i], factors[i + 1:]
         received = upstream if upstream is not None else _ones(sp.MatMul(*factors).shape if len(factors) > 1
                                                                else factor.shape)
+        scale, received = _split_scalar(received)  # numbers stay outside: C^T (C x - y), not C^T (2 C x - 2 y)
         pieces = [*(f.T for f in reversed(left)), received, *(f.T for f in reversed(right))]
         pulled = sp.MatMul(*pieces).doit() if len(pieces) > 1 else received
-        parts.append(_pull(factor, var, coeff * pulled if coeff != 1 else pulled))
+        parts.append(_pull(factor, var, coeff * scale * pulled if coeff * scale != 1 else pulled))
     return _add(parts)
+
+
+def _split_scalar(expr: sp.MatrixExpr) -> tuple[sp.Expr, sp.MatrixExpr]:
+    """``(c, M)`` for ``expr = c * M`` with ``c`` a scalar factor; ``(1, expr)`` otherwise."""
+    if isinstance(expr, sp.MatMul):
+        scalars = [a for a in expr.args if not isinstance(a, sp.MatrixExpr)]
+        matrices = [a for a in expr.args if isinstance(a, sp.MatrixExpr)]
+        if scalars:
+            return sp.Mul(*scalars), sp.MatMul(*matrices) if len(matrices) > 1 else matrices[0]
+    return sp.Integer(1), expr
 
 
 def _pull_map(expr: Map, var: sp.MatrixSymbol, upstream: sp.MatrixExpr | None) -> sp.MatrixExpr | None:
@@ -82,12 +93,15 @@ def _pull_map(expr: Map, var: sp.MatrixSymbol, upstream: sp.MatrixExpr | None) -
         if not argument.has(var):
             continue
         coeff, partial = function.expr.diff(variable).as_coeff_Mul()  # numbers stay outside the map
-        if upstream is None and not partial.has(*function.variables):
-            received = coeff * partial * _ones(expr.shape)
+        if upstream is None and partial in function.variables:  # a square's derivative: the argument itself
+            received = expr.arguments[function.variables.index(partial)]
+        elif upstream is None and not partial.has(*function.variables):
+            received = partial * _ones(expr.shape)
         elif upstream is None:
-            received = coeff * Map(sp.Lambda(function.variables, partial), *expr.arguments)
+            received = Map(sp.Lambda(function.variables, partial), *expr.arguments)
         else:
             seed = sp.Dummy("g", real=True)
-            received = coeff * Map(sp.Lambda((*function.variables, seed), partial * seed), *expr.arguments, upstream)
-        parts.append(_pull(argument, var, received))
+            received = Map(sp.Lambda((*function.variables, seed), partial * seed), *expr.arguments, upstream)
+        pulled = _pull(argument, var, received)  # linear in what it receives: the number multiplies after
+        parts.append(coeff * pulled if pulled is not None and coeff != 1 else pulled)
     return _add(parts)

@@ -16,6 +16,7 @@ import sympy as sp
 
 from unfoldgen.errors import SpecError
 from unfoldgen.names import around
+from unfoldgen.operators.linear import LINEAR_FUNCTIONS, LinearOperator, has_operator
 from unfoldgen.operators.prox import FUNCTIONS
 from unfoldgen.spec.model import Located, Spec
 from unfoldgen.symbolic.nodes import EntrySum, Map, sigmoid, softplus
@@ -189,11 +190,9 @@ class Parser:
                 self.power(node, Value(sp.Integer(1), ()), right)  # the exponent's limits
             return self.entrywise(node, (left, right), _BINARY[type(op)])
         if isinstance(op, (ast.Add, ast.Sub)):
-            if left.shape != right.shape and not (left.is_scalar and right.is_scalar):
+            if self.ns.size(left.shape) != self.ns.size(right.shape):
                 raise self.error(node, f"cannot add shapes {shape_text(left.shape)} and {shape_text(right.shape)}",
                                  hint="both sides of + and - must have the same shape")
-            if self.ns.size(left.shape) != self.ns.size(right.shape):
-                raise self.error(node, f"cannot add shapes {shape_text(left.shape)} and {shape_text(right.shape)}")
             expr = left.expr + right.expr if isinstance(op, ast.Add) else left.expr - right.expr
             return Value(expr, left.shape)
         if isinstance(op, ast.MatMult):
@@ -280,6 +279,9 @@ class Parser:
                                    f"do not match in '@' ({inner_left} != {inner_right})",
                              hint="the columns of the left factor must equal the rows of the right one; "
                                   "transpose with .T if needed")
+        if self.image_product(left.expr):
+            raise self.error(node, "the output of an image operator (conv of an image, grad2d) cannot be "
+                                   "multiplied from the right", hint="an image operator acts on whole images")
         shape = (left.shape[0],) + right.shape[1:]
         return Value(left.expr * right.expr, shape)
 
@@ -289,6 +291,8 @@ class Parser:
         value = self.visit(node.value)
         if len(value.shape) != 2:
             raise self.error(node, "only matrices can be transposed with .T")
+        if self.image_product(value.expr):
+            raise self.error(node, "the output of an image operator (conv of an image, grad2d) cannot be transposed")
         return Value(value.expr.T, (value.shape[1], value.shape[0]))
 
     def visit_Call(self, node: ast.Call) -> Value:
@@ -310,6 +314,8 @@ class Parser:
                 return Value(SCALAR_FUNCTIONS[name](*(a.expr for a in args)), ())
             except TypeError:
                 raise self.error(node, f"wrong number of arguments to {name}()") from None
+        if name in LINEAR_FUNCTIONS:
+            return LINEAR_FUNCTIONS[name].build(self, node, [self.visit(arg) for arg in node.args])
         handler = getattr(self, f"call_{name}", None)
         if name not in self.functions or handler is None:
             if name in NONSMOOTH_FUNCTIONS and "sum_squares" in self.functions:
@@ -318,6 +324,29 @@ class Parser:
             known = ", ".join(self.functions) or "none"
             raise self.error(node, f"unknown function '{name}' here", hint=f"functions allowed here: {known}")
         return handler(node, [self.visit(arg) for arg in node.args])
+
+    # -- linear operators (unfoldgen.operators.linear) ---------------------------------------
+    def apply(self, node: ast.AST, operator: LinearOperator, signal: Value) -> Value:
+        """``operator`` applied to ``signal``: the product ``K x``, of the operator's output shape."""
+        if operator.image and isinstance(signal.expr, sp.MatMul) and any(
+                not (isinstance(f, LinearOperator) and f.image)
+                for f in [a for a in signal.expr.args if isinstance(a, sp.MatrixExpr)][:-1]):
+            raise self.error(node, "an image operator applies to an image, a sum of images or another image "
+                                   "operator's output, not to a product", hint="name the product as a variable")
+        if operator.image and self.image_product(signal.expr) and not isinstance(signal.expr, sp.MatMul):
+            raise self.error(node, "an image operator applies to another one's output directly, not inside a sum")
+        if operator.shape[0] == signal.expr.shape[0]:
+            return Value(operator * signal.expr, signal.shape)
+        rows = int(operator.shape[0].subs({symbol: self.ns.spec.dims[name] for name, symbol in self.ns.dims.items()}))
+        return Value(operator * signal.expr, (rows, *signal.shape[1:]))
+
+    def constant_tensor(self, expr: sp.Basic) -> bool:
+        return isinstance(expr, sp.MatrixSymbol) and self.ns.roles.get(expr.name) == "constant"
+
+    @staticmethod
+    def image_product(expr: sp.Basic) -> bool:
+        """Whether ``expr`` holds an operator acting on whole images (nothing may follow it)."""
+        return any(op.image for op in expr.atoms(LinearOperator)) if isinstance(expr, sp.Basic) else False
 
     def expect_args(self, node: ast.AST, args: list[Value], count: int, name: str) -> None:
         if len(args) != count:
@@ -329,7 +358,7 @@ class Parser:
         (v,) = args
         if v.is_scalar:
             return Value(v.expr**2, ())
-        if v.expr.has(Map):  # entry by entry: sum(v**2)
+        if v.expr.has(Map) or has_operator(v.expr):  # entry by entry: sum(v**2), differentiated by calculus.py
             return Value(EntrySum(self.entrywise(node, (v,), lambda t: t**2).expr), ())
         return Value(sp.Trace(v.expr.T * v.expr), ())
 
@@ -347,7 +376,7 @@ class Parser:
         if a.shape != b.shape or a.is_scalar:
             raise self.error(node, f"dot() needs two vectors or matrices of one shape, got "
                                    f"{shape_text(a.shape)} and {shape_text(b.shape)}")
-        if a.expr.has(Map) or b.expr.has(Map):
+        if a.expr.has(Map) or b.expr.has(Map) or has_operator(a.expr) or has_operator(b.expr):
             return Value(EntrySum(self.entrywise(node, (a, b), lambda s, t: s * t).expr), ())
         return Value(sp.Trace(a.expr.T * b.expr), ())
 

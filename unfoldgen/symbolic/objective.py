@@ -16,6 +16,7 @@ import sympy as sp
 from sympy.calculus.util import maximum, minimum
 
 from unfoldgen.errors import SpecError
+from unfoldgen.operators.linear import LinearOperator, TableMatrix
 from unfoldgen.spec.model import Located
 from unfoldgen.symbolic.budget import OverBudget, time_budget
 from unfoldgen.symbolic.calculus import sum_gradient
@@ -166,9 +167,14 @@ def _product(factors: list, size: sp.Expr) -> sp.MatrixExpr:
 
 
 def _norm(matrix: sp.MatrixExpr) -> sp.Expr:
-    """``||M||_2`` with the usual simplifications: ``||c I|| = |c|``, ``||C^T C|| = ||C||^2``."""
-    if isinstance(matrix, sp.Identity):
+    """``||M||_2`` with the usual simplifications: ``||c I|| = |c|``, ``||C^T C|| = ||C||^2``,
+    and the exact norms the linear operators know (``||K^T|| = ||K||``)."""
+    if isinstance(matrix, sp.Transpose):
+        return _norm(matrix.arg)
+    if isinstance(matrix, sp.Identity) or (isinstance(matrix, TableMatrix) and matrix.orthonormal):
         return sp.Integer(1)
+    if isinstance(matrix, LinearOperator) and matrix.norm() is not None:
+        return matrix.norm()
     if isinstance(matrix, sp.MatMul):
         scalars = [f for f in matrix.args if not isinstance(f, sp.MatrixExpr)]
         rest = [f for f in matrix.args if isinstance(f, sp.MatrixExpr)]

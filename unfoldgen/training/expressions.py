@@ -20,6 +20,7 @@ import sympy as sp
 import torch
 from sympy.printing.printer import Printer
 
+from unfoldgen.operators.linear import TableMatrix, is_operator, operator_of
 from unfoldgen.symbolic.nodes import EntrySum, Map
 
 Value = torch.Tensor | float
@@ -139,10 +140,28 @@ class TorchEvaluator(Printer):
 
     def chain(self, factors: list[sp.MatrixExpr]) -> torch.Tensor:
         """Right to left, so matrix-vector products never become matrix-matrix products."""
-        result = _tensor(self.evaluate(factors[-1]))
+        like = next((v for f in factors if isinstance(f, sp.MatrixSymbol)
+                     for v in [self.evaluate(f)] if isinstance(v, torch.Tensor)), None)
+        result = self.factor(factors[-1], like)
         for factor in reversed(factors[:-1]):
-            result = torch.matmul(_tensor(self.evaluate(factor)), result)
+            if is_operator(factor):
+                operator, adjoint = operator_of(factor)
+                result = operator.evaluate(result, adjoint, self.evaluate)
+            else:
+                result = torch.matmul(self.factor(factor, result), result)
         return result
+
+    def factor(self, factor: sp.MatrixExpr, like: torch.Tensor | None) -> torch.Tensor:
+        """A factor's tensor; a table (the DCT matrix) takes the dtype of the tensors it meets."""
+        table = factor.arg if isinstance(factor, sp.Transpose) and _table(factor) else factor
+        if isinstance(table, TableMatrix):
+            value = table.value(int(self.evaluate(table.args[0])), like if like is not None else _tensor(0.0))
+            return value.mT if table is not factor else value
+        return _tensor(self.evaluate(factor))
+
+
+def _table(factor: sp.Basic) -> bool:
+    return isinstance(factor, TableMatrix) or (isinstance(factor, sp.Transpose) and isinstance(factor.arg, TableMatrix))
 
 
 def _tensor(value: Value) -> torch.Tensor:

@@ -97,6 +97,7 @@ class TrainingProblem:
     # -- evaluation -------------------------------------------------------------------------
     def _env(self, constants: Tensors, batched: Tensors) -> dict[sp.Basic, Value]:
         env: dict[sp.Basic, Value] = dict(self.param_values)
+        env.update({symbol: float(self.spec.dims[name]) for name, symbol in self.ns.dims.items()})  # sizes of tables
         for name, tensor in constants.items():
             env[self.ns.tensors[name].expr] = as_matrix(tensor, self.program.constants[name])
         for name, tensor in batched.items():
