@@ -35,7 +35,7 @@ from unfoldgen.operators.linear import TableMatrix
 from unfoldgen.spec.model import Located, Spec
 from unfoldgen.symbolic.language import Namespace
 from unfoldgen.symbolic.objective import SmoothPart
-from unfoldgen.symbolic.prox import ProxOperator
+from unfoldgen.symbolic.prox import NonsmoothTerm, ProxOperator
 
 # Names the emitted code itself uses as locals or helpers.
 EMITTED_NAMES = {"hidden", "reference", "generator", "array", "layers", "values"}
@@ -43,11 +43,12 @@ EMITTED_NAMES = {"hidden", "reference", "generator", "array", "layers", "values"
 
 class LayerBuilder:
     def __init__(self, spec: Spec, ns: Namespace, smooth: SmoothPart | None,
-                 proxes: dict[str, ProxOperator]) -> None:
+                 proxes: dict[str, ProxOperator], composites: list[NonsmoothTerm] | None = None) -> None:
         self.spec = spec
         self.ns = ns
         self.smooth = smooth
         self.proxes = proxes
+        self.composites = composites or []  # terms h(K x), for the methods that split K x off
         self.taken = set(spec.dims) | set(ns.roles) | set(spec.params) | EMITTED_NAMES
         self.taken |= {prox.function_name for prox in proxes.values()}
         self.learn = dict(spec.learn.hyperparameters)
@@ -89,7 +90,7 @@ class LayerBuilder:
 
     def suffix(self, name: str, variable: str) -> str:
         """``step`` for a single variable, ``step_L`` when several variables have one each."""
-        return name if len(self.spec.variables) == 1 else f"{name}_{variable}"
+        return name if len(self.spec.variables) == 1 and variable in self.spec.variables else f"{name}_{variable}"
 
     # -- steps ------------------------------------------------------------------------------
     def assign(self, target: sp.MatrixSymbol, expr: sp.MatrixExpr, comment: str | None = None) -> None:
@@ -177,6 +178,10 @@ class LayerBuilder:
         return parameter
 
     def derive(self, name: str, expr: sp.Basic, description: str, shape: tuple[int, ...] = ()) -> Derived:
+        if not isinstance(expr, sp.MatrixExpr):  # a number such as 2 cos(pi/128) is printed as its value
+            expr = expr.xreplace({self.ns.dims[d]: sp.Integer(v) for d, v in self.spec.dims.items()})
+            if expr.is_number and not expr.is_Rational:
+                expr = sp.Float(expr.evalf(20), 17)
         per_layer = any(p.per_layer and expr.has(p.symbol) for p in self.parameters)
         derived = Derived(self.fresh(name), expr, description, shape, per_layer)
         self.derived.append(derived)

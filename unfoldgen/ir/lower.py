@@ -19,7 +19,7 @@ from unfoldgen.spec.model import Spec
 from unfoldgen.symbolic.language import Namespace
 from unfoldgen.symbolic.nodes import EntrySum
 from unfoldgen.symbolic.objective import SmoothPart, derive_smooth
-from unfoldgen.symbolic.prox import ProxOperator, build_prox_operators, parse_nonsmooth_term
+from unfoldgen.symbolic.prox import NonsmoothTerm, ProxOperator, build_prox_operators, parse_nonsmooth_term
 from unfoldgen.symbolic.prox.compose import check_interval_nonempty
 
 
@@ -38,21 +38,28 @@ def lower(spec: Spec) -> Program:
                                                "give objective.smooth (and objective.nonsmooth)")
     smooth = derive_smooth(ns, spec.smooth)
     terms = [parse_nonsmooth_term(ns, where) for where in spec.nonsmooth]
-    proxes = build_prox_operators(ns, terms)
+    composites = [t for t in terms if t.is_composite]
+    if composites and not method.splits_linear_maps:
+        term = composites[0]
+        raise term.where.error(f"'{term.where.text}' penalises a linear map of '{term.variable}', whose prox has "
+                               f"no closed form, so {method.name} cannot apply it",
+                               hint="use algorithm.method: primal_dual, which splits the linear map off")
+    proxes = build_prox_operators(ns, [t for t in terms if not t.is_composite])
     for prox in proxes.values():
         check_interval_nonempty(ns, prox)
     method.check(spec, proxes)
-    builder = LayerBuilder(spec, ns, smooth, proxes)
+    builder = LayerBuilder(spec, ns, smooth, proxes, composites)
     outputs = method.lower(builder)
     apply_paradigms(builder)
-    return builder.program(outputs, _derivation(spec, smooth, proxes), method.title)
+    return builder.program(outputs, _derivation(spec, smooth, proxes, composites), method.title)
 
 
 def _has_sums(smooth: SmoothPart) -> bool:
     return smooth.expr.has(EntrySum)
 
 
-def _derivation(spec: Spec, smooth: SmoothPart, proxes: dict[str, ProxOperator]) -> dict[str, object]:
+def _derivation(spec: Spec, smooth: SmoothPart, proxes: dict[str, ProxOperator],
+                composites: list[NonsmoothTerm]) -> dict[str, object]:
     variables = []
     for var in spec.variables:
         # shown where derived already (the step uses L): a bound costs a symbolic supremum
@@ -69,7 +76,7 @@ def _derivation(spec: Spec, smooth: SmoothPart, proxes: dict[str, ProxOperator])
         })
     return {
         "smooth": sp.latex(smooth.expr),
-        "nonsmooth": [t.latex() for prox in proxes.values() for t in prox.terms],
+        "nonsmooth": [t.latex() for prox in proxes.values() for t in prox.terms] + [t.latex() for t in composites],
         "variables": variables,
         "params": dict(spec.params),
     }

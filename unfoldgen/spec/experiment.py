@@ -124,9 +124,11 @@ def _constant_source(reader: SpecReader, name: str, raw: Any, path: tuple[str | 
         raise reader.error(path, f"'{name}' is not a declared constant",
                            hint="constants: " + ", ".join(n for n, r in spec_names.items() if r == "constant"))
     section = reader.mapping(raw, path, f"data.constants.{name}")
-    reader.check_keys(section, path, {"law": "gaussian", "normalize": "columns or none",
+    reader.check_keys(section, path, {"law": ", ".join(CONSTANT_LAWS), "normalize": "columns or none",
                                       "std": "standard deviation of the entries", "file": ".npy or .npz file",
-                                      "key": "array name inside a .npz file"})
+                                      "key": "array name inside a .npz file",
+                                      "width": "gaussian_blur: the kernel's standard deviation in pixels",
+                                      "density": "mask: the probability that an entry is kept"})
     where = reader.located(path, name)
     if "file" in section:
         file = section["file"]
@@ -141,17 +143,20 @@ def _constant_source(reader: SpecReader, name: str, raw: Any, path: tuple[str | 
     std = section.get("std")
     if std is not None:
         std = _number(reader, std, path + ("std",), "std", low=0.0, strict=True)
-    return ConstantSource(where, law=law, normalize=normalize, std=std)
+    width = _number(reader, section.get("width", 1.0), path + ("width",), "width", low=0.0, strict=True)
+    density = _number(reader, section.get("density", 0.5), path + ("density",), "density", low=0.0, high=1.0)
+    return ConstantSource(where, law=law, normalize=normalize, std=std, width=width, density=density)
 
 
 TRUTH_KEYS = {
-    "law": "sparse, gaussian or low_rank",
+    "law": "sparse, gaussian, low_rank or piecewise_constant",
     "shape": "the shape, for a truth that is not a variable",
     "density": "sparse: probability that an entry is nonzero",
     "values": "sparse: normal, uniform, sign or positive",
     "amplitude": "scale of the values",
     "relative_to": "sparse: scale by the mean |.| of another truth tensor (outliers of L)",
     "rank": "low_rank: the rank (a number or a dim)",
+    "pieces": "piecewise_constant: constant runs of a vector, or rectangles of an image",
     "estimate": "how the network's outputs estimate this truth, e.g. U @ V.T",
 }
 
@@ -189,6 +194,7 @@ def _truth_law(reader: SpecReader, name: str, raw: Any, path: tuple[str | int, .
         values=_choice(reader, section.get("values", "normal"), path + ("values",), VALUE_LAWS, "values"),
         amplitude=_number(reader, section.get("amplitude", 1.0), path + ("amplitude",), "amplitude", low=0.0, strict=True),
         relative_to=relative_to, rank=rank,
+        pieces=int(_number(reader, section.get("pieces", 8), path + ("pieces",), "pieces", low=1.0, high=10_000.0)),
         estimate=reader.text(section["estimate"], path + ("estimate",), "estimate") if "estimate" in section else None,
     )
 

@@ -100,9 +100,11 @@ class LearnSpec:
     seed: int = 0
 
 
-CONSTANT_LAWS = ("gaussian", "half_normal")  # half_normal: |N(0, std^2)|, a nonnegative matrix
+# half_normal: |N(0, std^2)|, a nonnegative matrix; gaussian_blur: a normalised Gaussian kernel of
+# standard deviation ``width`` pixels; mask: 1 with probability ``density``, else 0
+CONSTANT_LAWS = ("gaussian", "half_normal", "gaussian_blur", "mask")
 NORMALIZATIONS = ("columns", "none")
-TRUTH_LAWS = ("sparse", "gaussian", "low_rank")
+TRUTH_LAWS = ("sparse", "gaussian", "low_rank", "piecewise_constant")
 VALUE_LAWS = ("normal", "uniform", "sign", "positive")
 LOSSES = ("supervised", "deep_supervision", "unsupervised")
 SCHEMES = ("end_to_end", "layerwise")
@@ -120,6 +122,8 @@ class ConstantSource:
     law: str | None = None
     normalize: str = "columns"
     std: float | None = None  # None: 1/sqrt(rows)
+    width: float = 1.0  # gaussian_blur: the kernel's standard deviation, in pixels
+    density: float = 0.5  # mask: the probability that an entry is kept
     file: str | None = None
     key: str | None = None
 
@@ -132,7 +136,9 @@ class TruthLaw:
     ``values`` (normal, uniform in [-1, 1], sign +-1, positive |normal|) times ``amplitude``,
     times the mean absolute value of the truth ``relative_to`` when given. ``gaussian``:
     N(0, amplitude^2) entries. ``low_rank``: ``U V^T / sqrt(rank)`` with N(0, 1) factors (unit
-    variance entries), times ``amplitude``. ``estimate`` maps the network's outputs to this
+    variance entries), times ``amplitude``. ``piecewise_constant``: a vector of ``pieces`` constant
+    runs, or an image of ``pieces`` overlapping rectangles on a flat background, the levels
+    N(0, amplitude^2). ``estimate`` maps the network's outputs to this
     truth when it is not an output itself (e.g. ``U @ V.T``).
     """
 
@@ -145,6 +151,7 @@ class TruthLaw:
     amplitude: float = 1.0
     relative_to: str | None = None
     rank: str | int = 1
+    pieces: int = 8
     estimate: Located | None = None
 
 

@@ -16,7 +16,7 @@ import sympy as sp
 from sympy.calculus.util import maximum, minimum
 
 from unfoldgen.errors import SpecError
-from unfoldgen.operators.linear import LinearOperator, TableMatrix
+from unfoldgen.operators.linear import LinearOperator, TableMatrix, has_operator
 from unfoldgen.spec.model import Located
 from unfoldgen.symbolic.budget import OverBudget, time_budget
 from unfoldgen.symbolic.calculus import sum_gradient
@@ -167,14 +167,12 @@ def _product(factors: list, size: sp.Expr) -> sp.MatrixExpr:
 
 
 def _norm(matrix: sp.MatrixExpr) -> sp.Expr:
-    """``||M||_2`` with the usual simplifications: ``||c I|| = |c|``, ``||C^T C|| = ||C||^2``,
-    and the exact norms the linear operators know (``||K^T|| = ||K||``)."""
-    if isinstance(matrix, sp.Transpose):
-        return _norm(matrix.arg)
-    if isinstance(matrix, sp.Identity) or (isinstance(matrix, TableMatrix) and matrix.orthonormal):
+    """``||M||_2`` with the usual simplifications: ``||c I|| = |c|``, ``||C^T C|| = ||C||^2``;
+    through linear operators, their norms (exact, or a bound: :func:`operator_norm`)."""
+    if has_operator(matrix):
+        return operator_norm(matrix)[0]
+    if isinstance(matrix, sp.Identity):
         return sp.Integer(1)
-    if isinstance(matrix, LinearOperator) and matrix.norm() is not None:
-        return matrix.norm()
     if isinstance(matrix, sp.MatMul):
         scalars = [f for f in matrix.args if not isinstance(f, sp.MatrixExpr)]
         rest = [f for f in matrix.args if isinstance(f, sp.MatrixExpr)]
@@ -185,6 +183,44 @@ def _norm(matrix: sp.MatrixExpr) -> sp.Expr:
         if len(rest) == 2 and isinstance(rest[1], sp.Transpose) and rest[1].arg == rest[0]:
             return SpectralNorm(rest[0]) ** 2
     return SpectralNorm(matrix)
+
+
+def operator_norm(matrix: sp.MatrixExpr) -> tuple[sp.Expr, bool]:
+    """``||K||_2`` of a map built from linear operators, tables and constants, and whether it is
+    exact: each operator's own norm (or its bound), ``||K^T K|| = ||K||^2``, and the bounds
+    ``||A B|| <= ||A|| ||B||``, ``||A + B|| <= ||A|| + ||B||`` where operators are combined."""
+    if not has_operator(matrix):
+        return _norm(matrix), True
+    if isinstance(matrix, sp.Transpose):
+        return operator_norm(matrix.arg)
+    if isinstance(matrix, LinearOperator):
+        exact = matrix.norm()
+        return (exact, True) if exact is not None else (matrix.norm_bound(), False)
+    if isinstance(matrix, TableMatrix):
+        return sp.Integer(1), matrix.orthonormal
+    if isinstance(matrix, sp.MatMul):
+        scalar = sp.Abs(sp.Mul(*(f for f in matrix.args if not isinstance(f, sp.MatrixExpr))))
+        factors = [f for f in matrix.args if isinstance(f, sp.MatrixExpr)]
+        if len(factors) == 2 and (factors[0] == factors[1].T or factors[0].T == factors[1]):
+            value, exact = operator_norm(factors[1])
+            return scalar * value**2, exact
+        parts = [operator_norm(f) for f in factors]
+        tables = sum(isinstance(f, TableMatrix) or isinstance(f, sp.Transpose) and isinstance(f.arg, TableMatrix)
+                     for f in factors)
+        exact = all(e for _, e in parts) and len(factors) - tables <= 1  # orthonormal factors keep the norm
+        return scalar * sp.Mul(*(v for v, _ in parts)), exact
+    if isinstance(matrix, sp.MatAdd):
+        parts = [operator_norm(term) for term in matrix.args]
+        return sp.Add(*(v for v, _ in parts)), False
+    return SpectralNorm(matrix), True
+
+
+def linear_map(expr: sp.MatrixExpr, var: sp.MatrixSymbol) -> sp.MatrixExpr:
+    """``K`` of an expression ``K var`` (each term a scaled product ending in ``var``)."""
+    terms = _linear_terms(expr, var)
+    assert terms is not None and not any(right for _, _, right in terms), f"{expr} is not K {var}"
+    parts = [c * _product(left, var.shape[0]) for c, left, _ in terms]
+    return sp.MatAdd(*parts).doit() if len(parts) > 1 else parts[0]
 
 
 def lipschitz_constant(ns: Namespace, gradient: sp.MatrixExpr, var: sp.MatrixSymbol) -> Lipschitz | None:

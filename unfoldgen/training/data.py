@@ -68,6 +68,10 @@ class DataSource:
                 raise source.where.error(f"the array in {source.file} has shape {array.shape}, but '{name}' is {shape}")
             return array
         rng = np.random.default_rng([self.data.seed, 100 + list(self.data.constants).index(name)])
+        if source.law == "gaussian_blur":
+            return gaussian_kernel(shape, source.width)
+        if source.law == "mask":
+            return (rng.random(shape) < source.density).astype(np.float64)
         std = source.std if source.std is not None else 1 / math.sqrt(shape[0])
         array = rng.standard_normal(shape) * std
         if source.law == "half_normal":  # nonnegative (blurs, Poisson intensities)
@@ -140,6 +144,8 @@ class DataSource:
             left = rng.standard_normal((count, rows, rank))
             right = rng.standard_normal((count, cols, rank))
             return (left @ right.transpose(0, 2, 1) / math.sqrt(rank) * law.amplitude).reshape(count, *shape)
+        if law.law == "piecewise_constant":
+            return piecewise_constant(rng, count, shape, law.pieces) * law.amplitude
         support = rng.random((count, *shape)) < law.density
         values = {
             "normal": lambda: rng.standard_normal((count, *shape)),
@@ -185,3 +191,33 @@ class DataSource:
         if not np.all(np.isfinite(array)):
             raise SpecError(f"'{name}' in {file} holds NaN or infinite values", key_path=key)
         return torch.from_numpy(np.asarray(array, dtype=np.float64))
+
+
+def gaussian_kernel(shape: tuple[int, ...], width: float) -> np.ndarray:
+    """A Gaussian blur of standard deviation ``width`` pixels, centred, summing to 1 (a vector
+    or a matrix kernel)."""
+    axes = [np.arange(n) - (n - 1) / 2 for n in shape]
+    grids = np.meshgrid(*axes, indexing="ij")
+    kernel = np.exp(-sum(g**2 for g in grids) / (2 * width**2))
+    return kernel / kernel.sum()
+
+
+def piecewise_constant(rng: np.random.Generator, count: int, shape: tuple[int, ...], pieces: int) -> np.ndarray:
+    """Vectors of ``pieces`` constant runs (random breakpoints), or images of ``pieces``
+    rectangles, each adding a N(0, 1) level over a N(0, 1) background."""
+    if len(shape) == 1:
+        (n,) = shape
+        out = np.empty((count, n))
+        for sample in range(count):
+            breaks = np.sort(rng.choice(np.arange(1, n), size=min(pieces - 1, n - 1), replace=False))
+            levels = rng.standard_normal(len(breaks) + 1)
+            out[sample] = np.repeat(levels, np.diff(np.concatenate([[0], breaks, [n]])))
+        return out
+    rows, cols = shape
+    out = np.repeat(rng.standard_normal((count, 1, 1)), rows, axis=1).repeat(cols, axis=2)
+    for sample in range(count):
+        for _ in range(pieces):
+            top, bottom = np.sort(rng.integers(0, rows + 1, size=2))
+            left, right = np.sort(rng.integers(0, cols + 1, size=2))
+            out[sample, top:bottom, left:right] += rng.standard_normal()
+    return out

@@ -14,6 +14,7 @@ from unfoldgen.ir.methods.custom import Custom
 from unfoldgen.ir.methods.fista import Fista
 from unfoldgen.ir.methods.gradient_descent import GradientDescent
 from unfoldgen.ir.methods.hqs import Hqs
+from unfoldgen.ir.methods.primal_dual import PrimalDual
 from unfoldgen.ir.methods.projected_gradient import ProjectedGradient
 from unfoldgen.ir.methods.proximal_gradient import ProximalGradient
 from unfoldgen.ir.paradigms import Paradigm, requested
@@ -21,7 +22,7 @@ from unfoldgen.spec.model import Spec
 
 METHODS: dict[str, Method] = {method.name: method for method in (
     GradientDescent(), ProximalGradient(), Fista(), ProjectedGradient(), BlockProximalGradient(),
-    Admm(), Hqs(), Custom(),
+    Admm(), Hqs(), PrimalDual(), Custom(),
 )}
 
 

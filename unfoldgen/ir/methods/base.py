@@ -33,6 +33,7 @@ class Method:
     paradigms: ClassVar[frozenset[Paradigm]] = EVERY_PARADIGM
     uses_objective: ClassVar[bool] = True  # derives its steps from objective.smooth and .nonsmooth
     handles_nonsmooth: ClassVar[bool] = True
+    splits_linear_maps: ClassVar[bool] = False  # takes composite terms h(K x) (unfoldgen.symbolic.prox.terms)
 
     # -- reading the spec -------------------------------------------------------------------
     def check_keys(self, spec: Spec) -> None:

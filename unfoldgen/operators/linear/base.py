@@ -59,6 +59,10 @@ class LinearOperator(sp.MatrixExpr):
         iteration finds it."""
         return None
 
+    def norm_bound(self) -> sp.Expr:
+        """An upper bound of ``||K||_2`` where :meth:`norm` has no exact value."""
+        raise NotImplementedError
+
     def norm_text(self) -> str:
         """How ``norm`` is known, for DERIVATION.md."""
         return "power iteration when the model is built"

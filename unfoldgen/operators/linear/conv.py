@@ -72,10 +72,17 @@ class Convolution(LinearOperator):
     def norm(self) -> sp.Expr | None:
         return DftPeak(self.kernel, self.args[2], self.args[3]) if self.wrap else None
 
+    def norm_bound(self) -> sp.Expr:
+        """The zero-boundary convolution is a block of the circular one on a signal padded by
+        the kernel's half-width, so that one's norm bounds it."""
+        rows, cols = self.args[2], self.args[3]
+        taps = self.kernel.shape
+        return DftPeak(self.kernel, rows + taps[0] - 1, cols + taps[1] - 1 if cols != 1 else 1)
+
     def norm_text(self) -> str:
         if self.wrap:
             return r"exact: the largest modulus of the DFT of the zero-padded kernel"
-        return super().norm_text()
+        return "bound: the circular convolution's norm on the signal padded by the kernel's half-widths"
 
     def flops(self, columns: int) -> int:
         rows, taps = int(self.args[2]), int(self.kernel.shape[0]) * int(self.kernel.shape[1])

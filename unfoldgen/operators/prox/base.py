@@ -88,6 +88,9 @@ class ProxFunction:
     vector_only: bool = False
     defaults: Scalars = ()  # values of the last arguments when they are left out
     convex: bool = True
+    # A composite penalty h(K x): the spec function of the linear map K (unfoldgen.operators.linear)
+    # applied to the variable first, e.g. tv(X) = h(grad2d(X)); ``value`` and the helper act on K x.
+    linear: str | None = None
 
     @property
     def elementwise(self) -> bool:
@@ -99,7 +102,7 @@ class ProxFunction:
 
     def usage(self) -> str:
         """How the spec writes it, e.g. ``w * norm1(x)`` or ``box(x, lo, hi)``."""
-        variable = "X" if self.matrix_only else "x"
+        variable = "X" if self.matrix_only or self.linear else "x"
         required = self.args[:self.arity - len(self.defaults)]
         call = f"{self.name}({', '.join((variable, *required))})"
         optional = f", `{self.name}({', '.join((variable, *self.args))})`" if self.defaults else ""

@@ -9,6 +9,7 @@ by the projection on the interval. Any other combination is rejected with a hint
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import sympy as sp
@@ -116,6 +117,13 @@ def _compose(ns: Namespace, variable: str, terms: tuple[NonsmoothTerm, ...]) -> 
     )
     return ProxOperator(variable, terms, tuple(stages), tuple(hypers), True, closed_form,
                         ns.unused(f"prox_{variable}"))
+
+
+def composite_prox(ns: Namespace, term: NonsmoothTerm, name: str) -> ProxOperator:
+    """The prox of ``h`` in a composite term ``h(K x)``, as a function of ``z = K x``; ``name``
+    is the iterate it acts on (the dual variable of a primal-dual method)."""
+    plain = dataclasses.replace(term, linear=None, variable=name)
+    return dataclasses.replace(_compose(ns, name, (plain,)), terms=(term,))
 
 
 def _hypers_of(ns: Namespace, entry: ProxFunction, weight: sp.Expr, args: tuple[sp.Expr, ...]) -> list[Hyper]:

@@ -1,7 +1,9 @@
 """Parse one ``objective.nonsmooth`` entry into a :class:`NonsmoothTerm`.
 
 A term is ``weight * f(x, args...)`` with ``f`` a registered prox function, or ``weight * sum(<scalar
-expression of the element x>)`` for a separable elementwise penalty.
+expression of the element x>)`` for a separable elementwise penalty. A term ``weight * f(K x, ...)``
+of a linear map of one variable (``norm1(diff(x))``, ``tv(X)``) is *composite*: its prox has no
+closed form in ``x``, so only methods that split ``K x`` off (``primal_dual``) take it.
 """
 
 from __future__ import annotations
@@ -11,9 +13,11 @@ from dataclasses import dataclass
 
 import sympy as sp
 
+from unfoldgen.operators.linear import LINEAR_FUNCTIONS
 from unfoldgen.operators.prox import FUNCTIONS, ProxFunction
 from unfoldgen.spec.model import Located
-from unfoldgen.symbolic.language import Namespace, Parser, parse_tree
+from unfoldgen.symbolic.language import Namespace, Parser, Value, parse_tree
+from unfoldgen.symbolic.nodes import Map
 
 # The element of a variable inside sum(...): a Dummy so it can never clash with a spec name.
 ELEMENT = sp.Dummy("u", real=True)
@@ -27,9 +31,16 @@ class NonsmoothTerm:
     args: tuple[sp.Expr, ...]
     penalty: sp.Expr | None
     where: Located
+    linear: sp.MatrixExpr | None = None  # K x, for a composite term
+
+    @property
+    def is_composite(self) -> bool:
+        return self.linear is not None
 
     @property
     def is_separable(self) -> bool:
+        if self.is_composite:
+            return False
         return self.penalty is not None or (self.entry is not None and self.entry.scalar_penalty is not None)
 
     @property
@@ -49,7 +60,8 @@ class NonsmoothTerm:
             element = sp.Symbol(self.variable + "_i")
             body = sp.latex(self.weight * self.penalty.subs(ELEMENT, element))
             return rf"\sum_i {body}"
-        fields = {"x": self.variable, "w": _latex_weight(self.weight)}
+        shown = self.variable if self.linear is None or self.entry.linear else sp.latex(self.linear)
+        fields = {"x": shown, "w": _latex_weight(self.weight)}
         fields.update({f"a{i}": sp.latex(a) for i, a in enumerate(self.args)})
         return self.entry.definition.format(**fields)
 
@@ -108,26 +120,41 @@ def _scalar(parser: Parser, node: ast.expr) -> sp.Expr:
     return value.expr
 
 
-def _variable_arg(ns: Namespace, where: Located, node: ast.expr, name: str) -> str:
-    if not (isinstance(node, ast.Name) and ns.roles.get(node.id) == "variable"):
-        raise where.error(
-            f"the first argument of {name}() must be a variable, got '{ast.unparse(node)}'",
-            hint="a prox has a closed form only for a penalty of the variable itself; "
-                 "for a penalty of a linear map of it (e.g. norm1(D @ x)) use a splitting method",
-        )
-    return node.id
+def _argument(ns: Namespace, where: Located, node: ast.expr, entry: ProxFunction) -> tuple[str, Value | None]:
+    """The variable the term penalises, and ``K x`` where the penalty is of a linear map of it."""
+    parser = Parser(ns, where, allowed_roles=("constant", "variable", "param"))
+    if entry.linear is not None:
+        if not (isinstance(node, ast.Name) and ns.roles.get(node.id) == "variable"):
+            raise where.error(f"{entry.name}() takes a variable, got '{ast.unparse(node)}'")
+        value = LINEAR_FUNCTIONS[entry.linear].build(parser, node, [ns.tensors[node.id]])
+        return node.id, value
+    if isinstance(node, ast.Name) and ns.roles.get(node.id) == "variable":
+        return node.id, None
+    value = parser.visit(node)
+    variables = sorted({s.name for s in value.expr.free_symbols if ns.roles.get(s.name) == "variable"})
+    if len(variables) != 1 or value.is_scalar:
+        raise where.error(f"the first argument of {entry.name}() must be a variable or a linear map of one, "
+                          f"got '{ast.unparse(node)}'", hint="e.g. norm1(x), or norm1(diff(x)) with method primal_dual")
+    var = ns.matrix_symbol(variables[0])
+    expanded = sp.expand(value.expr)
+    for term in expanded.args if isinstance(expanded, sp.MatAdd) else (expanded,):
+        factors = [f for f in (term.args if isinstance(term, sp.MatMul) else (term,)) if isinstance(f, sp.MatrixExpr)]
+        if factors[-1] != var or any(f.has(var) for f in factors[:-1]) or value.expr.has(Map):
+            raise where.error(f"'{ast.unparse(node)}' is not a linear map K {var.name} of the variable",
+                              hint="a composite penalty is h(K x), with K made of constants and linear operators")
+    return variables[0], value
 
 
 def _catalog_term(ns: Namespace, where: Located, call: ast.Call, entry: ProxFunction, weight: sp.Expr,
                   scalar: Parser) -> NonsmoothTerm:
     if not call.args:
         raise where.error(f"{entry.name}() needs the variable as its first argument")
-    variable = _variable_arg(ns, where, call.args[0], entry.name)
+    variable, linear = _argument(ns, where, call.args[0], entry)
     extra = call.args[1:]
     if not entry.accepts(len(extra)):
         raise where.error(f"{entry.name}() takes {entry.arity} argument(s) after the variable, got {len(extra)}")
     args = entry.complete(tuple(_scalar(scalar, a) for a in extra))
-    shape = ns.spec.variables[variable].shape
+    shape = linear.shape if linear is not None and not entry.linear else ns.spec.variables[variable].shape
     if entry.matrix_only and len(shape) != 2:
         raise where.error(f"{entry.name}() applies to a matrix variable; '{variable}' is a vector")
     if entry.vector_only and len(shape) != 1:
@@ -135,7 +162,7 @@ def _catalog_term(ns: Namespace, where: Located, call: ast.Call, entry: ProxFunc
     if not entry.weighted and weight != 1:
         raise where.error(f"{entry.name}() is a constraint and takes no weight",
                           hint=f"write '{entry.name}(...)' alone")
-    return NonsmoothTerm(variable, entry, weight, args, None, where)
+    return NonsmoothTerm(variable, entry, weight, args, None, where, linear.expr if linear is not None else None)
 
 
 def _separable_term(ns: Namespace, where: Located, call: ast.Call, weight: sp.Expr) -> NonsmoothTerm:
