@@ -23,6 +23,7 @@ from unfoldgen.training.network import weights_payload
 
 NAMES = [path.stem for path in SPECS]
 NOT_ONNX = {"admm_lasso", "rpca", "rpca_factorized"}  # matrix inverse per call; SVD
+FLOAT32_ONNX = {"learned_primal_dual"}  # CNNs: onnxruntime's CPU Conv has no float64 kernel
 
 
 def small_network(tmp_path: Path, name: str, dtype: torch.dtype = torch.float64) -> tuple[Any, Any, Path]:
@@ -113,23 +114,30 @@ def _untrained_weights(tmp_path: Path, name: str) -> tuple[Any, Any, Path, Path]
 def test_export_onnx_matches_the_module_under_onnxruntime(tmp_path: Path, name: str) -> None:
     onnxruntime = pytest.importorskip("onnxruntime")
     model, program, spec, weights = _untrained_weights(tmp_path, name)
+    dtype = "float32" if name in FLOAT32_ONNX else "float64"
+    if name in FLOAT32_ONNX:
+        code, output = run_cli("export", spec, "--weights", weights, "-o", tmp_path / "refused", "--format", "onnx",
+                               "--dtype", "float64")
+        assert code == 2 and "hint: export with --dtype float32" in output, output
+        model = model.to(torch.float32)
     code, output = run_cli("export", spec, "--weights", weights, "-o", tmp_path / "onnx", "--format", "onnx",
-                           "--dtype", "float64")
+                           "--dtype", dtype)
     assert code == 0, output
     folder = tmp_path / "onnx"
     assert sorted(p.name for p in folder.iterdir()) == ["README.md", "manifest.json", "model.onnx"]
     manifest = json.loads((folder / "manifest.json").read_text())
-    assert manifest["format"] == "onnx" and manifest["onnxruntime_check"]["max_relative_error"] <= 1e-10
+    tolerance = 1e-4 if name in FLOAT32_ONNX else 1e-10
+    assert manifest["format"] == "onnx" and manifest["onnxruntime_check"]["max_relative_error"] <= tolerance
     session = onnxruntime.InferenceSession(str(folder / "model.onnx"), providers=["CPUExecutionProvider"])
     assert [i.name for i in session.get_inputs()] == list(program.inputs)
     assert [o.name for o in session.get_outputs()] == list(program.outputs)
     for size in (1, 6):
-        inputs = batch_of(program, size, seed=size)
+        inputs = {n: t.to(getattr(torch, dtype)) for n, t in batch_of(program, size, seed=size).items()}
         got = session.run(None, {n: t.numpy() for n, t in inputs.items()})
         with torch.no_grad():
             expected = model(**inputs)
         for value, output in zip(got, program.outputs):
-            np.testing.assert_allclose(value, expected[output].numpy(), rtol=1e-9, atol=1e-11)
+            np.testing.assert_allclose(value, expected[output].numpy(), rtol=tolerance * 10, atol=tolerance / 10)
 
 
 @pytest.mark.parametrize("name", sorted(NOT_ONNX))

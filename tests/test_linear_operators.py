@@ -212,3 +212,12 @@ def test_derived_gradient_is_autograds(rng, data, vector, image):
         (gradient,) = torch.autograd.grad(value, current, create_graph=True)
         current = current - 0.05 * gradient
     np.testing.assert_allclose(two_steps, current.detach().numpy(), rtol=1e-10, atol=1e-12)
+
+
+def test_the_spec_page_lists_every_operator_from_the_registry():
+    from conftest import ROOT
+
+    from unfoldgen.operators.linear import markdown_table
+
+    assert markdown_table() in (ROOT / "docs" / "spec.md").read_text(), (
+        "docs/spec.md is out of date: paste unfoldgen.operators.linear.markdown_table() into it")

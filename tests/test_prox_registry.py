@@ -9,6 +9,8 @@ so each backend's prox is checked through the whole compiler, with one Numba com
 
 ``DEFINITIONS`` holds an independent NumPy definition of each function (written here, not read
 from the registry); a registered function without one fails ``test_every_function_is_defined``.
+A composite function ``h(K X)`` (``tv``) is defined, valued and proxed on ``Z = K X``: its helper,
+as each backend emits it for a primal-dual spec, is checked against the minimisation directly.
 """
 
 from __future__ import annotations
@@ -30,6 +32,9 @@ T = 0.7  # the step, so the prox of T*h is checked
 PARAMS = {"lam": 0.4, "lo": -0.5, "hi": 1.0, "r": 1.5, "alpha": 0.3, "mu": 1.0}
 ARGS = {"elastic_net": "alpha, mu", "box": "lo, hi", "ball2": "r", "ball1": "r", "simplex": "r"}
 VECTOR, MATRIX = (6,), (4, 3)
+STACKED = (8, 3)  # grad2d of a 4 x 3 image: what a composite function's prox and value act on
+DIRECT = [name for name, function in FUNCTIONS.items() if function.linear is None]
+COMPOSITE = [name for name, function in FUNCTIONS.items() if function.linear is not None]
 
 
 def _rows(u: np.ndarray) -> np.ndarray:
@@ -51,6 +56,8 @@ DEFINITIONS: dict[str, tuple[Callable[[np.ndarray], float] | None, Callable[[np.
     "ball2": (None, lambda u: bool(np.linalg.norm(u) <= 1.5 + 1e-9)),
     "ball1": (None, lambda u: bool(np.abs(u).sum() <= 1.5 + 1e-9)),
     "simplex": (None, lambda u: bool((u >= -1e-12).all() and abs(u.sum() - 1.5) <= 1e-9)),
+    "tv": (lambda z: np.sqrt(z[:4] ** 2 + z[4:] ** 2).sum(), None),  # on Z = [dx; dy] of a 4 x 3 image
+    "tv1": (lambda z: np.abs(z).sum(), None),
 }
 # Pairs (f, g) with g the indicator whose projection is the prox of f's conjugate (weight lam):
 # v = prox_{T lam f}(v) + projection of v onto g's set of radius T lam.
@@ -58,6 +65,8 @@ MOREAU = [("norm1", "box"), ("norm2", "ball2"), ("norm_inf", "ball1")]
 
 
 def shape_of(name: str) -> tuple[int, ...]:
+    if FUNCTIONS[name].linear is not None:
+        return STACKED
     return MATRIX if FUNCTIONS[name].matrix_only else VECTOR
 
 
@@ -69,7 +78,7 @@ def term(name: str) -> str:
 
 @pytest.fixture(scope="module")
 def everything(tmp_path_factory: pytest.TempPathFactory) -> Built:
-    names = list(FUNCTIONS)
+    names = DIRECT
     dims = {"n": VECTOR[0], "m": MATRIX[0], "p": MATRIX[1]}
     shape = {VECTOR: ["n"], MATRIX: ["m", "p"]}
     data = {
@@ -93,6 +102,7 @@ def samples() -> dict[str, np.ndarray]:
 
 @pytest.fixture(scope="module")
 def outputs(everything: Built, samples: dict[str, np.ndarray]) -> dict[str, dict[str, np.ndarray]]:
+    samples = {f"y_{n}": samples[f"y_{n}"] for n in DIRECT}
     model = everything.model.Unfolded(dtype=torch.float64)
     with torch.no_grad():
         torch_out = {k: v.numpy() for k, v in model(**samples).items()}
@@ -157,7 +167,7 @@ def numerical_prox(name: str, v: np.ndarray) -> np.ndarray:
     return found.x.reshape(shape)
 
 
-@pytest.mark.parametrize("name", list(FUNCTIONS))
+@pytest.mark.parametrize("name", DIRECT)
 def test_prox_equals_a_numerical_minimisation_of_its_definition(name: str, outputs, samples) -> None:
     h, inside = DEFINITIONS[name]
     for v, got in zip(samples[f"y_{name}"], outputs["torch"][f"x_{name}"], strict=True):
@@ -169,6 +179,40 @@ def test_prox_equals_a_numerical_minimisation_of_its_definition(name: str, outpu
             objective = lambda u, v=v: 0.5 * np.sum((u - v) ** 2) + T * PARAMS["lam"] * h(u)
             assert objective(got) <= objective(expected) + 1e-10, (name, objective(got), objective(expected))
         np.testing.assert_allclose(got, expected, atol=2e-5, err_msg=name)
+
+
+@pytest.fixture(scope="module")
+def composite(tmp_path_factory: pytest.TempPathFactory) -> Built:
+    """A primal-dual spec with every composite function, each on its own dual variable."""
+    data = {
+        "name": "composite_case", "dims": {"m": MATRIX[0], "p": MATRIX[1]}, "params": {"lam": PARAMS["lam"]},
+        "inputs": {"Y": ["m", "p"]}, "variables": {"X": {"shape": ["m", "p"], "init": "Y"}},
+        "objective": {"smooth": "0.5 * sum_squares(X - Y)", "nonsmooth": [term(n).replace(f"x_{n}", "X")
+                                                                          for n in COMPOSITE]},
+        "algorithm": {"method": "primal_dual", "layers": 1},
+    }
+    tmp = tmp_path_factory.mktemp("composite")
+    result = build(write_spec(tmp, data), tmp / "out")
+    return Built(result.directory, result.program)
+
+
+@pytest.mark.parametrize("name", COMPOSITE)
+def test_composite_prox_helpers_minimise_their_definition(name: str, composite: Built, samples) -> None:
+    """prox_{T lam h}(z) of each backend's helper against SciPy's minimisation of its definition."""
+    helper = FUNCTIONS[name].helper
+    threshold = T * PARAMS["lam"]
+    for v in samples[f"y_{name}"]:
+        expected = numerical_prox(name, v)
+        got = {"torch": getattr(composite.model, helper.name)(torch.from_numpy(v[None]), threshold)[0].numpy(),
+               "numpy": getattr(composite.numpy_loop, helper.name)(v[None], threshold)[0]}
+        numba = getattr(composite.kernel, helper.name)
+        if helper.elementwise:
+            got["numba"] = np.vectorize(lambda u, scalar=numba: scalar(u, threshold))(v)
+        else:
+            got["numba"] = v.copy()
+            numba(got["numba"], threshold)
+        for backend, value in got.items():
+            np.testing.assert_allclose(value, expected, atol=2e-5, err_msg=f"{backend}: {name}")
 
 
 @pytest.mark.parametrize("backend", ["numpy", "numba", "numba_one"])
@@ -221,7 +265,8 @@ def test_cost_is_a_positive_count_that_grows_with_size(name: str) -> None:
 
 def test_derivation_shows_every_definition_and_closed_form(everything: Built) -> None:
     text = (everything.directory / "DERIVATION.md").read_text()
-    for name, function in FUNCTIONS.items():
+    for name in DIRECT:
+        function = FUNCTIONS[name]
         assert f"x_{name}" in text, name
         assert function.helper.name in (everything.directory / "model.py").read_text(), name
 

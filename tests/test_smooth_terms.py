@@ -15,10 +15,12 @@ import sympy as sp
 import torch
 import yaml
 from conftest import Built, write_spec
+from reference_operators import apply_factors
 from scipy.optimize import minimize
 
 from unfoldgen.compiler import build
 from unfoldgen.errors import SpecError
+from unfoldgen.operators.linear import has_operator
 from unfoldgen.spec import load_spec_text
 from unfoldgen.symbolic.language import Namespace
 from unfoldgen.symbolic.nodes import EntryMax, EntrySum, Map, SpectralNorm, sigmoid, softplus
@@ -77,6 +79,10 @@ def evaluate(expr: sp.Basic, values: dict[sp.Basic, torch.Tensor]) -> torch.Tens
         return torch.trace(evaluate(expr.arg, values))
     if isinstance(expr, (sp.MatAdd, sp.Add)):
         return sum((evaluate(a, values) for a in expr.args), torch.tensor(0.0, dtype=torch.float64))
+    if isinstance(expr, sp.MatMul) and has_operator(expr):
+        scalars = [a for a in expr.args if not isinstance(a, sp.MatrixExpr)]
+        product = apply_factors([a for a in expr.args if isinstance(a, sp.MatrixExpr)], values, evaluate)
+        return product * evaluate(sp.Mul(*scalars), values)
     if isinstance(expr, (sp.MatMul, sp.Mul)):
         result = torch.tensor(1.0, dtype=torch.float64)
         for a in expr.args:

@@ -52,12 +52,16 @@ def onnx_blockers(program: Program) -> list[str]:
     return missing + [ONNX_MISSING[name] for name in sorted(operators) if name in ONNX_MISSING]
 
 
-def refuse_unexportable(program: Program) -> None:
+def refuse_unexportable(program: Program, dtype: str) -> None:
     blockers = onnx_blockers(program)
     if blockers:
         raise SpecError(f"'{program.name}' cannot be exported to ONNX: its layers need {'; '.join(blockers)}, "
                         "which ONNX has no operator for",
                         hint="export it as a Numba kernel (--format numba), or run the PyTorch module")
+    if dtype == "float64" and any(network.kind == "cnn" for network in program.networks):
+        raise SpecError(f"'{program.name}' cannot be exported to ONNX in float64: its CNNs are ONNX Conv nodes, "
+                        "which onnxruntime's CPU provider runs in float32 only",
+                        hint="export with --dtype float32")
     for package in ("onnx", "onnxscript", "onnxruntime"):
         try:
             __import__(package)
@@ -67,7 +71,7 @@ def refuse_unexportable(program: Program) -> None:
 
 def export_onnx(program: Program, model: torch.nn.Module, path: Path, dtype: str) -> OnnxCheck:
     """Write ``model`` (in eval mode, of ``dtype``) to ``path`` and check it with onnxruntime."""
-    refuse_unexportable(program)
+    refuse_unexportable(program, dtype)
     model.eval()
     names = list(program.inputs)
     example = _random_inputs(program, 2, dtype, seed=0)

@@ -62,6 +62,7 @@ class LayerBuilder:
         self.networks: list[Network] = []
         self.used_proxes: list[ProxOperator] = []
         self.learned_weights: dict[sp.Symbol, Parameter] = {}  # objective: weights, by spec param
+        self.learned_kernels: dict[sp.MatrixSymbol, Parameter] = {}  # objective: convolution kernels
 
     # -- names and tensors ------------------------------------------------------------------
     def fresh(self, name: str, raw: bool = False) -> str:

@@ -12,6 +12,7 @@ import re
 from typing import Any
 
 from unfoldgen.errors import SpecError
+from unfoldgen.operators.linear import LINEAR_FUNCTIONS, LINEAR_HELPERS
 from unfoldgen.operators.prox import FUNCTIONS, HELPERS
 from unfoldgen.spec.model import Located
 from unfoldgen.spec.yaml_source import SourceMap, format_path
@@ -24,6 +25,8 @@ RESERVED: dict[str, str] = {
                      "dot", "trace", "inv", "svd_left", "svd_right"), "it is a function of the spec language"),
     **dict.fromkeys(FUNCTIONS, "it is a prox function of the spec language"),
     **dict.fromkeys(HELPERS, "it is a prox helper that custom iterations call"),
+    **dict.fromkeys(LINEAR_FUNCTIONS, "it is a linear operator of the spec language"),
+    **dict.fromkeys(LINEAR_HELPERS, "it is a helper of the generated code that applies a linear operator"),
 }
 RESERVED_NAMES = frozenset(RESERVED)
 IDENTIFIER = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,30}$")

@@ -66,7 +66,7 @@ class PrimalDual(Method):
         adjoints: list[sp.MatrixExpr] = []
         for term, dual in zip(b.composites, duals, strict=True):
             operator = linear_map(term.linear, x)
-            lifted = b.temporary(f"{dual.name}_arg", dual, "u = y + s K xbar, the dual step's argument")
+            lifted = b.temporary(f"{dual.name}_ascent", dual, "u = y + s K xbar, the dual ascent step")
             b.update(Update(dual.name, Role.LINEAR_STEP, lifted, dual + s * (operator * xbar).doit(),
                             initial={s: dual_step.init}))
             conjugate = composite_prox(b.ns, term, dual.name)
