@@ -25,8 +25,10 @@ def pair_shrink(v, threshold):
     """prox of threshold * sum_ij ||(a_ij, b_ij)||_2 for v = [a; b] (..., 2m, n): each pair
     shrunk by max(1 - threshold / ||(a, b)||, 0)."""
     m = v.shape[-2] // 2
-    norm = torch.sqrt(v[..., :m, :] ** 2 + v[..., m:, :] ** 2)
-    scale = torch.relu(1 - threshold / norm.clamp_min(torch.finfo(v.dtype).tiny))
+    squared = v[..., :m, :] ** 2 + v[..., m:, :] ** 2
+    # a zero pair stays zero whatever its scale: sqrt of 1 there keeps the gradient finite (sqrt'(0) is inf)
+    norm = torch.sqrt(torch.where(squared > 0, squared, torch.ones_like(squared)))
+    scale = torch.relu(1 - threshold / norm)
     return v * torch.cat([scale, scale], dim=-2)
 
 def conv(x, h, wrap, adjoint=False):

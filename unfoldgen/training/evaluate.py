@@ -33,14 +33,19 @@ class EvalReport:
     classical: list[float]
     classical_iters_to_match: int | None
     seconds: dict[str, float]
+    # For images: the last layer's (last iteration's) mean PSNR (dB) and SSIM of each network
+    images: dict[str, dict[str, float]] | None = None
 
     def as_json(self) -> dict[str, Any]:
-        return {
+        report = {
             "spec": self.name, "samples": self.samples,
             "nmse_db": {"trained": self.trained, "untrained": self.untrained, "classical": self.classical},
             "classical_iters_to_match": self.classical_iters_to_match,
             "seconds": self.seconds,
         }
+        if self.images is not None:
+            report["images"] = self.images
+        return report
 
     def table(self) -> str:
         lines = [f"{self.name}: NMSE (dB) on {self.samples} held-out samples",
@@ -56,6 +61,8 @@ class EvalReport:
             lines.append(f"classical iterations to reach the trained network's {self.trained[-1]:.2f} dB: "
                          f"{self.classical_iters_to_match} ({self.classical_iters_to_match / layers:.1f}x its "
                          f"{layers} layers)")
+        for network, values in (self.images or {}).items():
+            lines.append(f"{network}: PSNR {values['psnr_db']:.2f} dB, SSIM {values['ssim']:.4f}")
         return "\n".join(lines)
 
 
@@ -92,9 +99,15 @@ def evaluate(spec: Spec, weights: Path, samples: int | None = None, classical_it
     classical_nmse = session.nmse_per_layer(classical, test, iterations, settings.batch_size)
     seconds["classical"] = time.perf_counter() - started
 
+    images = {}
+    for label, network, depth in (("trained", trained, layers), ("untrained", session.network(), layers),
+                                  ("classical", classical, iterations)):
+        quality = session.image_quality_per_layer(network, test, depth, settings.batch_size)
+        if quality is not None:
+            images[label] = {metric: values[-1] for metric, values in quality.items()}
     return EvalReport(spec.name, len(test), trained_nmse, untrained_nmse, classical_nmse,
                       iterations_to_match(classical_nmse, trained_nmse[-1]),
-                      {k: round(v, 3) for k, v in seconds.items()})
+                      {k: round(v, 3) for k, v in seconds.items()}, images or None)
 
 
 def _check_constants(model: torch.nn.Module, session: Session, weights: Path) -> None:

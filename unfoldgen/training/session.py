@@ -10,6 +10,7 @@ from unfoldgen.ir import Program, lower
 from unfoldgen.spec.model import Spec, TrainSpec
 from unfoldgen.training.data import Batch, DataSource
 from unfoldgen.training.losses import energy, nmse_db, squared_error
+from unfoldgen.training.metrics import psnr_db, ssim
 from unfoldgen.training.network import DTYPES, build_network, run_network
 from unfoldgen.training.problem import TrainingProblem
 
@@ -56,6 +57,31 @@ class Session:
                 run_network(model, self.program, chunk.inputs, layers=depth, on_layer=collect)
                 reference += float(energy(truth).sum())
         return [error / reference for error in errors]
+
+    def image_quality_per_layer(self, model: torch.nn.Module, batch: Batch, depth: int, batch_size: int = 500,
+                                ssim_every_layer: bool = False) -> dict[str, list[float]] | None:
+        """Mean PSNR (dB) after each layer and SSIM after the last (or each) layer, over
+        ``batch``, for a truth of images (the first truth tensor that is a matrix per sample);
+        None when there is none."""
+        name = next((k for k, v in batch.truth.items() if v.dim() == 3 and min(v.shape[1:]) >= 11), None)
+        if name is None:
+            return None
+        totals = {"psnr_db": [0.0] * depth, "ssim": [0.0] * depth}
+        with torch.no_grad():
+            for chunk in batch.to(self.dtype, self.device).chunks(batch_size):
+                truth = chunk.truth[name]
+
+                def collect(k: int, outputs: dict[str, torch.Tensor], truth: torch.Tensor = truth) -> None:
+                    estimate = self.problem.estimate(outputs, self.constants)[name]
+                    totals["psnr_db"][k] += float(psnr_db(estimate, truth).sum())
+                    if ssim_every_layer or k == depth - 1:
+                        totals["ssim"][k] += float(ssim(estimate, truth).sum())
+
+                run_network(model, self.program, chunk.inputs, layers=depth, on_layer=collect)
+        averages = {metric: [value / len(batch) for value in values] for metric, values in totals.items()}
+        if not ssim_every_layer:
+            averages["ssim"] = averages["ssim"][-1:]
+        return averages
 
     def metric(self, model: torch.nn.Module, batch: Batch, depth: int, batch_size: int = 500) -> tuple[str, float]:
         """Validation NMSE (dB) at ``depth`` when the set has truth, else the mean objective."""
