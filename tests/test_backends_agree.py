@@ -75,6 +75,8 @@ VARIANTS = {
         "widths": [7, 5], "activation": "tanh", "tying": "shared"}}}),
     "admm_untied_maps_learned_prox": ("admm_lasso", {"learn": {"objective": "untied", "prox": {"widths": [6]}}}),
     "fista_coupled": ("fista_lasso", {"learn": {"objective": "coupled", "hyperparameters": {"momentum": "per_layer"}}}),
+    "primal_dual_learned_kernels": ("deblur_tv", {"learn": {"objective": "untied", "hyperparameters": {
+        "primal_step": "per_layer", "dual_step": "shared"}}}),
 }
 
 

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 import scipy.ndimage
 import torch
-from conftest import variant
+from conftest import Built, variant, write_spec
 
+from unfoldgen.compiler import build
 from unfoldgen.training.data import gaussian_kernel, piecewise_constant
 
 
@@ -118,3 +119,82 @@ def test_long_runs_reach_cvxpy(tmp_path, rng):
     _solve(cp.Problem(cp.Minimize(0.5 * cp.sum_squares(blur @ cp.vec(X, order="F") - y.ravel(order="F"))
                                   + 0.02 * _tv_cvxpy(X))))
     assert np.abs(out - X.value).max() < 1e-4
+
+
+def test_the_gradient_reaches_every_learned_filter_step_and_network(tmp_path, rng):
+    """learn.objective untied: each layer's blur kernel is a parameter, initialised to the
+    model's; with learn.prox, the CNNs of the primal and dual proxes. A supervised loss has a
+    nonzero gradient in every one of them (per layer)."""
+    learn = {"objective": "untied", "hyperparameters": {"primal_step": "per_layer", "dual_step": "per_layer"},
+             "prox": {"network": "cnn", "widths": [3], "activation": "relu", "tying": "per_layer"}}
+    built = _deblur(tmp_path, 12, 3, learn)
+    h = gaussian_kernel((5, 5), 1.0)
+    model = built.model.Unfolded(h=h, dtype=torch.float64)
+    np.testing.assert_array_equal(model.h_layer.detach().numpy(), np.stack([h] * 3))  # the model's kernel
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if "prox_net" in name:  # CNNs start with a zero last layer: move them off zero
+                parameter.add_(0.1 * torch.randn_like(parameter))
+    truth = torch.from_numpy(piecewise_constant(rng, 4, (12, 12), 4))
+    blurred = torch.from_numpy(np.stack([scipy.ndimage.convolve(x, h, mode="wrap") for x in truth.numpy()]))
+    loss = (model(Y=blurred)["X"] - truth).square().sum()
+    loss.backward()
+    for name, parameter in model.named_parameters():
+        grad = parameter.grad
+        assert grad is not None, name
+        per_layer = grad.reshape(3, -1) if name in ("h_layer", "primal_step_raw", "dual_step_raw") else grad.reshape(1, -1)
+        assert (per_layer.abs().sum(dim=1) > 0).all(), name
+
+
+def test_derivation_states_the_operators_and_their_norms(tmp_path):
+    text = (_deblur(tmp_path, 12, 2).directory / "DERIVATION.md").read_text()
+    assert "## Linear operators" in text and "largest modulus of the DFT" in text
+    assert r"2\sqrt{\cos^2(\pi/2m) + \cos^2(\pi/2n)}" in text and "`lam * tv(X)` with $K = \\nabla$" in text
+
+
+def test_other_methods_refuse_a_penalty_of_a_linear_map(tmp_path):
+    from unfoldgen.errors import SpecError
+
+    with pytest.raises(SpecError, match=r"(?s)penalises a linear map of .x.*use algorithm.method: primal_dual"):
+        variant("tv_denoise_1d", tmp_path, algorithm={"method": "proximal_gradient", "layers": 3})
+
+
+def test_admm_with_a_linear_constraint(tmp_path, rng):
+    """z = diff(x): the x-update's system H + rho D^T D is formed from the operators and inverted
+    when the model is built; z = grad2d(X) with H = I: solved by DCTs. Long runs reach CVXPY, the
+    backends agree with a learned penalty, and what neither covers is refused with a hint."""
+    from test_backends_agree import assert_backends_agree
+
+    from unfoldgen.errors import SpecError
+
+    admm = {"method": "admm", "layers": 400, "penalty": 1.0}
+    built = variant("tv_denoise_1d", tmp_path / "long", algorithm=admm, learn=None)
+    assert "dense_matrix(lambda" in (built.directory / "model.py").read_text()
+    y = piecewise_constant(rng, 1, (64,), 6)[0] + 0.3 * rng.standard_normal(64)
+    with torch.no_grad():
+        out = built.model.Unfolded(dtype=torch.float64)(y=torch.from_numpy(y[None]))["x"][0].numpy()
+    x = cp.Variable(64)
+    _solve(cp.Problem(cp.Minimize(0.5 * cp.sum_squares(x - y) + 0.5 * cp.norm1(cp.diff(x)))))
+    assert np.abs(out - x.value).max() < 1e-4
+    learned = variant("tv_denoise_1d", tmp_path / "learned", dims={"n": 12},
+                      algorithm={**admm, "layers": 4}, learn={"hyperparameters": {"penalty": "per_layer"}})
+    assert_backends_agree(learned, rng)
+    image = {"name": "tv_denoise_2d", "dims": {"m": 12, "n": 10}, "inputs": {"Y": ["m", "n"]}, "params": {"lam": 0.2},
+             "variables": {"X": {"shape": ["m", "n"], "init": "Y"}},
+             "objective": {"smooth": "0.5 * sum_squares(X - Y)", "nonsmooth": ["lam * tv(X)"]},
+             "algorithm": {**admm, "layers": 300}}
+    result = build(write_spec(tmp_path / "image", image), tmp_path / "image" / "out")
+    assert "laplacian_eigenvalues" in (result.directory / "model.py").read_text()
+    y = rng.standard_normal((12, 10))
+    model = Built(result.directory, result.program).model.Unfolded(dtype=torch.float64)
+    with torch.no_grad():
+        out = model(Y=torch.from_numpy(y[None]))["X"][0].numpy()
+    X = cp.Variable((12, 10))
+    _solve(cp.Problem(cp.Minimize(0.5 * cp.sum_squares(X - y) + 0.2 * _tv_cvxpy(X))))
+    assert np.abs(out - X.value).max() < 1e-4
+    small = {**image, "name": "tv_denoise_2d_small", "algorithm": {**admm, "layers": 3},
+             "learn": {"hyperparameters": {"penalty": "per_layer"}}}
+    result = build(write_spec(tmp_path / "small", small), tmp_path / "small" / "out")
+    assert_backends_agree(Built(result.directory, result.program), rng)
+    with pytest.raises(SpecError, match="use primal_dual"):  # a blur and TV: not diagonal in one basis
+        variant("deblur_tv", tmp_path / "blur", dims={"m": 12, "n": 12}, algorithm={**admm, "layers": 3}, learn=None)

@@ -24,7 +24,7 @@ from unfoldgen.backends.hygiene import Spelling
 from unfoldgen.backends.resolver import NameResolver, Storage, prox_argument_name
 from unfoldgen.backends.scalars import ScalarPrinter
 from unfoldgen.ir.program import ApplyNetwork, Assign, Program, Step
-from unfoldgen.operators.linear import TableMatrix, is_operator, operator_of
+from unfoldgen.operators.linear import Materialized, TableMatrix, is_operator, operator_of
 from unfoldgen.operators.linear.conv import DftPeak
 from unfoldgen.symbolic.nodes import (
     AnalyticWeight,
@@ -104,6 +104,7 @@ class ArrayPrinter(ScalarPrinter):
         self.program = program
         self.k = self.resolver.k
         self.context_read: set[str] = set()  # the emitted function's own locals that printed code reads
+        self.batched_extra: set[str] = set()  # a lambda's argument that stands for a batch (dense_matrix)
 
     def table(self) -> dict[str, str]:
         return self.module.functions
@@ -154,16 +155,27 @@ class ArrayPrinter(ScalarPrinter):
         sizes = (self.program.size(rows),) + ((self.program.size(cols),) if cols != 1 else ())
         return f"{self.g[self.module.name]}.fft.fftn({self.matrix(kernel).text}, s={shape_literal(sizes)}).__abs__().max()"
 
+    def _print_Materialized(self, expr: Materialized) -> Code:
+        """``dense_matrix(lambda basis: <the map applied to basis>, n)``: the map's matrix, formed
+        from the unit vectors (a batch of them, as the map's code takes per-sample tensors)."""
+        basis = sp.MatrixSymbol(self.program.local("basis"), expr.shape[0], 1)
+        self.batched_extra.add(basis.name)
+        applied = self.print(sp.expand(expr.matrix * basis))
+        self.context_read.update(self.module.context)
+        size = self.program.size(expr.shape[0])
+        return Code(f"dense_matrix(lambda {basis.name}: {applied}, {size}, {self.g.dtype}, {self.g.device})", False, True)
+
     def _print_TableMatrix(self, expr: TableMatrix) -> Code:
         self.context_read.update(self.module.context)
-        return Code(expr.torch_code(self.program.size(expr.args[0]), self.g.dtype, self.g.device), False, True)
+        sizes = tuple(self.program.size(s) for s in expr.args)
+        return Code(expr.torch_code(sizes, self.g.dtype, self.g.device), False, True)
 
     def _print_EntryMax(self, expr: EntryMax) -> str:
         return f"{self.matrix(expr.matrix).operand()}.max()"
 
     def _print_MatrixSymbol(self, expr: sp.MatrixSymbol) -> Code:
         role = self.program.role(expr.name) if expr.name in self.resolver.roles else None
-        return Code(self.symbol(expr), role in BATCHED_ROLES, True)
+        return Code(self.symbol(expr), role in BATCHED_ROLES or expr.name in self.batched_extra, True)
 
     def _print_Transpose(self, expr: sp.Transpose) -> Code:
         inner = self.matrix(expr.arg)

@@ -8,7 +8,7 @@ import sympy as sp
 
 from unfoldgen.ir.program import Program, step_expressions
 from unfoldgen.names import around
-from unfoldgen.operators.linear import TableMatrix, is_operator, operator_of
+from unfoldgen.operators.linear import Materialized, TableMatrix, is_operator, operator_of
 from unfoldgen.operators.prox import HELPERS, Helper, norm1
 from unfoldgen.symbolic.nodes import AnalyticWeight, LowRankFactor
 from unfoldgen.symbolic.prox import ProxOperator
@@ -64,7 +64,14 @@ def _operator_calls(program: Program) -> set[tuple[str, str, str]]:
                         calls.add((operator.template, operator.array_call(adjoint)[0], operator.numba_call(adjoint)[0]))
     for derived in program.derived:
         for table in derived.expr.atoms(TableMatrix):
-            calls.add((table.stem, f"{table.stem}_matrix", ""))
+            calls.add((table.template, table.helper, ""))
+        for dense in derived.expr.atoms(Materialized):
+            calls.add(("dense", "dense_matrix", ""))
+            for product in dense.matrix.atoms(sp.MatMul):
+                for factor in product.args:
+                    if is_operator(factor):
+                        operator, adjoint = operator_of(factor)
+                        calls.add((operator.template, operator.array_call(adjoint)[0], ""))
     return calls
 
 

@@ -41,6 +41,7 @@ def emit_derivation(program: Program) -> str:
         "DERIVATION.md.j2",
         name=program.name, spec_hash=program.spec_hash, description=program.description,
         variables=d["variables"], smooth=d.get("smooth"), nonsmooth=d.get("nonsmooth", []),
+        operators=d.get("operators", []), composites=d.get("composites", []),
         params=program.params, method_title=program.method_title, layers=program.layers,
         derived=[{"name": x.name, "math": sp.latex(x.expr), "description": x.description} for x in program.derived],
         networks=[{"name": n.name, "description": n.description, "kind": n.kind,

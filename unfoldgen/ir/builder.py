@@ -204,9 +204,9 @@ class LayerBuilder:
             for expr in step_expressions(step) if not isinstance(step, Update) else ():
                 for table in sorted(expr.atoms(TableMatrix), key=str):
                     if table not in tables:
-                        size = self.shape_of(table)[0]
-                        derived = self.derive(f"{table.stem}_{size}", table, f"the {size}-point {table.stem} matrix",
-                                              (size, size))
+                        shape = self.shape_of(table)
+                        sizes = "_".join(str(s) for s in shape[: len(table.args)])
+                        derived = self.derive(f"{table.stem}_{sizes}", table, table.description(shape), shape)
                         tables[table] = sp.MatrixSymbol(derived.name, *table.shape)
         if not tables:
             return

@@ -15,10 +15,11 @@ from unfoldgen.ir.mathtext import math_text
 from unfoldgen.ir.methods import method_of
 from unfoldgen.ir.paradigms import apply_paradigms
 from unfoldgen.ir.program import Program
+from unfoldgen.operators.linear import LinearOperator
 from unfoldgen.spec.model import Spec
 from unfoldgen.symbolic.language import Namespace
 from unfoldgen.symbolic.nodes import EntrySum
-from unfoldgen.symbolic.objective import SmoothPart, derive_smooth
+from unfoldgen.symbolic.objective import SmoothPart, derive_smooth, linear_map
 from unfoldgen.symbolic.prox import NonsmoothTerm, ProxOperator, build_prox_operators, parse_nonsmooth_term
 from unfoldgen.symbolic.prox.compose import check_interval_nonempty
 
@@ -74,7 +75,11 @@ def _derivation(spec: Spec, smooth: SmoothPart, proxes: dict[str, ProxOperator],
             "no_bound": smooth.no_bound.get(var, ""),
             "lipschitz_terms": smooth.lipschitz.terms.get(var, []),
         })
+    maps = [(t, linear_map(t.linear, smooth.lipschitz.variables[t.variable])) for t in composites if t.linear is not None]
+    operators = sorted({op for expr in (smooth.expr, *(k for _, k in maps)) for op in expr.atoms(LinearOperator)}, key=str)
     return {
+        "operators": [{"latex": sp.latex(op), "text": str(op), "norm": op.norm_text()} for op in operators],
+        "composites": [{"term": t.where.text, "map": sp.latex(k)} for t, k in maps],
         "smooth": sp.latex(smooth.expr),
         "nonsmooth": [t.latex() for prox in proxes.values() for t in prox.terms] + [t.latex() for t in composites],
         "variables": variables,

@@ -6,10 +6,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from unfoldgen.reproduce import logistic, mismatch, report, rpca, sparse
+from unfoldgen.reproduce import deblur, logistic, mismatch, report, rpca, sparse
 from unfoldgen.reproduce.common import RESULTS, RUNS, Run
 
-STUDIES = ("sparse", "rpca", "mismatch", "logistic", "report", "all")
+STUDIES = ("sparse", "rpca", "mismatch", "logistic", "deblur", "report", "all")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,6 +33,8 @@ def main(argv: list[str] | None = None) -> int:
         rpca.study(rpca_scale, run)
     if args.study in ("logistic", "all"):
         logistic.study(logistic.SMOKE if args.smoke else logistic.FULL, run)
+    if args.study in ("deblur", "all"):
+        deblur.study(deblur.SMOKE if args.smoke else deblur.FULL, run)
     if args.study in ("report", "all"):
         page = report.write(args.out)
         run.log(f"wrote {page}")

@@ -155,7 +155,8 @@ class TorchEvaluator(Printer):
         """A factor's tensor; a table (the DCT matrix) takes the dtype of the tensors it meets."""
         table = factor.arg if isinstance(factor, sp.Transpose) and _table(factor) else factor
         if isinstance(table, TableMatrix):
-            value = table.value(int(self.evaluate(table.args[0])), like if like is not None else _tensor(0.0))
+            sizes = tuple(int(self.evaluate(s)) for s in table.args)
+            value = table.value(sizes, like if like is not None else _tensor(0.0))
             return value.mT if table is not factor else value
         return _tensor(self.evaluate(factor))
 

@@ -13,6 +13,7 @@ import pkgutil
 from unfoldgen.operators.linear.base import (
     LinearFunction,
     LinearOperator,
+    Materialized,
     TableMatrix,
     has_operator,
     is_operator,
@@ -29,7 +30,7 @@ def _discover() -> dict[str, LinearFunction]:
 
 
 LINEAR_FUNCTIONS: dict[str, LinearFunction] = _discover()
-LINEAR_HELPERS: tuple[str, ...] = tuple(sorted({h for f in LINEAR_FUNCTIONS.values() for h in f.helpers}))
+LINEAR_HELPERS: tuple[str, ...] = tuple(sorted({h for f in LINEAR_FUNCTIONS.values() for h in f.helpers} | {"dense_matrix"}))
 
 
 def markdown_table() -> str:
@@ -38,5 +39,5 @@ def markdown_table() -> str:
     return "\n".join(["| function | what it is |", "| --- | --- |", *rows])
 
 
-__all__ = ["LINEAR_FUNCTIONS", "LINEAR_HELPERS", "LinearFunction", "LinearOperator", "TableMatrix",
+__all__ = ["LINEAR_FUNCTIONS", "LINEAR_HELPERS", "LinearFunction", "LinearOperator", "Materialized", "TableMatrix",
            "has_operator", "is_operator", "markdown_table", "operator_of"]

@@ -91,26 +91,30 @@ def has_operator(expr: sp.Basic) -> bool:
 
 
 class TableMatrix(sp.MatrixExpr):
-    """A dense constant matrix known from its size alone (the DCT's): the program computes it
-    once, when the model is built, as a derived tensor, and every backend reads it like a
-    constant."""
+    """A dense constant matrix known from its sizes alone (the DCT's, a spectrum): the program
+    computes it once, when the model is built, as a derived tensor, and every backend reads it
+    like a constant. One size: square; two: rows and columns."""
 
     stem: ClassVar[str]  # the derived tensor's name starts so, e.g. dct_64
-
+    template: ClassVar[str]  # templates/linear/<template>.py.j2 holds the PyTorch helper that computes it
+    helper: ClassVar[str]
     orthonormal: ClassVar[bool] = True
 
-    def __new__(cls, size: sp.Expr) -> Self:
-        return sp.MatrixExpr.__new__(cls, sp.sympify(size))
+    def __new__(cls, *sizes: sp.Expr) -> Self:
+        return sp.MatrixExpr.__new__(cls, *(sp.sympify(s) for s in sizes))
 
     @property
     def shape(self) -> tuple[sp.Expr, sp.Expr]:
-        return (self.args[0], self.args[0])
+        return (self.args[0], self.args[-1])
 
-    def torch_code(self, size: int, dtype: str, device: str) -> str:
-        """The PyTorch code that computes the matrix (``size``: the dim's value)."""
+    def description(self, shape: tuple[int, ...]) -> str:
+        return f"the {' x '.join(map(str, shape))} {self.stem} table"
+
+    def torch_code(self, sizes: tuple[int, ...], dtype: str, device: str) -> str:
+        """The PyTorch code that computes the matrix (``sizes``: the dims' values)."""
         raise NotImplementedError
 
-    def value(self, size: int, like: Any) -> Any:
+    def value(self, sizes: tuple[int, ...], like: Any) -> Any:
         """The matrix as a PyTorch tensor of ``like``'s dtype and device (for training)."""
         raise NotImplementedError
 
@@ -130,3 +134,26 @@ class LinearFunction:
     template: str
     helpers: tuple[str, ...]  # the emitted helpers' names (reserved: custom steps may call them)
 
+
+
+class Materialized(sp.MatrixExpr):
+    """The dense ``n x n`` matrix of a square map built from operators and constants, formed
+    once when the model is built by applying the map to the ``n`` unit vectors (an ADMM
+    x-update's system, inverted there too; never per layer)."""
+
+    def __new__(cls, matrix: sp.MatrixExpr) -> Self:
+        return sp.MatrixExpr.__new__(cls, matrix)
+
+    @property
+    def matrix(self) -> sp.MatrixExpr:
+        return self.args[0]
+
+    @property
+    def shape(self) -> tuple[sp.Expr, sp.Expr]:
+        return self.matrix.shape
+
+    def _sympystr(self, printer: Any) -> str:
+        return f"dense({printer._print(self.matrix)})"
+
+    def _latex(self, printer: Any) -> str:
+        return printer._print(self.matrix)

@@ -15,13 +15,18 @@ class DctMatrix(TableMatrix):
     """The ``n x n`` orthonormal DCT-II matrix."""
 
     stem = "dct"
+    template, helper = "dct", "dct_matrix"
 
-    def torch_code(self, size: int, dtype: str, device: str) -> str:
-        return f"dct_matrix({size}, dtype={dtype}, device={device})"
+    def description(self, shape: tuple[int, ...]) -> str:
+        return f"the {shape[0]}-point orthonormal DCT-II matrix"
 
-    def value(self, size: int, like: Any) -> Any:
+    def torch_code(self, sizes: tuple[int, ...], dtype: str, device: str) -> str:
+        return f"dct_matrix({sizes[0]}, dtype={dtype}, device={device})"
+
+    def value(self, sizes: tuple[int, ...], like: Any) -> Any:
         import torch
 
+        (size,) = sizes
         k = torch.arange(size, dtype=torch.float64)[:, None]
         i = torch.arange(size, dtype=torch.float64)[None, :]
         scale = torch.full((size, 1), (2.0 / size) ** 0.5, dtype=torch.float64)

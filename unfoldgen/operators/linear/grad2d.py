@@ -14,7 +14,7 @@ from typing import Any
 
 import sympy as sp
 
-from unfoldgen.operators.linear.base import LinearFunction, LinearOperator
+from unfoldgen.operators.linear.base import LinearFunction, LinearOperator, TableMatrix
 
 
 class Gradient2D(LinearOperator):
@@ -62,6 +62,34 @@ class Gradient2D(LinearOperator):
         return r"\nabla"
 
 
+class NeumannSpectrum(TableMatrix):
+    """The eigenvalues of ``G^T G`` (``G = grad2d`` on ``m x n`` images) in the 2-D DCT-II basis:
+    ``4 sin^2(pi i / 2m) + 4 sin^2(pi j / 2n)`` at ``(i, j)``. With them a system
+    ``a I + c G^T G`` is solved exactly by two DCTs and a division (ADMM's x-update)."""
+
+    stem = "laplacian_eigenvalues"
+    template, helper = "grad2d", "laplacian_eigenvalues"
+    orthonormal = False
+
+    def description(self, shape: tuple[int, ...]) -> str:
+        return f"the eigenvalues of grad2d.T @ grad2d on {shape[0]} x {shape[1]} images, in the DCT basis"
+
+    def torch_code(self, sizes: tuple[int, ...], dtype: str, device: str) -> str:
+        return f"laplacian_eigenvalues({sizes[0]}, {sizes[1]}, dtype={dtype}, device={device})"
+
+    def value(self, sizes: tuple[int, ...], like: Any) -> Any:
+        import torch
+
+        rows, cols = (4 * torch.sin(torch.pi * torch.arange(s, dtype=torch.float64) / (2 * s)) ** 2 for s in sizes)
+        return (rows[:, None] + cols[None, :]).to(like.dtype).to(like.device)
+
+    def _sympystr(self, printer: Any) -> str:
+        return "laplacian_eigenvalues"
+
+    def _latex(self, printer: Any) -> str:
+        return r"\Lambda"
+
+
 def gradient_of(parser: Any, node: Any, args: list[Any], name: str) -> Any:
     """``grad2d(X)`` as a value, for the functions built on it."""
     parser.expect_args(node, args, 1, name)
@@ -76,5 +104,6 @@ def gradient_of(parser: Any, node: Any, args: list[Any], name: str) -> Any:
 
 FUNCTIONS = (
     LinearFunction("grad2d", "`grad2d(X)`", "image gradient [dx; dy] (2m x n), zero on the last row / column",
-                   lambda parser, node, args: gradient_of(parser, node, args, "grad2d"), "grad2d", ("grad2d",)),
+                   lambda parser, node, args: gradient_of(parser, node, args, "grad2d"), "grad2d",
+                   ("grad2d", "laplacian_eigenvalues")),
 )
