@@ -12,6 +12,7 @@ import scipy.fft
 import scipy.ndimage
 import sympy as sp
 import torch
+import yaml
 from conftest import Built, write_spec
 
 from unfoldgen.compiler import build
@@ -221,3 +222,33 @@ def test_the_spec_page_lists_every_operator_from_the_registry():
 
     assert markdown_table() in (ROOT / "docs" / "spec.md").read_text(), (
         "docs/spec.md is out of date: paste unfoldgen.operators.linear.markdown_table() into it")
+
+
+@pytest.mark.parametrize(("text", "reference"), [
+    ("conv_adjoint(h, y)", lambda v, h, g: scipy.ndimage.correlate(v["y"], h, mode="wrap")),
+    ("conv_zero_adjoint(h, y)", lambda v, h, g: scipy.ndimage.correlate(v["y"], h, mode="constant")),
+    ("conv_adjoint(g, Y)", lambda v, h, g: scipy.ndimage.correlate(v["Y"], g, mode="wrap")),
+    ("diff_adjoint(y)", lambda v, h, g: np.concatenate([[-v["y"][0]], v["y"][:-1] - v["y"][1:], [v["y"][-1]]])),
+    ("grad2d_adjoint(Z)", lambda v, h, g: _dense(_grad2d, (6, 8)).T @ v["Z"].ravel()),
+])
+def test_adjoints_can_be_written(rng, text, reference):
+    """The adjoint spellings, parsed and evaluated (training's evaluator), against SciPy/NumPy."""
+    from unfoldgen.spec import load_spec_text
+    from unfoldgen.spec.model import Located
+    from unfoldgen.symbolic.language import Namespace, Parser
+    from unfoldgen.training.expressions import evaluate
+
+    spec = load_spec_text(yaml.safe_dump({
+        "name": "adjoints", "dims": {"n": 12, "m": 6, "p": 8, "q": 12},
+        "inputs": {"y": ["n"], "Y": ["m", "p"], "Z": ["q", "p"]}, "constants": {"h": [5], "g": [3, 5]},
+        "variables": {"x": {"shape": ["n"], "init": "zeros"}},
+        "objective": {"smooth": "0.5 * sum_squares(x - y)"}, "algorithm": {"method": "gradient_descent", "layers": 1}}))
+    ns = Namespace(spec)
+    value = Parser(ns, Located(text, "test", 1)).parse()
+    values = {"y": rng.standard_normal(12), "Y": rng.standard_normal((6, 8)), "Z": rng.standard_normal((12, 8))}
+    env = {ns.tensors[name].expr: torch.from_numpy(v if v.ndim == 2 else v[:, None]) for name, v in values.items()}
+    env |= {ns.tensors["h"].expr: torch.from_numpy(KERNEL1[:, None]), ns.tensors["g"].expr: torch.from_numpy(KERNEL2)}
+    env |= {symbol: float(spec.dims[name]) for name, symbol in ns.dims.items()}
+    got = evaluate(value.expr, env).numpy()
+    expected = np.asarray(reference(values, KERNEL1, KERNEL2))
+    np.testing.assert_allclose(got.reshape(expected.shape), expected, atol=1e-12)

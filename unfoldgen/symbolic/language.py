@@ -326,8 +326,9 @@ class Parser:
         return handler(node, [self.visit(arg) for arg in node.args])
 
     # -- linear operators (unfoldgen.operators.linear) ---------------------------------------
-    def apply(self, node: ast.AST, operator: LinearOperator, signal: Value) -> Value:
-        """``operator`` applied to ``signal``: the product ``K x``, of the operator's output shape."""
+    def apply(self, node: ast.AST, operator: LinearOperator, signal: Value, adjoint: bool = False) -> Value:
+        """``operator`` (or its adjoint) applied to ``signal``: the product ``K x``, of the
+        operator's output shape."""
         if operator.image and isinstance(signal.expr, sp.MatMul) and any(
                 not (isinstance(f, LinearOperator) and f.image)
                 for f in [a for a in signal.expr.args if isinstance(a, sp.MatrixExpr)][:-1]):
@@ -335,10 +336,11 @@ class Parser:
                                    "operator's output, not to a product", hint="name the product as a variable")
         if operator.image and self.image_product(signal.expr) and not isinstance(signal.expr, sp.MatMul):
             raise self.error(node, "an image operator applies to another one's output directly, not inside a sum")
-        if operator.shape[0] == signal.expr.shape[0]:
-            return Value(operator * signal.expr, signal.shape)
-        rows = int(operator.shape[0].subs({symbol: self.ns.spec.dims[name] for name, symbol in self.ns.dims.items()}))
-        return Value(operator * signal.expr, (rows, *signal.shape[1:]))
+        factor = operator.T if adjoint else operator
+        if factor.shape[0] == signal.expr.shape[0]:
+            return Value(factor * signal.expr, signal.shape)
+        rows = int(factor.shape[0].subs({symbol: self.ns.spec.dims[name] for name, symbol in self.ns.dims.items()}))
+        return Value(factor * signal.expr, (rows, *signal.shape[1:]))
 
     def constant_tensor(self, expr: sp.Basic) -> bool:
         return isinstance(expr, sp.MatrixSymbol) and self.ns.roles.get(expr.name) == "constant"

@@ -113,9 +113,9 @@ class DftPeak(sp.Expr):
         return rf"\max\left|\mathcal{{F}}\,{printer._print(self.args[0])}\right|"
 
 
-def _build(wrap: bool) -> Any:
+def _build(wrap: bool, adjoint: bool = False) -> Any:
     def build(parser: Any, node: Any, args: list[Any]) -> Any:
-        name = "conv" if wrap else "conv_zero"
+        name = ("conv" if wrap else "conv_zero") + ("_adjoint" if adjoint else "")
         parser.expect_args(node, args, 2, name)
         kernel, signal = args
         if signal.is_scalar or kernel.is_scalar:
@@ -125,14 +125,13 @@ def _build(wrap: bool) -> Any:
                                      f"{len(signal.shape)}", hint="a vector takes a vector kernel, an image a matrix kernel")
         if not parser.constant_tensor(kernel.expr):
             raise parser.error(node, f"the kernel of {name}(h, x) must be a constant",
-                               hint="declare h under constants (learn.operators makes it trainable)")
+                               hint="declare h under constants (learn.objective: untied makes it trainable)")
         sizes, taps = parser.ns.size(signal.shape), parser.ns.size(kernel.shape)
         if any(t % 2 == 0 or t > s for t, s in zip(taps, sizes, strict=True)):
             raise parser.error(node, f"the kernel of {name}(h, x) must have odd sizes no larger than x's, "
                                      f"got {list(taps)} for x of {list(sizes)}", hint="e.g. a 5-tap or 5x5 kernel")
         rows, cols = signal.expr.shape
-        operator = Convolution(kernel.expr, int(wrap), rows, cols)
-        return parser.apply(node, operator, signal)
+        return parser.apply(node, Convolution(kernel.expr, int(wrap), rows, cols), signal, adjoint)
     return build
 
 
@@ -141,4 +140,8 @@ FUNCTIONS = (
                    "mode='wrap'); vectors and images", _build(True), "conv", ("conv", "conv_1d", "conv_2d")),
     LinearFunction("conv_zero", "`conv_zero(h, x)`", "convolution reading zeros outside x: "
                    "scipy.ndimage.convolve(x, h, mode='constant')", _build(False), "conv", ()),
+    LinearFunction("conv_adjoint", "`conv_adjoint(h, y)`", "the adjoint of conv: correlation with h, "
+                   "scipy.ndimage.correlate(y, h, mode='wrap')", _build(True, adjoint=True), "conv", ()),
+    LinearFunction("conv_zero_adjoint", "`conv_zero_adjoint(h, y)`", "the adjoint of conv_zero: "
+                   "scipy.ndimage.correlate(y, h, mode='constant')", _build(False, adjoint=True), "conv", ()),
 )

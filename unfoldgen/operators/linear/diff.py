@@ -61,6 +61,16 @@ def _build(parser: Any, node: Any, args: list[Any]) -> Any:
     return parser.apply(node, Difference(signal.expr.shape[0]), signal)
 
 
+def _build_adjoint(parser: Any, node: Any, args: list[Any]) -> Any:
+    parser.expect_args(node, args, 1, "diff_adjoint")
+    (signal,) = args
+    if len(signal.shape) != 1:
+        raise parser.error(node, "diff_adjoint(y) takes a vector")
+    return parser.apply(node, Difference(signal.expr.shape[0] + 1), signal, adjoint=True)
+
+
 FUNCTIONS = (
     LinearFunction("diff", "`diff(x)`", "x[1:] - x[:-1], as numpy.diff (vectors)", _build, "diff", ("diff",)),
+    LinearFunction("diff_adjoint", "`diff_adjoint(y)`", "its adjoint, (-y[0], y[0] - y[1], ..., y[-1]): one entry more",
+                   _build_adjoint, "diff", ()),
 )

@@ -102,8 +102,20 @@ def gradient_of(parser: Any, node: Any, args: list[Any], name: str) -> Any:
     return parser.apply(node, Gradient2D(rows, cols), image)
 
 
+def _build_adjoint(parser: Any, node: Any, args: list[Any]) -> Any:
+    parser.expect_args(node, args, 1, "grad2d_adjoint")
+    (stacked,) = args
+    sizes = parser.ns.size(stacked.shape)
+    if len(sizes) != 2 or sizes[0] % 2:
+        raise parser.error(node, "grad2d_adjoint(Z) takes a stacked [dx; dy], a matrix of an even number of rows")
+    rows, cols = stacked.expr.shape
+    return parser.apply(node, Gradient2D(rows / 2, cols), stacked, adjoint=True)
+
+
 FUNCTIONS = (
     LinearFunction("grad2d", "`grad2d(X)`", "image gradient [dx; dy] (2m x n), zero on the last row / column",
                    lambda parser, node, args: gradient_of(parser, node, args, "grad2d"), "grad2d",
                    ("grad2d", "laplacian_eigenvalues")),
+    LinearFunction("grad2d_adjoint", "`grad2d_adjoint(Z)`", "its adjoint, minus the divergence of Z = [dx; dy]",
+                   _build_adjoint, "grad2d", ()),
 )
