@@ -342,6 +342,11 @@ class Parser:
         rows = int(factor.shape[0].subs({symbol: self.ns.spec.dims[name] for name, symbol in self.ns.dims.items()}))
         return Value(factor * signal.expr, (rows, *signal.shape[1:]))
 
+    def refuse_operators(self, node: ast.AST, name: str, *values: Value) -> None:
+        if any(has_operator(v.expr) for v in values):
+            raise self.error(node, f"{name}() of a linear operator's output is not supported",
+                             hint="write it with sum_squares(...) or dot(...), which the operators' calculus covers")
+
     def constant_tensor(self, expr: sp.Basic) -> bool:
         return isinstance(expr, sp.MatrixSymbol) and self.ns.roles.get(expr.name) == "constant"
 
@@ -369,13 +374,14 @@ class Parser:
         v, q = args
         if len(v.shape) != 1 or len(q.shape) != 2:
             raise self.error(node, "quad_form(x, Q) needs a vector x and a square matrix Q")
+        self.refuse_operators(node, "quad_form", v, q)
         self.matmul(node, q, v)
         return Value(sp.Trace(v.expr.T * q.expr * v.expr), ())
 
     def call_dot(self, node: ast.AST, args: list[Value]) -> Value:
         self.expect_args(node, args, 2, "dot")
         a, b = args
-        if a.shape != b.shape or a.is_scalar:
+        if self.ns.size(a.shape) != self.ns.size(b.shape) or a.is_scalar:
             raise self.error(node, f"dot() needs two vectors or matrices of one shape, got "
                                    f"{shape_text(a.shape)} and {shape_text(b.shape)}")
         if a.expr.has(Map) or b.expr.has(Map) or has_operator(a.expr) or has_operator(b.expr):
@@ -413,6 +419,7 @@ class Parser:
         (m,) = args
         if len(m.shape) != 2 or self.ns.spec.size_of(m.shape[0]) != self.ns.spec.size_of(m.shape[1]):
             raise self.error(node, "trace() needs a square matrix")
+        self.refuse_operators(node, "trace", m)
         return Value(sp.Trace(m.expr), ())
 
 

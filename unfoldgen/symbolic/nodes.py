@@ -6,6 +6,8 @@ from typing import TYPE_CHECKING, Any
 
 import sympy as sp
 
+from unfoldgen.operators.linear.base import SameShape
+
 if TYPE_CHECKING:
     from typing_extensions import Self
 
@@ -40,24 +42,13 @@ def is_negative_term(term: sp.Basic) -> bool:
     return term.could_extract_minus_sign()
 
 
-class AnalyticWeight(sp.MatrixExpr):
+class AnalyticWeight(SameShape):
     """ALISTA's analytic weight of a matrix ``A`` (m x n, m <= n, full row rank).
 
     ``W = argmin ||W^T A||_F^2  s.t.  diag(W^T A) = 1`` separates into one problem per column,
     ``min ||A^T w_i||^2 s.t. a_i^T w_i = 1``, with the closed form
     ``w_i = G a_i / (a_i^T G a_i)``, ``G = (A A^T)^{-1}``.
     """
-
-    def __new__(cls, matrix: sp.MatrixExpr) -> Self:
-        return sp.MatrixExpr.__new__(cls, matrix)
-
-    @property
-    def matrix(self) -> sp.MatrixExpr:
-        return self.args[0]
-
-    @property
-    def shape(self) -> tuple[sp.Expr, sp.Expr]:
-        return self.matrix.shape
 
     def _latex(self, printer: Any) -> str:
         return rf"\operatorname{{analytic}}\left({printer._print(self.matrix)}\right)"

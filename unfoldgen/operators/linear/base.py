@@ -136,10 +136,8 @@ class LinearFunction:
 
 
 
-class Materialized(sp.MatrixExpr):
-    """The dense ``n x n`` matrix of a square map built from operators and constants, formed
-    once when the model is built by applying the map to the ``n`` unit vectors (an ADMM
-    x-update's system, inverted there too; never per layer)."""
+class SameShape(sp.MatrixExpr):
+    """A matrix computed from one matrix expression, of its shape."""
 
     def __new__(cls, matrix: sp.MatrixExpr) -> Self:
         return sp.MatrixExpr.__new__(cls, matrix)
@@ -151,6 +149,12 @@ class Materialized(sp.MatrixExpr):
     @property
     def shape(self) -> tuple[sp.Expr, sp.Expr]:
         return self.matrix.shape
+
+
+class Materialized(SameShape):
+    """The dense ``n x n`` matrix of a square map built from operators and constants, formed
+    once when the model is built by applying the map to the ``n`` unit vectors (an ADMM
+    x-update's system, inverted there too; never per layer)."""
 
     def _sympystr(self, printer: Any) -> str:
         return f"dense({printer._print(self.matrix)})"
