@@ -215,6 +215,14 @@ def operator_norm(matrix: sp.MatrixExpr) -> tuple[sp.Expr, bool]:
     return SpectralNorm(matrix), True
 
 
+def apply_map(matrix: sp.MatrixExpr, value: sp.MatrixExpr) -> sp.MatrixExpr:
+    """``K v`` with a sum ``K`` distributed over its terms (each a product the printers apply
+    right to left) and ``v`` kept whole: ``grad2d.T @ (z - u)``, one application."""
+    if isinstance(matrix, sp.MatAdd):
+        return sp.MatAdd(*(apply_map(term, value) for term in matrix.args))
+    return sp.MatMul(matrix, value).doit() if not isinstance(value, sp.MatAdd) else sp.MatMul(matrix, value)
+
+
 def linear_map(expr: sp.MatrixExpr, var: sp.MatrixSymbol) -> sp.MatrixExpr:
     """``K`` of an expression ``K var`` (each term a scaled product ending in ``var``)."""
     terms = _linear_terms(expr, var)

@@ -153,6 +153,9 @@ class TorchEvaluator(Printer):
 
     def factor(self, factor: sp.MatrixExpr, like: torch.Tensor | None) -> torch.Tensor:
         """A factor's tensor; a table (the DCT matrix) takes the dtype of the tensors it meets."""
+        if isinstance(factor, sp.Identity):
+            reference = like if like is not None else _tensor(0.0)
+            return torch.eye(int(self.evaluate(factor.shape[0])), dtype=reference.dtype, device=reference.device)
         table = factor.arg if isinstance(factor, sp.Transpose) and _table(factor) else factor
         if isinstance(table, TableMatrix):
             sizes = tuple(int(self.evaluate(s)) for s in table.args)

@@ -30,7 +30,7 @@ from unfoldgen.operators.linear.dct import DctMatrix
 from unfoldgen.operators.linear.grad2d import Gradient2D, NeumannSpectrum
 from unfoldgen.spec.model import Spec
 from unfoldgen.symbolic.nodes import Map
-from unfoldgen.symbolic.objective import linear_map
+from unfoldgen.symbolic.objective import apply_map, linear_map
 from unfoldgen.symbolic.prox import ProxOperator
 from unfoldgen.symbolic.prox.compose import composite_prox
 
@@ -78,14 +78,14 @@ class Admm(SplittingMethod):
         hessian, offset = self.quadratic_parts(b, var)
         rho_value = positive_scalar(b, self.option(b.spec, "penalty"), "the penalty")
         rho = b.hyperparameter("penalty", rho_value, "penalty rho of the splitting")
-        right_side = rho.symbol * (operator.T * (z - u)).doit() - offset
+        right_side = rho.symbol * apply_map(operator.T, z - u) - offset
         spectral = _dct_solve(hessian, operator, rho.symbol)
         if spectral is not None:
             rhs = b.temporary(f"{var}_rhs", x, "r = rho K^T (z - u) - c, the x-update's right side")
             b.assign(rhs, right_side)
             b.update(Update(var, Role.LINEAR_STEP, x, spectral(rhs), initial={rho.symbol: rho_value}))
         elif len(shape) == 1 and shape[0] <= MAX_DENSE_UNKNOWNS:
-            system = hessian + (rho.symbol if rho.trainable else rho_value) * (operator.T * operator).doit()
+            system = hessian + (rho.symbol if rho.trainable else rho_value) * sp.expand(operator.T * operator)
             inverse = b.derive("inverse", sp.Inverse(Materialized(system)), "(H + rho K^T K)^{-1}, the x-update's solve",
                                (shape[0], shape[0]))
             b.update(Update(var, Role.LINEAR_STEP, x, inverse.symbol * right_side, initial={rho.symbol: rho_value}))
@@ -95,7 +95,7 @@ class Admm(SplittingMethod):
                               f"'{var}' ({list(shape)}) with K = {operator} is neither",
                               hint="use primal_dual, whose layers apply K and K^T only")
         lifted = b.temporary(f"{var}_map", z, f"K {var}, the map the penalty reads")
-        b.assign(lifted, (operator * x).doit())
+        b.assign(lifted, apply_map(operator, x))
         prox = composite_prox(b.ns, term, z.name)
         values = prox_values(b, prox, z.name, 1 / rho.symbol, 1 / rho_value)
         b.update(Update(z.name, Role.PROX_STEP, z, lifted + u, prox, values))

@@ -29,7 +29,7 @@ from unfoldgen.ir.paradigms import Paradigm
 from unfoldgen.ir.program import Parameter
 from unfoldgen.ir.update import Role, Update
 from unfoldgen.spec.model import Spec
-from unfoldgen.symbolic.objective import linear_map, operator_norm, require_lipschitz
+from unfoldgen.symbolic.objective import apply_map, linear_map, operator_norm, require_lipschitz
 from unfoldgen.symbolic.prox import ProxOperator
 from unfoldgen.symbolic.prox.compose import composite_prox
 from unfoldgen.symbolic.prox.terms import NonsmoothTerm
@@ -67,14 +67,14 @@ class PrimalDual(Method):
         for term, dual in zip(b.composites, duals, strict=True):
             operator = linear_map(term.linear, x)
             lifted = b.temporary(f"{dual.name}_ascent", dual, "u = y + s K xbar, the dual ascent step")
-            b.update(Update(dual.name, Role.LINEAR_STEP, lifted, dual + s * (operator * xbar).doit(),
+            b.update(Update(dual.name, Role.LINEAR_STEP, lifted, dual + s * apply_map(operator, xbar),
                             initial={s: dual_step.init}))
             conjugate = composite_prox(b.ns, term, dual.name)
             scaled = b.temporary(f"{dual.name}_prox", dual, "prox_{h/s}(u/s), Moreau's half of prox_{s h*}(u)")
             values = prox_values(b, conjugate, dual.name, 1 / s, 1 / _scalar(dual_step))
             b.update(Update(dual.name, Role.PROX_STEP, scaled, lifted / s, conjugate, values))
             b.assign(dual, lifted - s * scaled, f"{dual.name} = prox_(s h*)(u) = u - s prox_(h/s)(u/s)")
-            adjoints.append((operator.T * dual).doit())
+            adjoints.append(apply_map(operator.T, dual))
         assert b.smooth is not None
         gradient = b.smooth.gradients[var]
         x_next = b.temporary(f"{var}_next", x, f"the new iterate of {var}")
