@@ -75,6 +75,8 @@ VARIANTS = {
         "widths": [7, 5], "activation": "tanh", "tying": "shared"}}}),
     "admm_untied_maps_learned_prox": ("admm_lasso", {"learn": {"objective": "untied", "prox": {"widths": [6]}}}),
     "fista_coupled": ("fista_lasso", {"learn": {"objective": "coupled", "hyperparameters": {"momentum": "per_layer"}}}),
+    "primal_dual_two_penalties_and_a_constraint": ("tv_denoise_1d", {"objective": {
+        "smooth": "0.5 * sum_squares(x - y)", "nonsmooth": ["lam * norm1(dct(x))", "lam * norm1(diff(x))", "nonneg(x)"]}}),
     "primal_dual_learned_kernels": ("deblur_tv", {"learn": {"objective": "untied", "hyperparameters": {
         "primal_step": "per_layer", "dual_step": "shared"}}}),
 }
