@@ -18,6 +18,7 @@ from sympy.printing.printer import Printer
 
 from unfoldgen.backends.numba_kernel import lower_kernel
 from unfoldgen.ir.program import ApplyNetwork, ApplyProx, Assign, Network, Program, Step
+from unfoldgen.operators.linear import LinearOperator, is_operator, operator_of
 from unfoldgen.operators.prox.base import svd_flops
 from unfoldgen.symbolic.nodes import LowRankFactor, Map
 
@@ -121,10 +122,20 @@ class FlopCounter(Printer):
 
 
 def chain_flops(program: Program, factors: list[sp.MatrixExpr]) -> int:
-    """``F1 @ ... @ Fn`` evaluated right to left: 2 m k n per product."""
+    """``F1 @ ... @ Fn`` evaluated right to left: 2 m k n per product, and a linear operator's
+    own count (a 5-tap convolution is 10 per entry, not a dense product)."""
     flops = 0
     cols = program.size(factors[-1].shape[1])
     for factor in reversed(factors[:-1]):
+        if is_operator(factor):
+            operator, _ = operator_of(factor)
+            flops += _sized(program, operator).flops(cols)
+            continue
         rows, inner = program.size(factor.shape[0]), program.size(factor.shape[1])
         flops += 2 * rows * inner * cols
     return flops
+
+
+def _sized(program: Program, operator: LinearOperator) -> LinearOperator:
+    """The operator with its dims replaced by their values (its count is a number)."""
+    return operator.xreplace({sp.Symbol(n, integer=True, positive=True): sp.Integer(v) for n, v in program.dims.items()})
