@@ -159,15 +159,15 @@ def test_other_methods_refuse_a_penalty_of_a_linear_map(tmp_path):
         variant("tv_denoise_1d", tmp_path, algorithm={"method": "proximal_gradient", "layers": 3})
 
 
+ADMM = {"method": "admm", "layers": 400, "penalty": 1.0}
+
+
 def test_admm_with_a_linear_constraint(tmp_path, rng):
     """z = diff(x): the x-update's system H + rho D^T D is formed from the operators and inverted
-    when the model is built; z = grad2d(X) with H = I: solved by DCTs. Long runs reach CVXPY, the
-    backends agree with a learned penalty, and what neither covers is refused with a hint."""
+    when the model is built. Long runs reach CVXPY; the backends agree with a learned penalty."""
     from test_backends_agree import assert_backends_agree
 
-    from unfoldgen.errors import SpecError
-
-    admm = {"method": "admm", "layers": 400, "penalty": 1.0}
+    admm = ADMM
     built = variant("tv_denoise_1d", tmp_path / "long", algorithm=admm, learn=None)
     assert "dense_matrix(lambda" in (built.directory / "model.py").read_text()
     y = piecewise_constant(rng, 1, (64,), 6)[0] + 0.3 * rng.standard_normal(64)
@@ -179,6 +179,13 @@ def test_admm_with_a_linear_constraint(tmp_path, rng):
     learned = variant("tv_denoise_1d", tmp_path / "learned", dims={"n": 12},
                       algorithm={**admm, "layers": 4}, learn={"hyperparameters": {"penalty": "per_layer"}})
     assert_backends_agree(learned, rng)
+
+
+def test_admm_solves_an_image_system_by_dcts(tmp_path, rng):
+    """z = grad2d(X) with H = I: the x-update by two 2-D DCTs and the Laplacian's eigenvalues."""
+    from test_backends_agree import assert_backends_agree
+
+    admm = ADMM
     image = {"name": "tv_denoise_2d", "dims": {"m": 12, "n": 10}, "inputs": {"Y": ["m", "n"]}, "params": {"lam": 0.2},
              "variables": {"X": {"shape": ["m", "n"], "init": "Y"}},
              "objective": {"smooth": "0.5 * sum_squares(X - Y)", "nonsmooth": ["lam * tv(X)"]},
@@ -195,6 +202,43 @@ def test_admm_with_a_linear_constraint(tmp_path, rng):
     small = {**image, "name": "tv_denoise_2d_small", "algorithm": {**admm, "layers": 3},
              "learn": {"hyperparameters": {"penalty": "per_layer"}}}
     result = build(write_spec(tmp_path / "small", small), tmp_path / "small" / "out")
+    assert_backends_agree(Built(result.directory, result.program), rng)
+
+
+def test_admm_solves_a_circulant_system_by_dfts(tmp_path, rng):
+    """Circular convolutions in H and K: the x-update in the DFT basis (real cos / sin matrices);
+    a blur with TV is diagonal in no one basis, and is refused with a hint."""
+    from test_backends_agree import assert_backends_agree
+
+    from unfoldgen.errors import SpecError
+
+    admm = ADMM
+    y = rng.standard_normal((12, 10))
+    filtered = {"name": "deblur_filter", "dims": {"m": 12, "n": 10}, "inputs": {"Y": ["m", "n"]},
+                "constants": {"h": [5, 5], "d": [3, 3]}, "params": {"lam": 0.05},
+                "variables": {"X": {"shape": ["m", "n"], "init": "Y"}},
+                "objective": {"smooth": "0.5 * sum_squares(conv(h, X) - Y) + 0.1 * sum_squares(X)",
+                              "nonsmooth": ["lam * norm1(conv(d, X))"]},
+                "algorithm": {**admm, "layers": 4000}}
+    result = build(write_spec(tmp_path / "dft", filtered), tmp_path / "dft" / "out")
+    assert "dft_cos" in (result.directory / "model.py").read_text()
+    h, d = gaussian_kernel((5, 5), 1.0), np.array([[0.0, -1, 0], [-1, 4, -1], [0, -1, 0]])
+    with torch.no_grad():
+        out = Built(result.directory, result.program).model.Unfolded(h=h, d=d, dtype=torch.float64)(
+            Y=torch.from_numpy(y[None]))["X"][0].numpy()
+    X = cp.Variable((12, 10))
+
+    def circulant(kernel):
+        return np.stack([scipy.ndimage.convolve(e.reshape((12, 10), order="F"), kernel, mode="wrap").ravel(order="F")
+                         for e in np.eye(120)], axis=1)
+
+    v = cp.vec(X, order="F")
+    _solve(cp.Problem(cp.Minimize(0.5 * cp.sum_squares(circulant(h) @ v - y.ravel(order="F")) + 0.1 * cp.sum_squares(v)
+                                  + 0.05 * cp.norm1(circulant(d) @ v))))
+    assert np.abs(out - X.value).max() < 1e-4
+    small = {**filtered, "name": "deblur_filter_small", "algorithm": {**admm, "layers": 3},
+             "learn": {"hyperparameters": {"penalty": "per_layer"}}}
+    result = build(write_spec(tmp_path / "dft_small", small), tmp_path / "dft_small" / "out")
     assert_backends_agree(Built(result.directory, result.program), rng)
     with pytest.raises(SpecError, match="use primal_dual"):  # a blur and TV: not diagonal in one basis
         variant("deblur_tv", tmp_path / "blur", dims={"m": 12, "n": 12}, algorithm={**admm, "layers": 3}, learn=None)

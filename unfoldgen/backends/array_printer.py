@@ -25,7 +25,7 @@ from unfoldgen.backends.resolver import NameResolver, Storage, prox_argument_nam
 from unfoldgen.backends.scalars import ScalarPrinter
 from unfoldgen.ir.program import ApplyNetwork, Assign, Program, Step
 from unfoldgen.operators.linear import Materialized, TableMatrix, is_operator, operator_of
-from unfoldgen.operators.linear.conv import DftPeak
+from unfoldgen.operators.linear.conv import DftPeak, DftPower
 from unfoldgen.symbolic.nodes import (
     AnalyticWeight,
     EntryMax,
@@ -169,6 +169,11 @@ class ArrayPrinter(ScalarPrinter):
         self.context_read.update(self.module.context)
         sizes = tuple(self.program.size(s) for s in expr.args)
         return Code(expr.torch_code(sizes, self.g.dtype, self.g.device), False, True)
+
+    def _print_DftPower(self, expr: DftPower) -> Code:
+        sizes = (self.program.size(expr.args[1]), self.program.size(expr.args[2]))
+        fft = f"{self.g[self.module.name]}.fft.fftn({self.matrix(expr.kernel).text}, s={shape_literal(sizes)})"
+        return Code(f"{fft}.__abs__() ** 2", False, False)
 
     def _print_EntryMax(self, expr: EntryMax) -> str:
         return f"{self.matrix(expr.matrix).operand()}.max()"

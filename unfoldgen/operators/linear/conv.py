@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import sympy as sp
 
-from unfoldgen.operators.linear.base import LinearFunction, LinearOperator
+from unfoldgen.operators.linear.base import LinearFunction, LinearOperator, TableMatrix
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -113,6 +113,70 @@ class DftPeak(sp.Expr):
         return rf"\max\left|\mathcal{{F}}\,{printer._print(self.args[0])}\right|"
 
 
+class DftPower(sp.MatrixExpr):
+    """``|DFT(h)|^2`` on a ``rows x cols`` grid (the kernel zero-padded): the eigenvalues of
+    ``C^T C`` for the circular convolution ``C`` with ``h``, in the 2-D DFT basis."""
+
+    def __new__(cls, kernel: sp.MatrixExpr, rows: sp.Expr, cols: sp.Expr) -> Self:
+        return sp.MatrixExpr.__new__(cls, kernel, sp.sympify(rows), sp.sympify(cols))
+
+    @property
+    def kernel(self) -> sp.MatrixExpr:
+        return self.args[0]
+
+    @property
+    def shape(self) -> tuple[sp.Expr, sp.Expr]:
+        return (self.args[1], self.args[2])
+
+    def _sympystr(self, printer: Any) -> str:
+        return f"|dft({printer._print(self.kernel)})|**2"
+
+    def _latex(self, printer: Any) -> str:
+        return rf"\left|\mathcal{{F}}\,{printer._print(self.kernel)}\right|^2"
+
+
+class DftCos(TableMatrix):
+    """``cos(2 pi j k / n)``: the real part of the ``n``-point DFT matrix (symmetric)."""
+
+    stem = "dft_cos"
+    template, helper = "conv", "dft_cos"
+    orthonormal = False
+
+    def description(self, shape: tuple[int, ...]) -> str:
+        return f"the real part of the {shape[0]}-point DFT matrix, cos(2 pi j k / n)"
+
+    def torch_code(self, sizes: tuple[int, ...], dtype: str, device: str) -> str:
+        return f"dft_cos({sizes[0]}, dtype={dtype}, device={device})"
+
+    def value(self, sizes: tuple[int, ...], like: Any) -> Any:
+        import torch
+
+        (n,) = sizes
+        k = torch.arange(n, dtype=torch.float64)
+        return torch.cos(2 * torch.pi * k[:, None] * k[None, :] / n).to(like.dtype).to(like.device)
+
+
+class DftSin(TableMatrix):
+    """``sin(2 pi j k / n)``: minus the imaginary part of the ``n``-point DFT matrix (symmetric)."""
+
+    stem = "dft_sin"
+    template, helper = "conv", "dft_sin"
+    orthonormal = False
+
+    def description(self, shape: tuple[int, ...]) -> str:
+        return f"minus the imaginary part of the {shape[0]}-point DFT matrix, sin(2 pi j k / n)"
+
+    def torch_code(self, sizes: tuple[int, ...], dtype: str, device: str) -> str:
+        return f"dft_sin({sizes[0]}, dtype={dtype}, device={device})"
+
+    def value(self, sizes: tuple[int, ...], like: Any) -> Any:
+        import torch
+
+        (n,) = sizes
+        k = torch.arange(n, dtype=torch.float64)
+        return torch.sin(2 * torch.pi * k[:, None] * k[None, :] / n).to(like.dtype).to(like.device)
+
+
 def _build(wrap: bool, adjoint: bool = False) -> Any:
     def build(parser: Any, node: Any, args: list[Any]) -> Any:
         name = ("conv" if wrap else "conv_zero") + ("_adjoint" if adjoint else "")
@@ -137,7 +201,8 @@ def _build(wrap: bool, adjoint: bool = False) -> Any:
 
 FUNCTIONS = (
     LinearFunction("conv", "`conv(h, x)`", "circular convolution, same size out: scipy.ndimage.convolve(x, h, "
-                   "mode='wrap'); vectors and images", _build(True), "conv", ("conv", "conv_1d", "conv_2d")),
+                   "mode='wrap'); vectors and images", _build(True), "conv",
+                   ("conv", "conv_1d", "conv_2d", "dft_cos", "dft_sin")),
     LinearFunction("conv_zero", "`conv_zero(h, x)`", "convolution reading zeros outside x: "
                    "scipy.ndimage.convolve(x, h, mode='constant')", _build(False), "conv", ()),
     LinearFunction("conv_adjoint", "`conv_adjoint(h, y)`", "the adjoint of conv: correlation with h, "
