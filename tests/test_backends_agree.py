@@ -77,6 +77,8 @@ VARIANTS = {
     "fista_coupled": ("fista_lasso", {"learn": {"objective": "coupled", "hyperparameters": {"momentum": "per_layer"}}}),
     "primal_dual_two_penalties_and_a_constraint": ("tv_denoise_1d", {"objective": {
         "smooth": "0.5 * sum_squares(x - y)", "nonsmooth": ["lam * norm1(dct(x))", "lam * norm1(diff(x))", "nonneg(x)"]}}),
+    "primal_dual_mask_penalty_and_a_box": ("inpaint_tv", {"objective": {
+        "smooth": "0.5 * sum_squares(M * X - Y)", "nonsmooth": ["lam * tv(X)", "0.01 * norm1(M * X)", "box(X, -3, 3)"]}}),
     "primal_dual_learned_kernels": ("deblur_tv", {"learn": {"objective": "untied", "hyperparameters": {
         "primal_step": "per_layer", "dual_step": "shared"}}}),
 }

@@ -19,6 +19,7 @@ from unfoldgen.compiler import build
 from unfoldgen.operators.linear.conv import Convolution, DftPeak
 from unfoldgen.operators.linear.diff import Difference
 from unfoldgen.operators.linear.grad2d import Gradient2D
+from unfoldgen.operators.linear.mask import LargestMagnitude, Mask
 from unfoldgen.operators.linear.resample import Resample
 from unfoldgen.spec.load import load_spec
 from unfoldgen.training.problem import TrainingProblem
@@ -153,7 +154,11 @@ def _evaluate(operator, x, adjoint, values):
 
 
 H1, H2 = sp.MatrixSymbol("h", 5, 1), sp.MatrixSymbol("g", 3, 5)
-VALUES = {H1: torch.from_numpy(KERNEL1[:, None]), H2: torch.from_numpy(KERNEL2)}
+W1, W2 = sp.MatrixSymbol("w", 12, 1), sp.MatrixSymbol("W", 6, 8)
+_weights = np.random.default_rng(5)
+VALUES = {H1: torch.from_numpy(KERNEL1[:, None]), H2: torch.from_numpy(KERNEL2),
+          W1: torch.from_numpy((_weights.random((12, 1)) < 0.5) * 1.0),
+          W2: torch.from_numpy(_weights.standard_normal((6, 8)))}
 OPERATORS = {
     "conv_wrap_1d": (Convolution(H1, 1, 12, 1), (12,)),
     "conv_zero_1d": (Convolution(H1, 0, 12, 1), (12,)),
@@ -163,6 +168,8 @@ OPERATORS = {
     "grad2d": (Gradient2D(6, 8), (6, 8)),
     "downsample": (Resample(2, 0, 12), (12,)),
     "upsample": (Resample(2, 1, 6), (6,)),
+    "mask_1d": (Mask(W1, 12, 1), (12,)),
+    "mask_2d": (Mask(W2, 6, 8), (6, 8)),
 }
 
 
@@ -182,8 +189,15 @@ def test_training_evaluator_and_exact_norms(rng, name):
     if norm is None:
         assert name.startswith("conv_zero")
         return
-    value = _dft_peak(norm) if isinstance(norm, DftPeak) else float(norm)
-    assert value == pytest.approx(np.linalg.norm(dense, 2), rel=1e-12)
+    assert _norm_value(norm) == pytest.approx(np.linalg.norm(dense, 2), rel=1e-12)
+
+
+def _norm_value(norm):
+    if isinstance(norm, DftPeak):
+        return _dft_peak(norm)
+    if isinstance(norm, LargestMagnitude):
+        return float(VALUES[norm.args[0]].abs().max())
+    return float(norm)
 
 
 def _dft_peak(norm):
@@ -306,8 +320,7 @@ def test_exact_norms_against_power_iteration(rng, name):
     """The exact norm against matrix-free power iteration on K^T K (applying the operator and its
     adjoint, never forming K)."""
     operator, shape_in = OPERATORS[name]
-    norm = operator.norm()
-    exact = _dft_peak(norm) if isinstance(norm, DftPeak) else float(norm)
+    exact = _norm_value(operator.norm())
     x = rng.standard_normal(shape_in)
     for _ in range(3000):
         x = _evaluate(operator, _evaluate(operator, x, False, VALUES), True, VALUES)

@@ -26,6 +26,7 @@ from unfoldgen.backends.scalars import ScalarPrinter
 from unfoldgen.ir.program import ApplyNetwork, Assign, Program, Step
 from unfoldgen.operators.linear import Materialized, TableMatrix, is_operator, operator_of
 from unfoldgen.operators.linear.conv import DftPeak, DftPower
+from unfoldgen.operators.linear.mask import LargestMagnitude
 from unfoldgen.symbolic.nodes import (
     AnalyticWeight,
     EntryMax,
@@ -169,6 +170,9 @@ class ArrayPrinter(ScalarPrinter):
         self.context_read.update(self.module.context)
         sizes = tuple(self.program.size(s) for s in expr.args)
         return Code(expr.torch_code(sizes, self.g.dtype, self.g.device), False, True)
+
+    def _print_LargestMagnitude(self, expr: LargestMagnitude) -> str:
+        return f"{self.matrix(expr.args[0]).operand()}.__abs__().max()"
 
     def _print_DftPower(self, expr: DftPower) -> Code:
         sizes = (self.program.size(expr.args[1]), self.program.size(expr.args[2]))

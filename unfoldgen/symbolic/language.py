@@ -17,6 +17,7 @@ import sympy as sp
 from unfoldgen.errors import SpecError
 from unfoldgen.names import around
 from unfoldgen.operators.linear import LINEAR_FUNCTIONS, LinearOperator, has_operator
+from unfoldgen.operators.linear.mask import Mask
 from unfoldgen.operators.prox import FUNCTIONS
 from unfoldgen.spec.model import Located, Spec
 from unfoldgen.symbolic.nodes import EntrySum, Map, sigmoid, softplus
@@ -200,7 +201,12 @@ class Parser:
         if isinstance(op, ast.Mult):
             if left.is_scalar or right.is_scalar:
                 return Value(left.expr * right.expr, right.shape if left.is_scalar else left.shape)
-            raise self.error(node, "'*' multiplies by a scalar only", hint="use '@' for matrix products")
+            weights, signal = (left, right) if self.constant_tensor(left.expr) else (right, left)
+            if self.constant_tensor(weights.expr) and self.ns.size(weights.shape) == self.ns.size(signal.shape):
+                rows, cols = signal.expr.shape
+                return self.apply(node, Mask(weights.expr, rows, cols), signal)  # a mask: a linear operator
+            raise self.error(node, "'*' multiplies by a scalar, or by a constant of the same shape (a mask)",
+                             hint="use '@' for matrix products")
         if isinstance(op, ast.Div):
             if not right.is_scalar:
                 raise self.error(node, "division is by a scalar only")
