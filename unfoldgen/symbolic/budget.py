@@ -9,8 +9,12 @@ from contextlib import contextmanager
 from types import FrameType
 
 
-class OverBudget(Exception):
-    """The derivation took longer than its budget."""
+class OverBudget(BaseException):
+    """The derivation took longer than its budget. A ``BaseException``, so that SymPy's own
+    ``except Exception`` clauses (``checksol`` has them) cannot swallow it and run on."""
+
+
+REPEAT_S = 0.25  # after the budget, the alarm fires again until the block has stopped
 
 
 @contextmanager
@@ -25,7 +29,7 @@ def time_budget(seconds: float) -> Iterator[None]:
         raise OverBudget
 
     previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+    signal.setitimer(signal.ITIMER_REAL, seconds, REPEAT_S)
     try:
         yield
     finally:
