@@ -53,25 +53,25 @@ def used_operators(program: Program) -> list[str]:
 
 
 def _operator_calls(program: Program) -> set[tuple[str, str, str]]:
-    """``(template, array helper, numba helper)`` of every operator application the layers make."""
-    calls = set()
-    for step in (*program.init_steps, *program.steps):
-        for expr in step_expressions(step):
-            for product in expr.atoms(sp.MatMul):
-                for factor in product.args:
-                    if is_operator(factor):
-                        operator, adjoint = operator_of(factor)
-                        calls.add((operator.template, operator.array_call(adjoint)[0], operator.numba_call(adjoint)[0]))
+    """``(template, array helper, numba helper)`` of every operator application the layers make,
+    and of the tables and dense matrices computed when the model is built (no Numba helper)."""
+    calls = {call for step in (*program.init_steps, *program.steps) for expr in step_expressions(step)
+             for call in _applications(expr, numba=True)}
     for derived in program.derived:
-        for table in derived.expr.atoms(TableMatrix):
-            calls.add((table.template, table.helper, ""))
+        calls |= {(table.template, table.helper, "") for table in derived.expr.atoms(TableMatrix)}
         for dense in derived.expr.atoms(Materialized):
-            calls.add(("dense", "dense_matrix", ""))
-            for product in dense.matrix.atoms(sp.MatMul):
-                for factor in product.args:
-                    if is_operator(factor):
-                        operator, adjoint = operator_of(factor)
-                        calls.add((operator.template, operator.array_call(adjoint)[0], ""))
+            calls |= {("dense", "dense_matrix", ""), *_applications(dense.matrix, numba=False)}
+    return calls
+
+
+def _applications(expr: sp.Basic, numba: bool) -> set[tuple[str, str, str]]:
+    calls = set()
+    for product in expr.atoms(sp.MatMul):
+        for factor in product.args:
+            if is_operator(factor):
+                operator, adjoint = operator_of(factor)
+                numba_helper = operator.numba_call(adjoint)[0] if numba else ""
+                calls.add((operator.template, operator.array_call(adjoint)[0], numba_helper))
     return calls
 
 

@@ -11,7 +11,7 @@ to the signal's size); the zero-boundary one is found by power iteration.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import sympy as sp
 
@@ -135,46 +135,37 @@ class DftPower(sp.MatrixExpr):
         return rf"\left|\mathcal{{F}}\,{printer._print(self.kernel)}\right|^2"
 
 
-class DftCos(TableMatrix):
-    """``cos(2 pi j k / n)``: the real part of the ``n``-point DFT matrix (symmetric)."""
+class _DftPart(TableMatrix):
+    """``trig(2 pi j k / n)`` for ``trig`` cos or sin: the real part, or minus the imaginary part,
+    of the ``n``-point DFT matrix (both symmetric)."""
 
-    stem = "dft_cos"
-    template, helper = "conv", "dft_cos"
+    template = "conv"
     orthonormal = False
+    trig: ClassVar[str]
 
     def description(self, shape: tuple[int, ...]) -> str:
-        return f"the real part of the {shape[0]}-point DFT matrix, cos(2 pi j k / n)"
+        return f"{self.trig}(2 pi j k / n) of the {shape[0]}-point DFT matrix"
 
     def torch_code(self, sizes: tuple[int, ...], dtype: str, device: str) -> str:
-        return f"dft_cos({sizes[0]}, dtype={dtype}, device={device})"
+        return f"{self.helper}({sizes[0]}, dtype={dtype}, device={device})"
 
     def value(self, sizes: tuple[int, ...], like: Any) -> Any:
         import torch
 
         (n,) = sizes
         k = torch.arange(n, dtype=torch.float64)
-        return torch.cos(2 * torch.pi * k[:, None] * k[None, :] / n).to(like.dtype).to(like.device)
+        angles = 2 * torch.pi * k[:, None] * k[None, :] / n
+        return getattr(torch, self.trig)(angles).to(like.dtype).to(like.device)
 
 
-class DftSin(TableMatrix):
-    """``sin(2 pi j k / n)``: minus the imaginary part of the ``n``-point DFT matrix (symmetric)."""
+class DftCos(_DftPart):
+    stem = helper = "dft_cos"
+    trig = "cos"
 
-    stem = "dft_sin"
-    template, helper = "conv", "dft_sin"
-    orthonormal = False
 
-    def description(self, shape: tuple[int, ...]) -> str:
-        return f"minus the imaginary part of the {shape[0]}-point DFT matrix, sin(2 pi j k / n)"
-
-    def torch_code(self, sizes: tuple[int, ...], dtype: str, device: str) -> str:
-        return f"dft_sin({sizes[0]}, dtype={dtype}, device={device})"
-
-    def value(self, sizes: tuple[int, ...], like: Any) -> Any:
-        import torch
-
-        (n,) = sizes
-        k = torch.arange(n, dtype=torch.float64)
-        return torch.sin(2 * torch.pi * k[:, None] * k[None, :] / n).to(like.dtype).to(like.device)
+class DftSin(_DftPart):
+    stem = helper = "dft_sin"
+    trig = "sin"
 
 
 def _build(wrap: bool, adjoint: bool = False) -> Any:
