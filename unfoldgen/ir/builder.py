@@ -76,8 +76,7 @@ class LayerBuilder:
         return self.ns.matrix_symbol(name)
 
     def shape_of(self, symbol: sp.MatrixExpr) -> tuple[int, ...]:
-        sizes = {self.ns.dims[name]: value for name, value in self.spec.dims.items()}
-        rows, cols = (int(sp.sympify(d).subs(sizes)) for d in symbol.shape)
+        rows, cols = (int(sp.sympify(d).subs(self.ns.dim_values())) for d in symbol.shape)
         return (rows,) if cols == 1 else (rows, cols)
 
     def state(self, symbol: sp.MatrixSymbol, init: sp.MatrixExpr | None, description: str) -> sp.MatrixSymbol:
@@ -180,7 +179,7 @@ class LayerBuilder:
 
     def derive(self, name: str, expr: sp.Basic, description: str, shape: tuple[int, ...] = ()) -> Derived:
         if not isinstance(expr, sp.MatrixExpr):  # a number such as 2 cos(pi/128) is printed as its value
-            expr = expr.xreplace({self.ns.dims[d]: sp.Integer(v) for d, v in self.spec.dims.items()})
+            expr = expr.xreplace(self.ns.dim_values())
             if expr.is_number and not expr.is_Rational:
                 expr = sp.Float(expr.evalf(20), 17)
         per_layer = any(p.per_layer and expr.has(p.symbol) for p in self.parameters)

@@ -110,6 +110,10 @@ class Namespace:
         assert isinstance(expr, sp.MatrixSymbol)
         return expr
 
+    def dim_values(self) -> dict[sp.Symbol, sp.Integer]:
+        """Each dim's symbol and its size: a SymPy size of the spec, substituted, is a number."""
+        return {symbol: sp.Integer(self.spec.dims[name]) for name, symbol in self.dims.items()}
+
     def size(self, shape: tuple[str | int, ...]) -> tuple[int, ...]:
         return self.spec.concrete_shape(shape)
 
@@ -345,7 +349,7 @@ class Parser:
         factor = operator.T if adjoint else operator
         if factor.shape[0] == signal.expr.shape[0]:
             return Value(factor * signal.expr, signal.shape)
-        rows = int(factor.shape[0].subs({symbol: self.ns.spec.dims[name] for name, symbol in self.ns.dims.items()}))
+        rows = int(factor.shape[0].subs(self.ns.dim_values()))
         return Value(factor * signal.expr, (rows, *signal.shape[1:]))
 
     def refuse_operators(self, node: ast.AST, name: str, *values: Value) -> None:

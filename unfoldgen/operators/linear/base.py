@@ -131,7 +131,6 @@ class LinearFunction:
     usage: str
     summary: str
     build: Callable[[Any, Any, list[Any]], Any]
-    template: str
     helpers: tuple[str, ...]  # the emitted helpers' names (reserved: custom steps may call them)
 
 

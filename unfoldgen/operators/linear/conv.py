@@ -192,12 +192,12 @@ def _build(wrap: bool, adjoint: bool = False) -> Any:
 
 FUNCTIONS = (
     LinearFunction("conv", "`conv(h, x)`", "circular convolution, same size out: scipy.ndimage.convolve(x, h, "
-                   "mode='wrap'); vectors and images", _build(True), "conv",
+                   "mode='wrap'); vectors and images", _build(True),
                    ("conv", "conv_1d", "conv_2d", "dft_cos", "dft_sin")),
     LinearFunction("conv_zero", "`conv_zero(h, x)`", "convolution reading zeros outside x: "
-                   "scipy.ndimage.convolve(x, h, mode='constant')", _build(False), "conv", ()),
+                   "scipy.ndimage.convolve(x, h, mode='constant')", _build(False), ()),
     LinearFunction("conv_adjoint", "`conv_adjoint(h, y)`", "the adjoint of conv: correlation with h, "
-                   "scipy.ndimage.correlate(y, h, mode='wrap')", _build(True, adjoint=True), "conv", ()),
+                   "scipy.ndimage.correlate(y, h, mode='wrap')", _build(True, adjoint=True), ()),
     LinearFunction("conv_zero_adjoint", "`conv_zero_adjoint(h, y)`", "the adjoint of conv_zero: "
-                   "scipy.ndimage.correlate(y, h, mode='constant')", _build(False, adjoint=True), "conv", ()),
+                   "scipy.ndimage.correlate(y, h, mode='constant')", _build(False, adjoint=True), ()),
 )

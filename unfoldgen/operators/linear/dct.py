@@ -61,6 +61,6 @@ def _build(inverse: bool) -> Any:
 
 FUNCTIONS = (
     LinearFunction("dct", "`dct(x)`", "orthonormal DCT-II (scipy's norm='ortho'); of an image, along both axes",
-                   _build(False), "dct", ("dct_matrix",)),
-    LinearFunction("idct", "`idct(x)`", "its inverse (and transpose)", _build(True), "dct", ()),
+                   _build(False), ("dct_matrix",)),
+    LinearFunction("idct", "`idct(x)`", "its inverse (and transpose)", _build(True), ()),
 )

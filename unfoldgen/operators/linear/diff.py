@@ -70,7 +70,7 @@ def _build_adjoint(parser: Any, node: Any, args: list[Any]) -> Any:
 
 
 FUNCTIONS = (
-    LinearFunction("diff", "`diff(x)`", "x[1:] - x[:-1], as numpy.diff (vectors)", _build, "diff", ("diff",)),
+    LinearFunction("diff", "`diff(x)`", "x[1:] - x[:-1], as numpy.diff (vectors)", _build, ("diff",)),
     LinearFunction("diff_adjoint", "`diff_adjoint(y)`", "its adjoint, (-y[0], y[0] - y[1], ..., y[-1]): one entry more",
-                   _build_adjoint, "diff", ()),
+                   _build_adjoint, ()),
 )

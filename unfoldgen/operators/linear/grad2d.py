@@ -114,8 +114,8 @@ def _build_adjoint(parser: Any, node: Any, args: list[Any]) -> Any:
 
 FUNCTIONS = (
     LinearFunction("grad2d", "`grad2d(X)`", "image gradient [dx; dy] (2m x n), zero on the last row / column",
-                   lambda parser, node, args: gradient_of(parser, node, args, "grad2d"), "grad2d",
+                   lambda parser, node, args: gradient_of(parser, node, args, "grad2d"),
                    ("grad2d", "laplacian_eigenvalues")),
     LinearFunction("grad2d_adjoint", "`grad2d_adjoint(Z)`", "its adjoint, minus the divergence of Z = [dx; dy]",
-                   _build_adjoint, "grad2d", ()),
+                   _build_adjoint, ()),
 )

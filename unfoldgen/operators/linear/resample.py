@@ -76,7 +76,7 @@ def _build(up: bool) -> Any:
 
 FUNCTIONS = (
     LinearFunction("downsample", "`downsample(x, s)`", "every s-th entry, x[::s] (vectors)", _build(False),
-                   "resample", ("downsample",)),
+                   ("downsample",)),
     LinearFunction("upsample", "`upsample(x, s)`", "s - 1 zeros after each entry: the adjoint of downsample",
-                   _build(True), "resample", ("upsample",)),
+                   _build(True), ("upsample",)),
 )
