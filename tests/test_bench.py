@@ -53,14 +53,16 @@ def test_costs_of_factorisations_and_bytes(tmp_path: Path) -> None:
 
 def test_bench_prints_the_json_contract(tmp_path: Path) -> None:
     spec = small_spec(tmp_path, "lista_small")
-    code, output = run_cli("bench", spec, "--batch", "1,4", "--threads", "1", "--backends", "numba,numpy", "--json")
+    code, output = run_cli("bench", spec, "--batch", "1,4", "--threads", "1", "--backends", "numba,numpy,onnxruntime", "--json")
     assert code == 0, output
     report = json.loads(output)
     program = lower(load_spec(spec))
     assert report["flops_per_sample"] == sample_cost(program, {}, 4).flops
     assert report["peak_gflops"] > 0
+    assert report["memory_floor_us"] == min(report["memory_floor"]["numba_us"], report["memory_floor"]["blas_us"]) > 0
+    assert report["memory_floor"]["parameter_bytes"] == report["parameter_bytes"]
     assert {(r["backend"], r["batch"]) for r in report["results"]} == {
-        ("numba", 1), ("numba", 4), ("numpy", 1), ("numpy", 4)}
+        ("numba", 1), ("numba", 4), ("numpy", 1), ("numpy", 4), ("onnxruntime", 1), ("onnxruntime", 4)}
     for row in report["results"]:
         assert set(row) == {"backend", "batch", "threads", "us_per_sample", "gflops"}
         assert row["threads"] == 1 and row["us_per_sample"] > 0
@@ -102,3 +104,26 @@ def test_performance_page_checks_the_targets_from_the_json() -> None:
     assert "Why batch 1 misses" in missed and "48.0 GB/s" in missed  # 24 MB in 500 us
     text = page({"lista": fake_report(100.0, 1500.0, 80.0, 90.0, 0.5)})
     assert "torch_compile | - | not measured: RuntimeError: no compiler" in text
+
+
+def test_onnxruntime_is_listed_as_unavailable_with_the_reason_the_export_gave(tmp_path: Path) -> None:
+    """The workspace writes model.onnx.missing when the module cannot be exported (an SVD
+    factor, onnx not installed); the worker reports that reason instead of a row."""
+    from unfoldgen.benchmark.worker import main as worker_main
+
+    (tmp_path / "params.npz").write_bytes(b"")
+    (tmp_path / "inputs.npz").write_bytes(b"")
+    (tmp_path / "model.onnx.missing").write_text("'rpca_factorized' cannot be exported to ONNX: ...")
+    import io
+    from contextlib import redirect_stdout
+
+    from unfoldgen.backends.torch_module import onnxruntime_runners
+
+    with pytest.raises(RuntimeError, match="cannot be exported to ONNX"):
+        onnxruntime_runners(tmp_path, 1)
+    printed = io.StringIO()
+    with redirect_stdout(printed), pytest.MonkeyPatch.context() as patch:
+        patch.setenv("NUMBA_NUM_THREADS", "1")
+        patch.setattr("numpy.load", lambda path: {})
+        worker_main([str(tmp_path), "onnxruntime", "1"])
+    assert "cannot be exported to ONNX" in json.loads(printed.getvalue())["error"]

@@ -248,7 +248,7 @@ def evaluate(spec: Path, weights: Path, as_json: bool, plot: Path | None, sample
               help="Threads for every backend (default: all cores).")
 @click.option("--dtype", type=click.Choice(["float32", "float64"]), default="float32", show_default=True)
 @click.option("--backends", default=None,
-              help="Comma-separated backends to time (default: all: numba, torch_eager, torch_compile, numpy).")
+              help="Comma-separated backends to time (default: all: numba, torch_eager, torch_compile, onnxruntime, numpy).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of the table.")
 @_reports_spec_errors
 def bench(spec: Path, weights: Path | None, batches: str, threads: int | None, dtype: str, backends: str | None,

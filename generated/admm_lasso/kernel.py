@@ -24,7 +24,7 @@ BLAS_MIN_BATCH = 16
 def matvec(a, v, out):
     """out = a @ v (rows of a are contiguous)."""
     for i in range(a.shape[0]):
-        acc = 0.0
+        acc = out.dtype.type(0)
         for j in range(a.shape[1]):
             acc += a[i, j] * v[j]
         out[i] = acc

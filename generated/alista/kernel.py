@@ -25,13 +25,13 @@ SUPPORT = (6, 12, 18, 24, 30, 36, 42, 48, 54, 60, 65, 65, 65, 65, 65, 65)
 
 
 @njit(cache=True, fastmath=True)
-def matvec(a, v, out):
-    """out = a @ v (rows of a are contiguous)."""
-    for i in range(a.shape[0]):
-        acc = 0.0
-        for j in range(a.shape[1]):
-            acc += a[i, j] * v[j]
-        out[i] = acc
+def dot(row, v):
+    """row @ v, accumulated in v's precision (a float64 sum of float32 products would halve
+    the SIMD width and convert every product)."""
+    acc = v.dtype.type(0)
+    for j in range(v.shape[0]):
+        acc += row[j] * v[j]
+    return acc
 
 @njit(cache=True, fastmath=True)
 def matvec_t(a, v, out):
@@ -77,9 +77,32 @@ def unrolled(A, W_analytic, step, threshold, y, x):
     x[:] = 0.0
     for k in range(LAYERS):
         # x = soft_threshold_support(x - step*W_analytic.T @ (A @ x - y), threshold, SUPPORT[k])
-        matvec(A, x, tmp2)
         for i in range(250):
-            tmp2[i] = tmp2[i] - y[i]
+            tmp2[i] = dot(A[i], x) - y[i]
+        matvec_t(W_analytic, tmp2, tmp1)
+        for i in range(500):
+            x[i] = x[i] - step[k]*tmp1[i]
+        soft_threshold_support(x, threshold[k], SUPPORT[k], tmp0)
+
+
+@njit(parallel=True, cache=True, fastmath=True)
+def _rows0(A, y, x, tmp2):
+    """250 rows shared among the threads (one sample)."""
+    for i in prange(250):
+        tmp2[i] = dot(A[i], x) - y[i]
+
+
+@njit(cache=True)
+def unrolled_one(A, W_analytic, step, threshold, y, x):
+    """``unrolled`` with its large products' rows shared among the threads: one sample alone."""
+    dtype = x.dtype
+    tmp0 = np.empty((500,), dtype)  # magnitudes, sorted for support selection
+    tmp1 = np.empty((500,), dtype)  # W_analytic.T @ (A @ x - y)
+    tmp2 = np.empty((250,), dtype)  # A @ x - y
+    x[:] = 0.0
+    for k in range(LAYERS):
+        # x = soft_threshold_support(x - step*W_analytic.T @ (A @ x - y), threshold, SUPPORT[k])
+        _rows0(A, y, x, tmp2)
         matvec_t(W_analytic, tmp2, tmp1)
         for i in range(500):
             x[i] = x[i] - step[k]*tmp1[i]
@@ -218,5 +241,5 @@ def solve_one(params, **inputs):
     """Run the network on one sample (arrays without a batch dimension)."""
     arrays, dtype = _checked_inputs(inputs, batched=False)
     outputs = {name: np.empty(shape, dtype) for name, shape in OUTPUT_SHAPES.items()}
-    unrolled(*_checked_params(params, dtype).values(), *arrays.values(), *outputs.values())
+    unrolled_one(*_checked_params(params, dtype).values(), *arrays.values(), *outputs.values())
     return _checked_outputs(outputs)

@@ -21,13 +21,13 @@ BLAS_MIN_BATCH = 16
 
 
 @njit(cache=True, fastmath=True)
-def matvec(a, v, out):
-    """out = a @ v (rows of a are contiguous)."""
-    for i in range(a.shape[0]):
-        acc = 0.0
-        for j in range(a.shape[1]):
-            acc += a[i, j] * v[j]
-        out[i] = acc
+def dot(row, v):
+    """row @ v, accumulated in v's precision (a float64 sum of float32 products would halve
+    the SIMD width and convert every product)."""
+    acc = v.dtype.type(0)
+    for j in range(v.shape[0]):
+        acc += row[j] * v[j]
+    return acc
 
 @njit(cache=True, fastmath=True)
 def matvec_t(a, v, out):
@@ -60,9 +60,8 @@ def unrolled(A, step, hi, lo, y, x):
     x[:] = 0.0
     for k in range(LAYERS):
         # grad_x = A.T @ (A @ x - y)
-        matvec(A, x, tmp0)
         for i in range(60):
-            tmp0[i] = tmp0[i] - y[i]
+            tmp0[i] = dot(A[i], x) - y[i]
         matvec_t(A, tmp0, grad_x)
         # x = prox_x(x - step*grad_x, hi, lo)
         for i in range(40):

@@ -40,7 +40,7 @@ def conv_2d(x, h, wrap, adjoint, out):
     half_r, half_c = h.shape[0] // 2, h.shape[1] // 2
     for i in range(m):
         for j in range(n):
-            acc = 0.0
+            acc = out.dtype.type(0)
             for a in range(h.shape[0]):
                 p = i - half_r + a if adjoint else i + half_r - a
                 if wrap:

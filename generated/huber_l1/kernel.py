@@ -21,13 +21,13 @@ BLAS_MIN_BATCH = 16
 
 
 @njit(cache=True, fastmath=True)
-def matvec(a, v, out):
-    """out = a @ v (rows of a are contiguous)."""
-    for i in range(a.shape[0]):
-        acc = 0.0
-        for j in range(a.shape[1]):
-            acc += a[i, j] * v[j]
-        out[i] = acc
+def dot(row, v):
+    """row @ v, accumulated in v's precision (a float64 sum of float32 products would halve
+    the SIMD width and convert every product)."""
+    acc = v.dtype.type(0)
+    for j in range(v.shape[0]):
+        acc += row[j] * v[j]
+    return acc
 
 @njit(cache=True, fastmath=True)
 def matvec_t(a, v, out):
@@ -61,13 +61,11 @@ def unrolled(A, step, threshold, delta, y, x):
     dtype = x.dtype
     grad_x = np.empty((64,), dtype)  # gradient of the smooth part at the current point
     tmp0 = np.empty((48,), dtype)  # Piecewise(((A @ x - y), delta >= Abs((A @ x - y))), (delta*sign((A @ x - y)), True))
-    tmp1 = np.empty((48,), dtype)  # A @ x
     x[:] = 0.0
     for k in range(LAYERS):
         # grad_x = A.T @ (Piecewise(((A @ x - y), delta >= Abs((A @ x - y))), (delta*sign((A @ x - y)), True)))
-        matvec(A, x, tmp1)
         for i in range(48):
-            tmp0[i] = (tmp1[i] - y[i] if delta >= abs(tmp1[i] - y[i]) else delta*np.sign(tmp1[i] - y[i]))
+            tmp0[i] = (dot(A[i], x) - y[i] if delta >= abs(dot(A[i], x) - y[i]) else delta*np.sign(dot(A[i], x) - y[i]))
         matvec_t(A, tmp0, grad_x)
         # x = prox_x(x - step*grad_x, threshold)
         for i in range(64):

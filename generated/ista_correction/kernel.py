@@ -21,10 +21,19 @@ BLAS_MIN_BATCH = 16
 
 
 @njit(cache=True, fastmath=True)
+def dot(row, v):
+    """row @ v, accumulated in v's precision (a float64 sum of float32 products would halve
+    the SIMD width and convert every product)."""
+    acc = v.dtype.type(0)
+    for j in range(v.shape[0]):
+        acc += row[j] * v[j]
+    return acc
+
+@njit(cache=True, fastmath=True)
 def matvec(a, v, out):
     """out = a @ v (rows of a are contiguous)."""
     for i in range(a.shape[0]):
-        acc = 0.0
+        acc = out.dtype.type(0)
         for j in range(a.shape[1]):
             acc += a[i, j] * v[j]
         out[i] = acc
@@ -83,9 +92,39 @@ def unrolled(A, step, correction_w0, correction_b0, correction_w1, correction_b1
     x[:] = 0.0
     for k in range(LAYERS):
         # grad_x = A.T @ (A @ x - y)
-        matvec(A, x, tmp0)
         for i in range(250):
-            tmp0[i] = tmp0[i] - y[i]
+            tmp0[i] = dot(A[i], x) - y[i]
+        matvec_t(A, tmp0, grad_x)
+        # x_update = prox_x(x - step*grad_x, lam*step)
+        for i in range(500):
+            x_update[i] = prox_x(x[i] - step[0]*grad_x[i], lam*step[0])
+        # x = x_update + correction_k(x, grad_x)
+        correction(x, grad_x, correction_w0[k], correction_b0[k], correction_w1[k], correction_b1[k], correction_h0, correction_h1, correction_out)
+        for i in range(500):
+            x[i] = x_update[i] + correction_out[i]
+
+
+@njit(parallel=True, cache=True, fastmath=True)
+def _rows0(A, y, x, tmp0):
+    """250 rows shared among the threads (one sample)."""
+    for i in prange(250):
+        tmp0[i] = dot(A[i], x) - y[i]
+
+
+@njit(cache=True)
+def unrolled_one(A, step, correction_w0, correction_b0, correction_w1, correction_b1, lam, y, x):
+    """``unrolled`` with its large products' rows shared among the threads: one sample alone."""
+    dtype = x.dtype
+    grad_x = np.empty((500,), dtype)  # gradient of the smooth part at the current point
+    x_update = np.empty((500,), dtype)  # the classical update, before the correction
+    tmp0 = np.empty((250,), dtype)  # A @ x - y
+    correction_h0 = np.empty((1000,), dtype)  # correction: layer 0 activations
+    correction_h1 = np.empty((64,), dtype)  # correction: layer 1 activations
+    correction_out = np.empty((500,), dtype)  # correction: output
+    x[:] = 0.0
+    for k in range(LAYERS):
+        # grad_x = A.T @ (A @ x - y)
+        _rows0(A, y, x, tmp0)
         matvec_t(A, tmp0, grad_x)
         # x_update = prox_x(x - step*grad_x, lam*step)
         for i in range(500):
@@ -236,5 +275,5 @@ def solve_one(params, **inputs):
     """Run the network on one sample (arrays without a batch dimension)."""
     arrays, dtype = _checked_inputs(inputs, batched=False)
     outputs = {name: np.empty(shape, dtype) for name, shape in OUTPUT_SHAPES.items()}
-    unrolled(*_checked_params(params, dtype).values(), *arrays.values(), *outputs.values())
+    unrolled_one(*_checked_params(params, dtype).values(), *arrays.values(), *outputs.values())
     return _checked_outputs(outputs)

@@ -21,13 +21,13 @@ BLAS_MIN_BATCH = 16
 
 
 @njit(cache=True, fastmath=True)
-def matvec(a, v, out):
-    """out = a @ v (rows of a are contiguous)."""
-    for i in range(a.shape[0]):
-        acc = 0.0
-        for j in range(a.shape[1]):
-            acc += a[i, j] * v[j]
-        out[i] = acc
+def dot(row, v):
+    """row @ v, accumulated in v's precision (a float64 sum of float32 products would halve
+    the SIMD width and convert every product)."""
+    acc = v.dtype.type(0)
+    for j in range(v.shape[0]):
+        acc += row[j] * v[j]
+    return acc
 
 @njit(cache=True)
 def soft_threshold(v, threshold):
@@ -50,15 +50,32 @@ def prox_x(v, threshold):
 def unrolled(threshold, W_y, W_x, y, x):
     """All 16 layers for one sample; x receive(s) the result."""
     dtype = x.dtype
-    tmp0 = np.empty((500,), dtype)  # W_y @ y
-    tmp1 = np.empty((500,), dtype)  # W_x @ x
+    tmp0 = np.empty((500,), dtype)  # the new x, row by row (the products read x)
     x[:] = 0.0
     for k in range(LAYERS):
         # x = prox_x(W_y @ y + W_x @ x, threshold)
-        matvec(W_y[k], y, tmp0)
-        matvec(W_x[k], x, tmp1)
         for i in range(500):
-            x[i] = prox_x(tmp0[i] + tmp1[i], threshold[k])
+            tmp0[i] = prox_x(dot(W_y[k, i], y) + dot(W_x[k, i], x), threshold[k])
+        x[:] = tmp0
+
+
+@njit(parallel=True, cache=True, fastmath=True)
+def _rows0(k, threshold, W_y, W_x, y, x, tmp0):
+    """500 rows shared among the threads (one sample)."""
+    for i in prange(500):
+        tmp0[i] = prox_x(dot(W_y[k, i], y) + dot(W_x[k, i], x), threshold[k])
+
+
+@njit(cache=True)
+def unrolled_one(threshold, W_y, W_x, y, x):
+    """``unrolled`` with its large products' rows shared among the threads: one sample alone."""
+    dtype = x.dtype
+    tmp0 = np.empty((500,), dtype)  # the new x, row by row (the products read x)
+    x[:] = 0.0
+    for k in range(LAYERS):
+        # x = prox_x(W_y @ y + W_x @ x, threshold)
+        _rows0(k, threshold, W_y, W_x, y, x, tmp0)
+        x[:] = tmp0
 
 
 @njit(parallel=True, cache=True)
@@ -182,5 +199,5 @@ def solve_one(params, **inputs):
     """Run the network on one sample (arrays without a batch dimension)."""
     arrays, dtype = _checked_inputs(inputs, batched=False)
     outputs = {name: np.empty(shape, dtype) for name, shape in OUTPUT_SHAPES.items()}
-    unrolled(*_checked_params(params, dtype).values(), *arrays.values(), *outputs.values())
+    unrolled_one(*_checked_params(params, dtype).values(), *arrays.values(), *outputs.values())
     return _checked_outputs(outputs)

@@ -21,13 +21,13 @@ BLAS_MIN_BATCH = 16
 
 
 @njit(cache=True, fastmath=True)
-def matvec(a, v, out):
-    """out = a @ v (rows of a are contiguous)."""
-    for i in range(a.shape[0]):
-        acc = 0.0
-        for j in range(a.shape[1]):
-            acc += a[i, j] * v[j]
-        out[i] = acc
+def dot(row, v):
+    """row @ v, accumulated in v's precision (a float64 sum of float32 products would halve
+    the SIMD width and convert every product)."""
+    acc = v.dtype.type(0)
+    for j in range(v.shape[0]):
+        acc += row[j] * v[j]
+    return acc
 
 @njit(cache=True)
 def soft_threshold(v, threshold):
@@ -50,17 +50,40 @@ def prox_x(v, threshold):
 def unrolled(A, threshold, W, y, x):
     """All 16 layers for one sample; x receive(s) the result."""
     dtype = x.dtype
-    tmp0 = np.empty((500,), dtype)  # W @ (A @ x - y)
     tmp1 = np.empty((250,), dtype)  # A @ x - y
     x[:] = 0.0
     for k in range(LAYERS):
         # x = prox_x(x - W @ (A @ x - y), threshold)
-        matvec(A, x, tmp1)
         for i in range(250):
-            tmp1[i] = tmp1[i] - y[i]
-        matvec(W[k], tmp1, tmp0)
+            tmp1[i] = dot(A[i], x) - y[i]
         for i in range(500):
-            x[i] = prox_x(x[i] - tmp0[i], threshold[k])
+            x[i] = prox_x(x[i] - dot(W[k, i], tmp1), threshold[k])
+
+
+@njit(parallel=True, cache=True, fastmath=True)
+def _rows0(A, y, x, tmp1):
+    """250 rows shared among the threads (one sample)."""
+    for i in prange(250):
+        tmp1[i] = dot(A[i], x) - y[i]
+
+
+@njit(parallel=True, cache=True, fastmath=True)
+def _rows1(k, threshold, W, x, tmp1):
+    """500 rows shared among the threads (one sample)."""
+    for i in prange(500):
+        x[i] = prox_x(x[i] - dot(W[k, i], tmp1), threshold[k])
+
+
+@njit(cache=True)
+def unrolled_one(A, threshold, W, y, x):
+    """``unrolled`` with its large products' rows shared among the threads: one sample alone."""
+    dtype = x.dtype
+    tmp1 = np.empty((250,), dtype)  # A @ x - y
+    x[:] = 0.0
+    for k in range(LAYERS):
+        # x = prox_x(x - W @ (A @ x - y), threshold)
+        _rows0(A, y, x, tmp1)
+        _rows1(k, threshold, W, x, tmp1)
 
 
 @njit(parallel=True, cache=True)
@@ -193,5 +216,5 @@ def solve_one(params, **inputs):
     """Run the network on one sample (arrays without a batch dimension)."""
     arrays, dtype = _checked_inputs(inputs, batched=False)
     outputs = {name: np.empty(shape, dtype) for name, shape in OUTPUT_SHAPES.items()}
-    unrolled(*_checked_params(params, dtype).values(), *arrays.values(), *outputs.values())
+    unrolled_one(*_checked_params(params, dtype).values(), *arrays.values(), *outputs.values())
     return _checked_outputs(outputs)

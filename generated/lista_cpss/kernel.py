@@ -25,13 +25,13 @@ SUPPORT = (6, 12, 18, 24, 30, 36, 42, 48, 54, 60, 65, 65, 65, 65, 65, 65)
 
 
 @njit(cache=True, fastmath=True)
-def matvec(a, v, out):
-    """out = a @ v (rows of a are contiguous)."""
-    for i in range(a.shape[0]):
-        acc = 0.0
-        for j in range(a.shape[1]):
-            acc += a[i, j] * v[j]
-        out[i] = acc
+def dot(row, v):
+    """row @ v, accumulated in v's precision (a float64 sum of float32 products would halve
+    the SIMD width and convert every product)."""
+    acc = v.dtype.type(0)
+    for j in range(v.shape[0]):
+        acc += row[j] * v[j]
+    return acc
 
 @njit(cache=True)
 def soft_threshold(v, threshold):
@@ -63,17 +63,42 @@ def unrolled(A, threshold, W, y, x):
     """All 16 layers for one sample; x receive(s) the result."""
     dtype = x.dtype
     tmp0 = np.empty((500,), dtype)  # magnitudes, sorted for support selection
-    tmp1 = np.empty((500,), dtype)  # W @ (A @ x - y)
     tmp2 = np.empty((250,), dtype)  # A @ x - y
     x[:] = 0.0
     for k in range(LAYERS):
         # x = soft_threshold_support(x - W @ (A @ x - y), threshold, SUPPORT[k])
-        matvec(A, x, tmp2)
         for i in range(250):
-            tmp2[i] = tmp2[i] - y[i]
-        matvec(W[k], tmp2, tmp1)
+            tmp2[i] = dot(A[i], x) - y[i]
         for i in range(500):
-            x[i] = x[i] - tmp1[i]
+            x[i] = x[i] - dot(W[k, i], tmp2)
+        soft_threshold_support(x, threshold[k], SUPPORT[k], tmp0)
+
+
+@njit(parallel=True, cache=True, fastmath=True)
+def _rows0(A, y, x, tmp2):
+    """250 rows shared among the threads (one sample)."""
+    for i in prange(250):
+        tmp2[i] = dot(A[i], x) - y[i]
+
+
+@njit(parallel=True, cache=True, fastmath=True)
+def _rows1(k, W, x, tmp2):
+    """500 rows shared among the threads (one sample)."""
+    for i in prange(500):
+        x[i] = x[i] - dot(W[k, i], tmp2)
+
+
+@njit(cache=True)
+def unrolled_one(A, threshold, W, y, x):
+    """``unrolled`` with its large products' rows shared among the threads: one sample alone."""
+    dtype = x.dtype
+    tmp0 = np.empty((500,), dtype)  # magnitudes, sorted for support selection
+    tmp2 = np.empty((250,), dtype)  # A @ x - y
+    x[:] = 0.0
+    for k in range(LAYERS):
+        # x = soft_threshold_support(x - W @ (A @ x - y), threshold, SUPPORT[k])
+        _rows0(A, y, x, tmp2)
+        _rows1(k, W, x, tmp2)
         soft_threshold_support(x, threshold[k], SUPPORT[k], tmp0)
 
 
@@ -209,5 +234,5 @@ def solve_one(params, **inputs):
     """Run the network on one sample (arrays without a batch dimension)."""
     arrays, dtype = _checked_inputs(inputs, batched=False)
     outputs = {name: np.empty(shape, dtype) for name, shape in OUTPUT_SHAPES.items()}
-    unrolled(*_checked_params(params, dtype).values(), *arrays.values(), *outputs.values())
+    unrolled_one(*_checked_params(params, dtype).values(), *arrays.values(), *outputs.values())
     return _checked_outputs(outputs)

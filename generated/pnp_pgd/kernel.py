@@ -21,10 +21,19 @@ BLAS_MIN_BATCH = 16
 
 
 @njit(cache=True, fastmath=True)
+def dot(row, v):
+    """row @ v, accumulated in v's precision (a float64 sum of float32 products would halve
+    the SIMD width and convert every product)."""
+    acc = v.dtype.type(0)
+    for j in range(v.shape[0]):
+        acc += row[j] * v[j]
+    return acc
+
+@njit(cache=True, fastmath=True)
 def matvec(a, v, out):
     """out = a @ v (rows of a are contiguous)."""
     for i in range(a.shape[0]):
-        acc = 0.0
+        acc = out.dtype.type(0)
         for j in range(a.shape[1]):
             acc += a[i, j] * v[j]
         out[i] = acc
@@ -82,9 +91,42 @@ def unrolled(A, step, prox_net_w0, prox_net_b0, prox_net_w1, prox_net_b1, lam, y
     x[:] = 0.0
     for k in range(LAYERS):
         # grad_x = A.T @ (A @ x - y)
-        matvec(A, x, tmp0)
         for i in range(250):
-            tmp0[i] = tmp0[i] - y[i]
+            tmp0[i] = dot(A[i], x) - y[i]
+        matvec_t(A, tmp0, grad_x)
+        # x_arg = x - step*grad_x
+        for i in range(500):
+            x_arg[i] = x[i] - step[k]*grad_x[i]
+        # x = prox_x(x_arg, lam*step)
+        for i in range(500):
+            x[i] = prox_x(x_arg[i], lam*step[k])
+        # x = x + prox_net_k(x_arg)
+        prox_net(x_arg, prox_net_w0[0], prox_net_b0[0], prox_net_w1[0], prox_net_b1[0], prox_net_h0, prox_net_h1, prox_net_out)
+        for i in range(500):
+            x[i] = x[i] + prox_net_out[i]
+
+
+@njit(parallel=True, cache=True, fastmath=True)
+def _rows0(A, y, x, tmp0):
+    """250 rows shared among the threads (one sample)."""
+    for i in prange(250):
+        tmp0[i] = dot(A[i], x) - y[i]
+
+
+@njit(cache=True)
+def unrolled_one(A, step, prox_net_w0, prox_net_b0, prox_net_w1, prox_net_b1, lam, y, x):
+    """``unrolled`` with its large products' rows shared among the threads: one sample alone."""
+    dtype = x.dtype
+    grad_x = np.empty((500,), dtype)  # gradient of the smooth part at the current point
+    x_arg = np.empty((500,), dtype)  # the argument of the learned prox
+    tmp0 = np.empty((250,), dtype)  # A @ x - y
+    prox_net_h0 = np.empty((500,), dtype)  # prox_net: layer 0 activations
+    prox_net_h1 = np.empty((128,), dtype)  # prox_net: layer 1 activations
+    prox_net_out = np.empty((500,), dtype)  # prox_net: output
+    x[:] = 0.0
+    for k in range(LAYERS):
+        # grad_x = A.T @ (A @ x - y)
+        _rows0(A, y, x, tmp0)
         matvec_t(A, tmp0, grad_x)
         # x_arg = x - step*grad_x
         for i in range(500):
@@ -242,5 +284,5 @@ def solve_one(params, **inputs):
     """Run the network on one sample (arrays without a batch dimension)."""
     arrays, dtype = _checked_inputs(inputs, batched=False)
     outputs = {name: np.empty(shape, dtype) for name, shape in OUTPUT_SHAPES.items()}
-    unrolled(*_checked_params(params, dtype).values(), *arrays.values(), *outputs.values())
+    unrolled_one(*_checked_params(params, dtype).values(), *arrays.values(), *outputs.values())
     return _checked_outputs(outputs)

@@ -21,13 +21,13 @@ BLAS_MIN_BATCH = 16
 
 
 @njit(cache=True, fastmath=True)
-def matvec(a, v, out):
-    """out = a @ v (rows of a are contiguous)."""
-    for i in range(a.shape[0]):
-        acc = 0.0
-        for j in range(a.shape[1]):
-            acc += a[i, j] * v[j]
-        out[i] = acc
+def dot(row, v):
+    """row @ v, accumulated in v's precision (a float64 sum of float32 products would halve
+    the SIMD width and convert every product)."""
+    acc = v.dtype.type(0)
+    for j in range(v.shape[0]):
+        acc += row[j] * v[j]
+    return acc
 
 @njit(cache=True, fastmath=True)
 def matvec_t(a, v, out):
@@ -57,13 +57,11 @@ def unrolled(A, step, eps, y, x):
     dtype = x.dtype
     grad_x = np.empty((48,), dtype)  # gradient of the smooth part at the current point
     tmp0 = np.empty((48,), dtype)  # -y/((A @ x) + eps) + 1
-    tmp1 = np.empty((48,), dtype)  # A @ x
     x[:] = 0.0
     for k in range(LAYERS):
         # grad_x = A.T @ (-y/((A @ x) + eps) + 1)
-        matvec(A, x, tmp1)
         for i in range(48):
-            tmp0[i] = 1 - y[i] / (tmp1[i] + eps)
+            tmp0[i] = 1 - y[i] / (dot(A[i], x) + eps)
         matvec_t(A, tmp0, grad_x)
         # x = prox_x(x - step*grad_x)
         for i in range(48):

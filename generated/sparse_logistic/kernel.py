@@ -23,13 +23,13 @@ BLAS_MIN_BATCH = 16
 
 
 @njit(cache=True, fastmath=True)
-def matvec(a, v, out):
-    """out = a @ v (rows of a are contiguous)."""
-    for i in range(a.shape[0]):
-        acc = 0.0
-        for j in range(a.shape[1]):
-            acc += a[i, j] * v[j]
-        out[i] = acc
+def dot(row, v):
+    """row @ v, accumulated in v's precision (a float64 sum of float32 products would halve
+    the SIMD width and convert every product)."""
+    acc = v.dtype.type(0)
+    for j in range(v.shape[0]):
+        acc += row[j] * v[j]
+    return acc
 
 @njit(cache=True, fastmath=True)
 def matvec_t(a, v, out):
@@ -63,13 +63,11 @@ def unrolled(A, step, threshold, y, x):
     dtype = x.dtype
     grad_x = np.empty((32,), dtype)  # gradient of the smooth part at the current point
     tmp0 = np.empty((64,), dtype)  # -y + sigmoid((A @ x))
-    tmp1 = np.empty((64,), dtype)  # A @ x
     x[:] = 0.0
     for k in range(LAYERS):
         # grad_x = A.T @ (-y + sigmoid((A @ x)))
-        matvec(A, x, tmp1)
         for i in range(64):
-            tmp0[i] = (1.0 / (1.0 + math.exp(-(tmp1[i])))) - y[i]
+            tmp0[i] = (1.0 / (1.0 + math.exp(-(dot(A[i], x))))) - y[i]
         matvec_t(A, tmp0, grad_x)
         # x = prox_x(x - step*grad_x, threshold)
         for i in range(32):

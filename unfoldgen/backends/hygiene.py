@@ -24,7 +24,7 @@ from unfoldgen.names import around
 GLOBALS = (
     "np", "torch", "math", "prange",
     "LAYERS", "SUPPORT", "SEED", "INPUT_SHAPES", "OUTPUT_SHAPES", "BLAS_MIN_BATCH",
-    "matvec", "matvec_t", "matmat", "matmat_nt", "invert", "jacobi_svd", "svd_factor", "analytic_weight",
+    "dot", "matvec", "matvec_t", "matmat", "matmat_nt", "invert", "jacobi_svd", "svd_into", "svd_factor", "analytic_weight",
     "soft_threshold_support", "conv3x3", "softplus", "unrolled",
     "range", "len", "int", "bool", "tuple", "ValueError",
 )
@@ -40,8 +40,9 @@ OWN = ("self", "super", "params", "layers", "all_layers", "on_layer", "dtype", "
 MODULE_NAMES = frozenset({
     "np", "torch", "math", "numba", "njit", "prange",
     "ARRAY_PARAMS", "BLAS_MIN_BATCH", "INPUT_SHAPES", "LAYERS", "OUTPUT_SHAPES", "PER_LAYER_PARAMETERS",
-    "SCALAR_PARAMS", "SEED", "SPEC_DTYPE", "SUPPORT", "Unfolded", "analytic_weight", "invert", "jacobi_svd",
-    "matmat", "matmat_nt", "matvec", "matvec_t", "soft_threshold_support", "solve", "solve_one", "svd_factor",
+    "SCALAR_PARAMS", "SEED", "SPEC_DTYPE", "SUPPORT", "Unfolded", "analytic_weight", "invert", "jacobi_svd", "svd_into", "lapack_svd",
+    "_lapack_available",
+    "dot", "matmat", "matmat_nt", "matvec", "matvec_t", "soft_threshold_support", "unrolled_one", "solve", "solve_one", "svd_factor",
     "unrolled", "conv3x3", "softplus",
     *dir(builtins),
 })

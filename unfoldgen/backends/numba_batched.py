@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from unfoldgen.backends.hygiene import CANONICAL, Spelling
-from unfoldgen.backends.numba_statements import Product, Sample, Statement, reads, statement_lines
+from unfoldgen.backends.numba_statements import Product, Sample, Statement, reads, statement_lines, unfused
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,7 @@ class BatchedKernel:
     layer: list[str]
     parts: list[Part]
     uses_blas: bool
+    helpers: set[str]  # the product helpers its parts call
 
 
 class BatchedLowering:
@@ -68,16 +69,17 @@ class BatchedLowering:
         self.in_part = Sample(sample, frozenset(sample_names), g)
         self.g = g
         self.uses_blas = False
+        self.helpers: set[str] = set()  # the product helpers the parts call
 
     def lower(self, setup: list[StepCode], layer: list[StepCode]) -> BatchedKernel:
-        return BatchedKernel(self.driver(setup), self.driver(layer), self.parts, self.uses_blas)
+        return BatchedKernel(self.driver(setup), self.driver(layer), self.parts, self.uses_blas, self.helpers)
 
     def driver(self, steps: list[StepCode]) -> list[str]:
         lines: list[str] = []
         part: Part | None = None
         for step in steps:
             lines.append(f"# {step.comment}" if step.comment else "")
-            for statement in step.statements:
+            for statement in unfused(step.statements):
                 product = self.blas_product(statement)
                 if product is not None:
                     self.close(part, lines)
@@ -90,6 +92,8 @@ class BatchedLowering:
                 if step.comment and f"# {step.comment}" not in part.lines:
                     part.lines.append(f"# {step.comment}")
                 part.lines += statement_lines(statement, self.in_part)
+                if isinstance(statement, Product):
+                    self.helpers.add(statement.helper)
                 part.reads |= reads(statement)
         self.close(part, lines)
         return [line for line in lines if line]

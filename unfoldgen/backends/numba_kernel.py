@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -30,7 +30,19 @@ from unfoldgen.backends.numba_lowering import (
     needs_svd_workspace,
 )
 from unfoldgen.backends.numba_networks import network_function, network_products
-from unfoldgen.backends.numba_statements import PRODUCTS, Product, Sample, Statement, reads, statement_lines
+from unfoldgen.backends.numba_statements import (
+    PRODUCTS,
+    Product,
+    RowProducts,
+    Sample,
+    Statement,
+    copy_back_lines,
+    fuse_rows,
+    reads,
+    row_loop_lines,
+    statement_lines,
+    unfused,
+)
 from unfoldgen.backends.render import render
 from unfoldgen.backends.resolver import prox_argument_name
 from unfoldgen.ir.program import Program
@@ -78,8 +90,8 @@ class LoweredKernel:
 def lower_kernel(program: Program, g: Spelling | None = None) -> LoweredKernel:
     lowering = NumbaLowering(program, g)
     init = [StepCode("", lowering.initial(state.name, state.init)) for state in program.states]
-    init_steps = [StepCode(step.comment, lowering.step(step)) for step in program.init_steps]
-    steps = [StepCode(step.comment, lowering.step(step)) for step in program.steps]
+    init_steps = [StepCode(step.comment, fuse_rows(lowering.step(step))) for step in program.init_steps]
+    steps = [StepCode(step.comment, fuse_rows(lowering.step(step))) for step in program.steps]
     buffers = [Buffer(s.name, s.shape, s.description) for s in program.states if s.name not in program.outputs]
     buffers += [Buffer(s.name, s.shape, s.description) for s in program.temporaries]
     return LoweredKernel([*init, *init_steps], steps, buffers + lowering.buffers)
@@ -102,7 +114,47 @@ def folded_literal(value: np.ndarray) -> str:
     return "(" + ", ".join(repr(float(v)) for v in flat) + ("," if flat.size == 1 else "") + ")"
 
 
-def _step_lines(step: StepCode, sample: Sample) -> list[str]:
+# Multiply-adds per fused row loop from which one sample shares the rows among threads: below,
+# a parallel region's start (a few microseconds) costs more than it saves.
+PARALLEL_MIN_WORK = 1 << 15
+
+
+@dataclass
+class ParallelRows:
+    """The fused row loops of one sample that are worth threads, each as an ``@njit(parallel)``
+    function (``_rows0``...) that ``unrolled_one`` calls: one parallel region per step, the
+    weight rows split among the threads. ``unrolled`` keeps them serial, since it runs inside
+    the batch's parallel loop and parallel regions do not nest on every threading layer."""
+
+    arguments: list[str]  # what the functions may read, in the kernel's signature order
+    sizes: dict[str, int]  # entries of each vector the products read
+    layer: str
+    g: Spelling
+    functions: list[dict[str, object]] = field(default_factory=list)
+    calls: dict[int, str] = field(default_factory=dict)  # id of a RowProducts -> its call
+
+    def add(self, statement: RowProducts) -> None:
+        work = statement.loop.shape[0] * sum(self.sizes[p.right.name] for p in statement.products)
+        used = reads(statement)
+        if work < PARALLEL_MIN_WORK or used & PARFOR_NAMES:  # a spec name Numba's parfor code binds: serial
+            return
+        name = f"_rows{len(self.functions)}"
+        arguments = [a for a in [self.layer, *self.arguments] if a in used]
+        self.functions.append({"name": name, "arguments": arguments, "rows": statement.loop.shape[0],
+                               "lines": row_loop_lines(statement, Sample(g=self.g), self.g.prange)})
+        self.calls[id(statement)] = f"{name}({', '.join(arguments)})"
+
+    def lines(self, statement: Statement, sample: Sample) -> list[str]:
+        call = self.calls.get(id(statement))
+        if call is None:
+            return statement_lines(statement, sample)
+        assert isinstance(statement, RowProducts)
+        return [call, *copy_back_lines(statement, sample)]
+
+
+def _step_lines(step: StepCode, sample: Sample, rows: ParallelRows | None = None) -> list[str]:
+    if rows is not None:
+        return [line for s in step.statements for line in rows.lines(s, sample)]
     return [line for s in step.statements for line in statement_lines(s, sample)]
 
 
@@ -140,7 +192,19 @@ def emit_numba_kernel(program: Program, folded: Mapping[str, np.ndarray] | None 
         lowered.setup, lowered.steps)
     networks = _networks(program, g)
     one_sample = Sample(g=g)
+    per_sample = {name for s in _statements(lowered) for name in reads(s)}
+    sample_buffers = [buffer for buffer in buffers if buffer.name in per_sample]
+    batch_buffers = [buffer for buffer in buffers if batched.uses_blas and buffer.name in _batch_reads(lowered)]
+    sizes = {name: shape[0] for name, shape in [*program.inputs.items(), *((s.name, s.shape) for s in program.states),
+                                                *((buffer.name, buffer.shape) for buffer in buffers)]}
+    scratch_of = {s.scratch: s.loop.target for s in _statements(lowered) if isinstance(s, RowProducts) and s.scratch}
+    rows = ParallelRows(signature + [buffer.name for buffer in sample_buffers], sizes, k, g)
+    for statement in _statements(lowered):
+        if isinstance(statement, RowProducts):
+            rows.add(statement)
     products = {s.helper for s in _statements(lowered) if isinstance(s, Product)}
+    products |= batched.helpers if batched.uses_blas else set()
+    products |= {"dot"} if any(isinstance(s, RowProducts) for s in _statements(lowered)) else set()
     products |= {helper for network in program.networks for helper in network_products(network)}
     return render(
         "kernel.py.j2",
@@ -152,9 +216,11 @@ def emit_numba_kernel(program: Program, folded: Mapping[str, np.ndarray] | None 
         array_params=array_params_with_shapes(program, arrays), scalar_params=scalars,
         folded=[{"name": name, "literal": folded_literal(value)} for name, value in folded.items()], signature=", ".join(signature), batch_call=batch_call,
         parallel_signature=", ".join(parallel[name] for name in signature), parallel_source=parallel[inputs[0]],
-        buffers=[{"name": b.name, "shape": shape_literal(b.shape), "batched_shape": f"({batch}, {', '.join(map(str, b.shape))})",
-                  "comment": b.comment} for b in buffers],
+        buffers=[_buffer(b, scratch_of=scratch_of) for b in sample_buffers], batch_buffers=[_buffer(b, batch) for b in batch_buffers],
         setup=[_code(step, one_sample) for step in lowered.setup], steps=[_code(step, one_sample) for step in lowered.steps],
+        parallel_rows=rows.functions,
+        setup_one=[_code(step, one_sample, rows) for step in lowered.setup],
+        steps_one=[_code(step, one_sample, rows) for step in lowered.steps],
         batched=batched, blas_min_batch=BLAS_MIN_BATCH, layer_index=k, sample_index=b, batch=batch,
         used=used_operators(program), prox_helpers=[h.template for h in prox_helpers(program)], linear_templates=linear_templates(program), support=program.support,
         networks=networks,
@@ -165,8 +231,21 @@ def emit_numba_kernel(program: Program, folded: Mapping[str, np.ndarray] | None 
     )
 
 
-def _code(step: StepCode, sample: Sample) -> dict[str, object]:
-    return {"comment": step.comment, "lines": _step_lines(step, sample)}
+def _code(step: StepCode, sample: Sample, rows: ParallelRows | None = None) -> dict[str, object]:
+    return {"comment": step.comment, "lines": _step_lines(step, sample, rows)}
+
+
+def _buffer(buffer: Buffer, batch: str | None = None, scratch_of: Mapping[str, str] | None = None) -> dict[str, str]:
+    """A buffer's allocation: per sample, a product's buffer that a fused row loop reuses as its
+    scratch says so."""
+    shape = f"({batch}, {', '.join(map(str, buffer.shape))})" if batch else shape_literal(buffer.shape)
+    target = (scratch_of or {}).get(buffer.name)
+    comment = f"the new {target}, row by row (the products read {target})" if target else buffer.comment
+    return {"name": buffer.name, "shape": shape, "comment": comment}
+
+
+def _batch_reads(lowered: LoweredKernel) -> set[str]:
+    return {name for s in unfused(_statements(lowered)) for name in reads(s)}
 
 
 def runners(load: Callable[[str], ModuleType], folder: Path, params: dict[str, Any],

@@ -295,13 +295,13 @@ class NumbaLowering(Printer):
         return out
 
     def svd_workspace(self, step: ApplyProx) -> list[str]:
-        """Buffers for the Jacobi SVD of the prox's matrix (allocated once per sample)."""
+        """Buffers for the SVD of the prox's matrix (allocated once per sample)."""
         rows, cols = self.shape_of(step.target)
         names = []
         for role, shape in zip(SVD_WORKSPACE, ((cols, rows), (cols, cols)), strict=True):
             name = f"{step.target.name}_{role}"
             if all(b.name != name for b in self.buffers):
-                self.buffers.append(Buffer(name, shape, f"Jacobi SVD workspace of {step.target.name}"))
+                self.buffers.append(Buffer(name, shape, f"SVD workspace of {step.target.name}"))
             names.append(name)
         return names
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from unfoldgen.backends.hygiene import CANONICAL, Spelling
 
-PRODUCTS = ("matvec", "matvec_t", "matmat", "matmat_nt")  # loop helpers of templates/numba_products.py.j2
+PRODUCTS = ("dot", "matvec", "matvec_t", "matmat", "matmat_nt")  # loop helpers of templates/numba_products.py.j2
 
 
 @dataclass(frozen=True)
@@ -107,7 +107,81 @@ class Call:
     args: tuple[Code, ...]
 
 
-Statement = Loop | Copy | Fill | Product | Call
+@dataclass(frozen=True)
+class RowProducts:
+    """``loop`` with the ``matvec`` products it reads entry by entry computed inside it: entry
+    ``i`` of ``W @ v`` is ``dot(W[i], v)``. One pass reads each weight row once, accumulates in
+    registers and writes each entry once, and the rows can be shared among threads (one
+    parallel region per step). When a product reads the loop's target (``x = f(W @ x)``), the
+    rows go to ``scratch`` and are copied back after. Over a batch the products stay BLAS
+    products into their buffers (``numba_batched`` reads ``products`` and ``loop``)."""
+
+    products: tuple[Product, ...]
+    loop: Loop
+    scratch: str | None = None
+
+    @property
+    def statements(self) -> tuple[Statement, ...]:
+        return (*self.products, self.loop)
+
+    def fused_value(self, dot: str) -> Code:
+        """The loop's value with each product's entry replaced by ``dot`` (the helper's spelling)
+        of its weight row and vector."""
+        index = self.loop.indices[0]
+        by_out = {p.out.name: p for p in self.products}
+        code: list[Fragment] = []
+        for fragment in self.loop.value:
+            product = by_out.get(fragment.name) if isinstance(fragment, Ref) else None
+            if product is None:
+                code.append(fragment)
+                continue
+            row = Ref(product.left.name, product.left.layer, (index,))
+            code += [f"{dot}(", row, ", ", product.right, ")"]
+        return tuple(code)
+
+
+Statement = Loop | Copy | Fill | Product | Call | RowProducts
+
+
+def unfused(statements: list[Statement]) -> list[Statement]:
+    """Fused row loops as their products and their loop (how a batch runs them: BLAS products)."""
+    return [inner for s in statements for inner in (s.statements if isinstance(s, RowProducts) else (s,))]
+
+
+def fuse_rows(statements: list[Statement]) -> list[Statement]:
+    """Each ``Loop`` over a vector with the ``matvec`` products just before it that it reads
+    only at its own index, as one :class:`RowProducts`."""
+    fused: list[Statement] = []
+    for statement in statements:
+        if isinstance(statement, Loop) and len(statement.shape) == 1:
+            products: list[Product] = []
+            while fused and _fusable(fused[-1], statement, products):
+                products.insert(0, fused.pop())  # type: ignore[arg-type]
+            if products:
+                statement = _row_products(tuple(products), statement)
+        fused.append(statement)
+    return fused
+
+
+def _fusable(previous: Statement, loop: Loop, taken: list[Product]) -> bool:
+    """A plain ``matvec`` into a whole vector that the loop reads only at its index, and that
+    no product already taken reads."""
+    if not (isinstance(previous, Product) and previous.helper == "matvec" and previous.out.layer is None
+            and previous.out.subscript is None and not previous.left.transposed):
+        return False
+    name = previous.out.name
+    if any(p.right.name == name for p in taken):
+        return False
+    refs = [f for f in loop.value if isinstance(f, Ref) and f.name == name]
+    return bool(refs) and all(r.subscript == loop.indices and r.layer is None for r in refs)
+
+
+def _row_products(products: tuple[Product, ...], loop: Loop) -> RowProducts:
+    read_by_products = {name for p in products for name in p.right.reads() | p.left.reads()}
+    if loop.target not in read_by_products:
+        return RowProducts(products, loop)
+    scratch = next(p.out.name for p in products if p.out.name != loop.target)
+    return RowProducts(products, loop, scratch)
 
 
 def product(left: Ref, right: Ref, out: Ref, vector: bool) -> Product:
@@ -130,6 +204,9 @@ def reads(statement: Statement) -> set[str]:
         return {statement.target}
     if isinstance(statement, Product):
         return statement.left.reads() | statement.right.reads() | statement.out.reads()
+    if isinstance(statement, RowProducts):  # as one sample runs it: the products' buffers are not used
+        names = {statement.loop.target} | ({statement.scratch} if statement.scratch else set())
+        return names | _code_reads(statement.fused_value("dot"))
     return {name for arg in statement.args for name in _code_reads(arg)}
 
 
@@ -153,8 +230,30 @@ def statement_lines(statement: Statement, sample: Sample = ONE_SAMPLE) -> list[s
         return [f"{sample.g.of(statement.helper)}({', '.join(sample.ref(a) for a in arrays)})"]
     if isinstance(statement, Call):
         return [f"{sample.g.of(statement.function)}({', '.join(sample.code(a) for a in statement.args)})"]
+    if isinstance(statement, RowProducts):
+        return row_products_lines(statement, sample)
     lines = [f"{'    ' * depth}for {index} in {sample.g.range}({size}):"
              for depth, (index, size) in enumerate(zip(statement.indices, statement.shape, strict=True))]
     target = sample.ref(Ref(statement.target, subscript=statement.indices))
     lines.append(f"{'    ' * len(statement.shape)}{target} = {sample.code(statement.value)}")
     return lines
+
+
+def row_products_lines(statement: RowProducts, sample: Sample = ONE_SAMPLE) -> list[str]:
+    """The fused loop, writing the scratch (then copied) where the products read the target."""
+    return row_loop_lines(statement, sample, sample.g.range) + copy_back_lines(statement, sample)
+
+
+def row_loop_lines(statement: RowProducts, sample: Sample, loop_range: str) -> list[str]:
+    """The fused loop alone; ``loop_range`` spells its range (``prange`` in a parallel function)."""
+    loop = statement.loop
+    index, size = loop.indices[0], loop.shape[0]
+    value = sample.code(statement.fused_value(sample.g.of("dot")))
+    return [f"for {index} in {loop_range}({size}):",
+            f"    {sample.ref(Ref(statement.scratch or loop.target, subscript=(index,)))} = {value}"]
+
+
+def copy_back_lines(statement: RowProducts, sample: Sample) -> list[str]:
+    if not statement.scratch:
+        return []
+    return statement_lines(Copy(statement.loop.target, Ref(statement.scratch)), sample)

@@ -170,13 +170,17 @@ def _parameter_comment(parameter: Parameter) -> str:
 def runners(load: Callable[[str], ModuleType], folder: Path, params: dict[str, Any],
             variant: str) -> tuple[Callable[..., Any], Callable[..., Any]]:
     """The module with the weights of ``folder/module.pt``, eager or through ``torch.compile``
-    (``variant``), on a batch of one and on a batch, for the benchmark."""
+    (``variant``), or its ONNX export ``folder/model.onnx`` in onnxruntime, on a batch of one
+    and on a batch, for the benchmark."""
     import json
     import os
 
     import torch
 
-    torch.set_num_threads(int(os.environ.get("NUMBA_NUM_THREADS") or os.cpu_count() or 1))  # bench sets it
+    threads = int(os.environ.get("NUMBA_NUM_THREADS") or os.cpu_count() or 1)  # bench sets it
+    if variant == "onnxruntime":
+        return onnxruntime_runners(folder, threads)
+    torch.set_num_threads(threads)
     saved = torch.load(folder / "module.pt", weights_only=True)
     dtype = getattr(torch, json.loads((folder / "config.json").read_text())["dtype"])
     model = load("model").Unfolded(**saved["constants"]).to(dtype).eval()  # the spec may name a constant dtype
@@ -186,5 +190,27 @@ def runners(load: Callable[[str], ModuleType], folder: Path, params: dict[str, A
     def run(inputs: dict[str, Any]) -> object:
         with torch.inference_mode():
             return network(**{k: torch.from_numpy(v) for k, v in inputs.items()})
+
+    return (lambda one: run({k: v[None] for k, v in one.items()})), run
+
+
+def onnxruntime_runners(folder: Path, threads: int) -> tuple[Callable[..., Any], Callable[..., Any]]:
+    """``folder/model.onnx`` (the workspace's ONNX export of the module) in an onnxruntime
+    session with ``threads`` intra-op threads, sequential execution, all graph optimisations."""
+    reason = folder / "model.onnx.missing"
+    if reason.exists():
+        raise RuntimeError(reason.read_text())
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+    session = onnxruntime.InferenceSession(str(folder / "model.onnx"), options, providers=["CPUExecutionProvider"])
+    outputs = [o.name for o in session.get_outputs()]
+
+    def run(inputs: dict[str, Any]) -> object:
+        return session.run(outputs, inputs)
 
     return (lambda one: run({k: v[None] for k, v in one.items()})), run

@@ -1,6 +1,7 @@
-"""``unfoldgen bench``: time the Numba kernel against PyTorch (eager and compiled) and a plain
-NumPy loop, on the same parameters, inputs and thread count, and put the figures in context:
-FLOPs per sample from the IR, the machine's measured float32 matmul peak, bytes, and the
+"""``unfoldgen bench``: time the Numba kernel against PyTorch (eager and compiled), the
+module's ONNX export in onnxruntime and a plain NumPy loop, on the same parameters, inputs and
+thread count, and put the figures in context: FLOPs per sample from the IR, the machine's
+measured float32 matmul peak, the memory floor (reading the parameter bytes once), and the
 kernel's cold start in a fresh process with and without Numba's on-disk cache.
 """
 
@@ -27,7 +28,7 @@ from unfoldgen.errors import SpecError
 from unfoldgen.ir import lower
 from unfoldgen.spec import load_spec
 
-BACKENDS = tuple(BENCH_VARIANTS)  # every backend's variants: numba, torch_eager, torch_compile, numpy
+BACKENDS = tuple(BENCH_VARIANTS)  # every backend's variants: numba, torch_eager, torch_compile, onnxruntime, numpy
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS",
                     "VECLIB_MAXIMUM_THREADS")
 WORKER_TIMEOUT_S = 1800
@@ -133,11 +134,13 @@ def bench(spec_path: Path, options: BenchOptions) -> dict[str, Any]:
     program = lower(spec)
     with tempfile.TemporaryDirectory(prefix="unfoldgen-bench-") as scratch:
         folder, cache = Path(scratch) / "work", Path(scratch) / "cache"
-        params = prepare(spec, program, folder, max(options.batches), options.dtype, options.weights)
+        params = prepare(spec, program, folder, max(options.batches), options.dtype, options.weights,
+                         onnx="onnxruntime" in options.backends)
         arrays, scalars = params_read(program)
         cost = sample_cost(program, {name: params[name] for name in (*arrays, *scalars)}, np.dtype(options.dtype).itemsize)
         env = thread_environment(options.threads, cache)
         peak = run_worker(folder, "peak", [], env)
+        floor = run_worker(folder, "floor", [], env)
         results, unavailable = [], {}
         for backend in options.backends:
             measured = run_worker(folder, backend, options.batches, env)
@@ -152,6 +155,7 @@ def bench(spec_path: Path, options: BenchOptions) -> dict[str, Any]:
         "spec": program.name, "layers": program.layers, "dtype": options.dtype, "threads": options.threads,
         "batches": options.batches, "weights": str(options.weights) if options.weights else None,
         "flops_per_sample": cost.flops, "peak_gflops": peak.get("peak_gflops"), "peak": peak,
+        "memory_floor_us": floor.get("memory_floor_us"), "memory_floor": floor,
         "parameter_bytes": cost.parameter_bytes, "working_bytes_per_sample": cost.working_bytes,
         "results": results, "unavailable": unavailable, "cold_start_s": cold,
         "machine": machine(), "wall_s": time.perf_counter() - started,
@@ -163,7 +167,8 @@ def summary(report: dict[str, Any]) -> str:
     lines = [f"{report['spec']}: {report['layers']} layers, {report['dtype']}, {report['threads']} thread(s)",
              (f"  {report['flops_per_sample'] / 1e6:.2f} MFLOP per sample; parameters "
              f"{report['parameter_bytes'] / 1e6:.2f} MB; working memory {report['working_bytes_per_sample'] / 1e3:.1f} kB per sample"),
-             f"  float32 matmul peak: {report['peak_gflops'] or float('nan'):.1f} GFLOP/s",
+             (f"  float32 matmul peak: {report['peak_gflops'] or float('nan'):.1f} GFLOP/s; memory floor "
+              f"(reading the parameters once): {report['memory_floor_us'] or float('nan'):.1f} us"),
              f"  {'backend':<14}{'batch':>7}{'us/sample':>14}{'GFLOP/s':>10}{'% peak':>8}"]
     peak = report["peak_gflops"] or float("nan")
     for row in report["results"]:

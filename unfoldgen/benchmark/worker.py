@@ -80,11 +80,54 @@ def matmul_peak(size: int = 2048) -> dict[str, Any]:
     return {"peak_gflops": max(numpy_gflops, torch_gflops), "numpy_gflops": numpy_gflops, "torch_gflops": torch_gflops}
 
 
+def memory_floor(folder: Path) -> dict[str, Any]:
+    """Microseconds to read the kernel's parameter bytes once at the benchmark's thread count:
+    the least time a single sample can take, since it reads every weight once. The bytes are
+    one flat array, read two ways, and the faster counts: summed in contiguous slices, one per
+    thread, by a compiled loop (Numba, as the kernel), and by BLAS's ``sdot`` of the array with
+    itself (hand-written SIMD)."""
+    import numba
+
+    numba.set_num_threads(threads())
+    stored = np.load(folder / "params.npz")
+    params = {name: stored[name] for name in json.loads((folder / "config.json").read_text())["kernel_reads"]}
+    nbytes = sum(v.nbytes for v in params.values())
+    flat = np.concatenate([np.ravel(v).view(np.uint8) for v in params.values()] + [np.zeros(-nbytes % 4, np.uint8)]).view(np.float32)
+    partial = np.zeros(threads(), np.float32)
+    stream = _compiled_stream()
+    numba_seconds = median_seconds(lambda: stream(flat, partial))
+    blas_seconds = median_seconds(lambda: np.dot(flat, flat))
+    seconds = min(numba_seconds, blas_seconds)
+    return {"memory_floor_us": seconds * 1e6, "numba_us": numba_seconds * 1e6, "blas_us": blas_seconds * 1e6,
+            "parameter_bytes": int(nbytes), "gb_per_s": nbytes / seconds / 1e9}
+
+
+def _compiled_stream() -> Callable[[np.ndarray, np.ndarray], None]:
+    from numba import njit, prange
+
+    @njit(fastmath=True, cache=False)
+    def sum_slice(part: np.ndarray) -> float:
+        acc = part.dtype.type(0)
+        for j in range(part.size):
+            acc += part[j]
+        return acc
+
+    @njit(parallel=True, cache=False)
+    def stream(flat: np.ndarray, partial: np.ndarray) -> None:
+        chunk = (flat.size + partial.size - 1) // partial.size
+        for c in prange(partial.size):
+            partial[c] = sum_slice(flat[c * chunk:min(flat.size, (c + 1) * chunk)])
+
+    return stream
+
+
 def main(argv: list[str]) -> int:
     folder, backend = Path(argv[0]), argv[1]
     try:
         if backend == "peak":
             result = matmul_peak()
+        elif backend == "floor":
+            result = memory_floor(folder)
         else:
             result = measure(folder, backend, [int(b) for b in argv[2].split(",")])
     except Exception as exc:  # noqa: BLE001  (report why a backend cannot run, e.g. torch.compile without a compiler)

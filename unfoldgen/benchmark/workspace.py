@@ -4,7 +4,9 @@ Every backend is timed in a process of its own (so each gets its thread count be
 libraries start their pools), and all of them read this folder: ``kernel.py``, ``model.py``,
 ``numpy_loop.py``, ``params.npz`` (the kernel's parameters in the benchmark dtype),
 ``inputs.npz`` (samples of the largest batch), ``module.pt`` (what the PyTorch module is
-built from) and ``config.json`` (the dtype).
+built from), ``model.onnx`` (the module's ONNX export, for onnxruntime; where it cannot be
+made, ``model.onnx.missing`` says why) and ``config.json`` (the dtype, and the params the
+kernel reads: the memory floor streams those).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from unfoldgen.backends.numba_kernel import params_read
 from unfoldgen.compiler import compile_program
 from unfoldgen.ir import Program
 from unfoldgen.spec.model import Spec
@@ -25,8 +28,8 @@ from unfoldgen.training.problem import TrainingProblem
 
 
 def prepare(spec: Spec, program: Program, folder: Path, batch: int, dtype: str,
-            weights: Path | None) -> dict[str, np.ndarray]:
-    """Write the workspace; returns the kernel's parameters."""
+            weights: Path | None, onnx: bool = True) -> dict[str, np.ndarray]:
+    """Write the workspace (``model.onnx`` only when ``onnx``); returns the kernel's parameters."""
     folder.mkdir(parents=True, exist_ok=True)
     for name, text in compile_program(program).items():
         (folder / name).write_text(text, encoding="utf-8")
@@ -38,7 +41,10 @@ def prepare(spec: Spec, program: Program, folder: Path, batch: int, dtype: str,
     (folder / "params.npz").write_bytes(npz_bytes(params))
     (folder / "inputs.npz").write_bytes(npz_bytes({k: v.astype(dtype) for k, v in inputs.items()}))
     torch.save({"constants": constants, "state": model.state_dict()}, folder / "module.pt")
-    (folder / "config.json").write_text(json.dumps({"dtype": dtype}))
+    if onnx:
+        _export_onnx(program, model, folder, dtype)
+    arrays, scalars = params_read(program)
+    (folder / "config.json").write_text(json.dumps({"dtype": dtype, "kernel_reads": [*arrays, *scalars]}))
     return params
 
 
@@ -52,3 +58,15 @@ def _samples(spec: Spec, program: Program, batch: int) -> tuple[dict[str, torch.
     constants = {name: torch.from_numpy(rng.standard_normal(shape) / np.sqrt(shape[0]))
                  for name, shape in program.constants.items()}
     return constants, {name: rng.standard_normal((batch, *shape)) for name, shape in program.inputs.items()}
+
+
+def _export_onnx(program: Program, model: torch.nn.Module, folder: Path, dtype: str) -> None:
+    """``model.onnx``, or ``model.onnx.missing`` with the reason (onnx not installed, an
+    operation ONNX lacks): the benchmark lists onnxruntime as unavailable with it."""
+    from unfoldgen.errors import SpecError
+    from unfoldgen.onnx_export import export_onnx
+
+    try:
+        export_onnx(program, model.to(getattr(torch, dtype)), folder / "model.onnx", dtype)
+    except SpecError as error:
+        (folder / "model.onnx.missing").write_text(f"{error.message} ({error.hint})" if error.hint else error.message)

@@ -1,0 +1,65 @@
+"""The Numba kernel's fast paths: matrix-vector products fused into the loop that reads them
+(one dot per weight row), their rows shared among threads for a single sample, accumulation in
+the data's precision, and LAPACK's SVD next to the dependency-free Jacobi sweeps.
+
+Speed is measured by ``make bench``; here each path is checked to compute the same numbers as
+the PyTorch module and the plain path."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tests.conftest import variant
+from tests.test_backends_agree import assert_backends_agree, relative
+from unfoldgen.backends.numba_statements import Copy, Loop, Product, Ref, RowProducts, fuse_rows
+
+
+def _products_then_loop(target: str) -> list:
+    return [Product("matvec", Ref("W_y", "k"), Ref("y"), Ref("tmp0")),
+            Product("matvec", Ref("W_x", "k"), Ref("x"), Ref("tmp1")),
+            Loop(target, ("prox(", Ref("tmp0", subscript=("i",)), " + ", Ref("tmp1", subscript=("i",)), ")"), (5,), ("i",))]
+
+
+def test_products_read_at_the_loop_index_are_fused_with_a_scratch_when_they_read_the_target() -> None:
+    fused = fuse_rows(_products_then_loop("x"))
+    assert len(fused) == 1 and isinstance(fused[0], RowProducts)
+    assert fused[0].scratch == "tmp0"  # x = f(W_x x): the new rows cannot overwrite x while it is read
+    value = "".join(f if isinstance(f, str) else f.name for f in fused[0].fused_value("dot"))
+    assert value == "prox(dot(W_y, y) + dot(W_x, x))"
+    assert fuse_rows(_products_then_loop("z"))[0].scratch is None  # z is not read: written directly
+
+
+def test_products_read_elsewhere_or_transposed_are_not_fused() -> None:
+    transposed = [Product("matvec_t", Ref("A"), Ref("r"), Ref("tmp0")),
+                  Loop("x", (Ref("tmp0", subscript=("i",)),), (5,), ("i",))]
+    assert fuse_rows(transposed) == transposed
+    shifted = [Product("matvec", Ref("A"), Ref("r"), Ref("tmp0")),
+               Loop("x", (Ref("tmp0", subscript=("j",)),), (5,), ("i",))]
+    assert fuse_rows(shifted) == shifted
+    chained = [Product("matvec", Ref("A"), Ref("r"), Ref("tmp0")), Copy("x", Ref("tmp0"))]
+    assert fuse_rows(chained) == chained
+
+
+def test_a_large_single_sample_shares_its_rows_among_threads(tmp_path, rng) -> None:
+    """LISTA with 512 x 576 weights per layer: solve_one runs unrolled_one (parallel rows),
+    batches run unrolled per sample and the BLAS path; all equal the module."""
+    built = variant("lista", tmp_path, dims={"m": 64, "n": 512}, layers=3)
+    source = (built.directory / "kernel.py").read_text()
+    assert "def unrolled_one(" in source and "prange(512)" in source
+    assert "acc = v.dtype.type(0)" in source  # float32 data accumulate in float32
+    assert_backends_agree(built, rng, batch=3)
+
+
+def test_lapack_and_jacobi_svds_give_the_same_singular_value_thresholding(tmp_path, rng) -> None:
+    built = variant("rpca", tmp_path, dims={"m": 9, "n": 6}, layers=2)
+    kernel = built.kernel
+    assert kernel.svd_into is kernel.lapack_svd  # SciPy is in the test extras
+    matrix = rng.standard_normal((9, 6))
+    results = {}
+    for svd in (kernel.lapack_svd, kernel.jacobi_svd):
+        rows, vt = np.empty((6, 9)), np.empty((6, 6))
+        svd(matrix, rows, vt)
+        assert relative(rows.T @ vt, matrix) < 1e-12  # M = sum_j rows[j] (x) vt[j]
+        results[svd] = np.sort(np.linalg.norm(rows, axis=1))
+    assert np.allclose(results[kernel.lapack_svd], results[kernel.jacobi_svd], atol=1e-12)
+    assert np.allclose(results[kernel.lapack_svd], np.linalg.svd(matrix, compute_uv=False)[::-1], atol=1e-12)
