@@ -122,3 +122,92 @@ def test_export_folds_fixed_values_into_the_kernel(tmp_path: Path) -> None:
     code, output = run_cli("export", lista, "--weights", tmp_path / "lista_run" / "weights.pt", "-o", tmp_path / "lista")
     assert code == 0, output
     assert sorted(np.load(tmp_path / "lista" / "params.npz").files) == ["W_x", "W_y", "threshold"]
+
+
+@pytest.fixture(scope="module")
+def lista_weights(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    folder = tmp_path_factory.mktemp("lista_low_precision")
+    spec = small_spec(folder, "lista_small")
+    trained(spec, folder / "run", steps=10, batch_size=8, lr=0.005)
+    return spec, folder / "run" / "weights.pt"
+
+
+@pytest.mark.parametrize("weights_dtype", ["float16", "bfloat16", "int8"])
+def test_low_precision_weights_are_dequantised_in_the_kernel(tmp_path: Path, lista_weights: tuple[Path, Path],
+                                                             weights_dtype: str) -> None:
+    """The kernel with stored low-precision weights computes what the float32 NumPy loop
+    computes with the dequantised weights (one sample, small batch, BLAS batch); the manifest
+    records the format and the NMSE change on test data."""
+    from tests.test_backends_agree import solve_through_blas
+    from unfoldgen.backends.registry import BACKENDS
+    from unfoldgen.backends.weights import WEIGHT_FORMATS
+    from unfoldgen.compiler import load_generated_module
+    from unfoldgen.ir import lower
+    from unfoldgen.spec import load_spec
+
+    spec, weights = lista_weights
+    code, output = run_cli("export", spec, "--weights", weights, "-o", tmp_path / "export", "--weights-dtype", weights_dtype)
+    assert code == 0, output
+    folder = tmp_path / "export"
+    manifest = json.loads((folder / "manifest.json").read_text())
+    low = manifest["weights_dtype"]
+    assert low["format"] == weights_dtype and low["params"] == ["W_y", "W_x"]
+    assert low["bytes"] < low["bytes_float32"]
+    test = low["test"]
+    assert test["samples"] == 256 and test["nmse_change_db"] == pytest.approx(test["nmse_db"] - test["nmse_db_float32"], abs=2e-3)
+    assert 0 < test["relative_difference"] < 0.05
+    params = dict(np.load(folder / "params.npz"))
+    weight_format = WEIGHT_FORMATS[weights_dtype]
+    assert params["W_x"].dtype == np.dtype(weight_format.stored)
+    assert ("W_x_scale" in params) == weight_format.scaled
+
+    dequantized = weight_format.restore(params, ["W_y", "W_x"])
+    assert sorted(dequantized) == ["W_x", "W_y", "threshold"]
+    program = lower(load_spec(spec))
+    (tmp_path / "numpy_loop.py").write_text(BACKENDS["numpy"].emit(program))
+    loop = load_generated_module(tmp_path / "numpy_loop.py", f"low_precision_loop_{weights_dtype}")
+    kernel = load_generated_module(folder / "kernel.py", f"low_precision_kernel_{weights_dtype}")
+    y = np.random.default_rng(0).standard_normal((20, *program.inputs["y"])).astype(np.float32)
+    expected = loop.solve(dequantized, y=y)["x"]
+    relative = lambda a, b: float(np.linalg.norm(a - b) / np.linalg.norm(b))
+    assert relative(kernel.solve(params, y=y[:3])["x"], expected[:3]) < 1e-5
+    assert relative(kernel.solve_one(params, y=y[0])["x"], expected[0]) < 1e-5
+    assert relative(solve_through_blas(kernel, params, {"y": y})["x"], expected) < 1e-5
+
+
+def test_low_precision_export_refuses_what_it_cannot_store(tmp_path: Path, lista_weights: tuple[Path, Path]) -> None:
+    from unfoldgen.backends.weights import WEIGHT_FORMATS
+    from unfoldgen.errors import SpecError
+
+    spec, weights = lista_weights
+    code, output = run_cli("export", spec, "--weights", weights, "-o", tmp_path / "onnx", "--format", "onnx",
+                           "--weights-dtype", "int8")
+    assert code == 2 and "applies to the Numba kernel" in output
+    rpca = small_spec(tmp_path, "rpca")
+    trained(rpca, tmp_path / "rpca_run", steps=1, batch_size=2)
+    code, output = run_cli("export", rpca, "--weights", tmp_path / "rpca_run" / "weights.pt", "-o", tmp_path / "rpca",
+                           "--weights-dtype", "bfloat16")
+    assert code == 2 and "no dense weights" in output and not (tmp_path / "rpca").exists()
+    with pytest.raises(SpecError, match="does not fit float16"):
+        WEIGHT_FORMATS["float16"].quantize(np.array([[1e5, 0.0]]))
+
+
+def test_weight_formats_round_trip_within_their_precision() -> None:
+    """Quantise then dequantise: float16 and bfloat16 round to nearest (relative error at most
+    half a unit in the last place: 2**-11 and 2**-8), int8 to within half a level of the row's
+    scale; exact values survive."""
+    from unfoldgen.backends.weights import WEIGHT_FORMATS
+
+    weights = np.random.default_rng(3).standard_normal((4, 6, 9)).astype(np.float32)
+    weights[0, 0] = 0.0  # a row of zeros: int8 scale 0
+    for name, bound in (("float16", 2.0**-11), ("bfloat16", 2.0**-8)):
+        back = WEIGHT_FORMATS[name].dequantize(WEIGHT_FORMATS[name].quantize(weights))
+        assert np.all(np.abs(back - weights) <= bound * np.abs(weights) + 1e-30)
+        assert np.array_equal(WEIGHT_FORMATS[name].dequantize(WEIGHT_FORMATS[name].quantize(np.float32([0.5, -2.0, 1.0]))),
+                              np.float32([0.5, -2.0, 1.0]))
+    stored = WEIGHT_FORMATS["int8"].quantize(weights)
+    back = WEIGHT_FORMATS["int8"].dequantize(stored)
+    assert np.all(np.abs(back - weights) <= 0.5 * stored["scale"][..., None] * (1 + 1e-6))
+    assert np.all(back[0, 0] == 0.0) and stored["scale"][0, 0] == 0.0
+    levels = np.abs(stored["weights"].astype(np.int32)).max(axis=-1)
+    assert levels[0, 0] == 0 and np.all(levels[stored["scale"] > 0] == 127)  # each row spans the 8 bits

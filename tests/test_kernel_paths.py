@@ -11,7 +11,7 @@ import numpy as np
 
 from tests.conftest import variant
 from tests.test_backends_agree import assert_backends_agree, relative
-from unfoldgen.backends.numba_statements import Copy, Loop, Product, Ref, RowProducts, fuse_rows
+from unfoldgen.backends.numba_statements import Copy, Loop, Product, Ref, RowProducts, Sample, fuse_rows
 
 
 def _products_then_loop(target: str) -> list:
@@ -24,7 +24,7 @@ def test_products_read_at_the_loop_index_are_fused_with_a_scratch_when_they_read
     fused = fuse_rows(_products_then_loop("x"))
     assert len(fused) == 1 and isinstance(fused[0], RowProducts)
     assert fused[0].scratch == "tmp0"  # x = f(W_x x): the new rows cannot overwrite x while it is read
-    value = "".join(f if isinstance(f, str) else f.name for f in fused[0].fused_value("dot"))
+    value = "".join(f if isinstance(f, str) else f.name for f in fused[0].fused_value(Sample().dot))
     assert value == "prox(dot(W_y, y) + dot(W_x, x))"
     assert fuse_rows(_products_then_loop("z"))[0].scratch is None  # z is not read: written directly
 

@@ -166,12 +166,13 @@ def evaluate(spec: SpecPath, weights: SpecPath, *, samples: int | None = None,
 
 
 def export(spec: SpecPath, weights: SpecPath, outdir: SpecPath, *, dtype: str = "float32",
-           format: str = "numba") -> ExportResult:
+           format: str = "numba", weights_dtype: str | None = None) -> ExportResult:
     """``unfoldgen export``: a folder that runs without unfoldgen (``numba``: kernel.py and
-    params.npz; ``onnx``: model.onnx checked with onnxruntime)."""
+    params.npz; ``onnx``: model.onnx checked with onnxruntime). ``weights_dtype`` (float16,
+    bfloat16, int8) stores the kernel's dense weights in low precision."""
     from unfoldgen.exporter import export as export_spec
 
-    return export_spec(Path(spec), Path(weights), Path(outdir), dtype, format)
+    return export_spec(Path(spec), Path(weights), Path(outdir), dtype, format, weights_dtype)
 
 
 def load(spec: SpecPath, weights: SpecPath, *, dtype: torch.dtype | None = None,

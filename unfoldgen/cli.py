@@ -149,14 +149,23 @@ def _show_text(program: Any, rows: list[dict[str, Any]]) -> str:
 @click.option("--format", "format_", default="numba", show_default=True,
               help="A backend's export format. numba: kernel.py and params.npz (numpy and numba only); onnx: "
                    "model.onnx, checked against the module with onnxruntime (pip install 'unfoldgen[onnx]').")
+@click.option("--weights-dtype", "weights_dtype", type=click.Choice(["float16", "bfloat16", "int8"]), default=None,
+              help="Store the kernel's dense weights in low precision (int8: a scale per row), dequantised "
+                   "inside its inner loops; manifest.json records the NMSE change on test data.")
 @_reports_spec_errors
-def export(spec: Path, weights: Path, outdir: Path, dtype: str, format_: str) -> None:
+def export(spec: Path, weights: Path, outdir: Path, dtype: str, format_: str, weights_dtype: str | None) -> None:
     """Write SPEC's trained network as a folder that runs without unfoldgen or PyTorch."""
     from unfoldgen.api import export as run_export
 
-    result = run_export(spec, weights, outdir, dtype=dtype, format=format_)
+    result = run_export(spec, weights, outdir, dtype=dtype, format=format_, weights_dtype=weights_dtype)
     check = result.manifest.get("onnxruntime_check")
     checked = f"; onnxruntime agrees with the module to {check['max_relative_error']:.1e}" if isinstance(check, dict) else ""
+    low = result.manifest.get("weights_dtype")
+    if isinstance(low, dict):
+        test = low["test"]
+        checked += (f"; {low['format']} weights ({low['bytes'] / 1e3:.1f} kB instead of {low['bytes_float32'] / 1e3:.1f})"
+                    + (f": test NMSE {test['nmse_db']:.2f} dB against {test['nmse_db_float32']:.2f} dB in float32"
+                       if test else ""))
     click.echo(f"exported {result.manifest['name']} ({format_}, {dtype}) to {result.directory}/{checked}")
 
 

@@ -26,6 +26,7 @@ GLOBALS = (
     "LAYERS", "SUPPORT", "SEED", "INPUT_SHAPES", "OUTPUT_SHAPES", "BLAS_MIN_BATCH",
     "dot", "matvec", "matvec_t", "matmat", "matmat_nt", "invert", "jacobi_svd", "svd_into", "svd_factor", "analytic_weight",
     "soft_threshold_support", "conv3x3", "softplus", "unrolled",
+    "dot_float16", "dot_bfloat16", "dot_int8", "dequantize_float16", "dequantize_bfloat16", "dequantize_int8",
     "range", "len", "int", "bool", "tuple", "ValueError",
 )
 # Names the emitted code defines where the spec's names live: the generated API's keywords,
@@ -43,7 +44,8 @@ MODULE_NAMES = frozenset({
     "SCALAR_PARAMS", "SEED", "SPEC_DTYPE", "SUPPORT", "Unfolded", "analytic_weight", "invert", "jacobi_svd", "svd_into", "lapack_svd",
     "_lapack_available",
     "dot", "matmat", "matmat_nt", "matvec", "matvec_t", "soft_threshold_support", "unrolled_one", "solve", "solve_one", "svd_factor",
-    "unrolled", "conv3x3", "softplus",
+    "unrolled", "conv3x3", "softplus", "WEIGHT_DTYPES", "float32_from_bits", "float32_from_half_bits", "intrinsic", "types", "ir",
+    "dot_float16", "dot_bfloat16", "dot_int8", "dequantize_float16", "dequantize_bfloat16", "dequantize_int8",
     *dir(builtins),
 })
 

@@ -13,6 +13,7 @@ import numpy as np
 from unfoldgen.backends.common import (
     argument_names,
     array_params_with_shapes,
+    kernel_arrays,
     kernel_param_names,
     linear_templates,
     prox_definition,
@@ -39,12 +40,14 @@ from unfoldgen.backends.numba_statements import (
     copy_back_lines,
     fuse_rows,
     reads,
+    reads_besides_weights,
     row_loop_lines,
     statement_lines,
     unfused,
 )
 from unfoldgen.backends.render import render
 from unfoldgen.backends.resolver import prox_argument_name
+from unfoldgen.backends.weights import WEIGHT_FORMATS, WeightFormat
 from unfoldgen.ir.program import Program
 from unfoldgen.names import around
 from unfoldgen.symbolic.prox import ProxOperator
@@ -129,19 +132,19 @@ class ParallelRows:
     arguments: list[str]  # what the functions may read, in the kernel's signature order
     sizes: dict[str, int]  # entries of each vector the products read
     layer: str
-    g: Spelling
+    sample: Sample  # how one sample's code is printed (spellings, low-precision weights)
     functions: list[dict[str, object]] = field(default_factory=list)
     calls: dict[int, str] = field(default_factory=dict)  # id of a RowProducts -> its call
 
     def add(self, statement: RowProducts) -> None:
         work = statement.loop.shape[0] * sum(self.sizes[p.right.name] for p in statement.products)
-        used = reads(statement)
+        used = reads(statement) | _scales(statement, self.sample)
         if work < PARALLEL_MIN_WORK or used & PARFOR_NAMES:  # a spec name Numba's parfor code binds: serial
             return
         name = f"_rows{len(self.functions)}"
         arguments = [a for a in [self.layer, *self.arguments] if a in used]
         self.functions.append({"name": name, "arguments": arguments, "rows": statement.loop.shape[0],
-                               "lines": row_loop_lines(statement, Sample(g=self.g), self.g.prange)})
+                               "lines": row_loop_lines(statement, self.sample, self.sample.g.prange)})
         self.calls[id(statement)] = f"{name}({', '.join(arguments)})"
 
     def lines(self, statement: Statement, sample: Sample) -> list[str]:
@@ -150,6 +153,12 @@ class ParallelRows:
             return statement_lines(statement, sample)
         assert isinstance(statement, RowProducts)
         return [call, *copy_back_lines(statement, sample)]
+
+
+def _scales(statement: RowProducts, sample: Sample) -> set[str]:
+    """The row scales that the fused loop's low-precision weights read."""
+    formats = {name: sample.weights[name] for name in statement.weights if name in sample.weights}
+    return {fmt.scale_name(name) for name, fmt in formats.items() if fmt.scaled}
 
 
 def _step_lines(step: StepCode, sample: Sample, rows: ParallelRows | None = None) -> list[str]:
@@ -170,15 +179,31 @@ def params_read(program: Program, lowered: LoweredKernel | None = None) -> tuple
     return [a for a in arrays if a in read], [a for a in scalars if a in read]
 
 
-def emit_numba_kernel(program: Program, folded: Mapping[str, np.ndarray] | None = None) -> str:
-    """The kernel; ``folded`` values (names from :func:`foldable`) become module constants."""
+def quantizable(program: Program, lowered: LoweredKernel | None = None) -> list[str]:
+    """The array params read only as the weight rows of fused matrix-vector products: those
+    ``unfoldgen export --weights-dtype`` stores in low precision (LISTA's W_x and W_y)."""
+    statements = _statements(lowered or lower_kernel(program))
+    fused = {name for s in statements if isinstance(s, RowProducts) for name in s.weights}
+    other = {name for s in statements for name in reads_besides_weights(s)}
+    arrays, _ = params_read(program, lowered)
+    return [name for name in arrays if name in fused and name not in other]
+
+
+def emit_numba_kernel(program: Program, folded: Mapping[str, np.ndarray] | None = None,
+                      weights_dtype: str | None = None) -> str:
+    """The kernel; ``folded`` values (names from :func:`foldable`) become module constants;
+    with ``weights_dtype`` (a :data:`WEIGHT_FORMATS` name) the :func:`quantizable` weights
+    are read in that format."""
     folded = dict(folded or {})
     g = spelling(program)
     lowered = lower_kernel(program, g)
     outputs = [s for s in program.states if s.name in program.outputs]
     buffers = lowered.buffers
+    weight_format = WEIGHT_FORMATS[weights_dtype] if weights_dtype else None
+    weights = {name: weight_format for name in quantizable(program, lowered)} if weight_format else {}
     arrays, scalars = params_read(program, lowered)
-    arrays = [a for a in arrays if a not in folded]
+    array_params = _array_params(program, [a for a in arrays if a not in folded], weights)
+    arrays = [a["name"] for a in array_params]
     scalars = [a for a in scalars if a not in folded]
     inputs = list(program.inputs)
     signature = arrays + scalars + inputs + [o.name for o in outputs]
@@ -188,23 +213,24 @@ def emit_numba_kernel(program: Program, folded: Mapping[str, np.ndarray] | None 
     batch_call = ", ".join([parallel[a] for a in arrays + scalars] + [f"{parallel[n]}[{b}]" for n in inputs]
                            + [f"{parallel[o.name]}[{b}]" for o in outputs])
     sample_names = inputs + [o.name for o in outputs] + [buffer.name for buffer in buffers]
-    batched = BatchedLowering(sample_names, signature + [buffer.name for buffer in buffers], b, k, g).lower(
+    batched = BatchedLowering(sample_names, signature + [buffer.name for buffer in buffers], b, k, g, weights).lower(
         lowered.setup, lowered.steps)
     networks = _networks(program, g)
-    one_sample = Sample(g=g)
+    one_sample = Sample(g=g, weights=weights)
     per_sample = {name for s in _statements(lowered) for name in reads(s)}
     sample_buffers = [buffer for buffer in buffers if buffer.name in per_sample]
     batch_buffers = [buffer for buffer in buffers if batched.uses_blas and buffer.name in _batch_reads(lowered)]
     sizes = {name: shape[0] for name, shape in [*program.inputs.items(), *((s.name, s.shape) for s in program.states),
                                                 *((buffer.name, buffer.shape) for buffer in buffers)]}
     scratch_of = {s.scratch: s.loop.target for s in _statements(lowered) if isinstance(s, RowProducts) and s.scratch}
-    rows = ParallelRows(signature + [buffer.name for buffer in sample_buffers], sizes, k, g)
+    rows = ParallelRows(signature + [buffer.name for buffer in sample_buffers], sizes, k, one_sample)
     for statement in _statements(lowered):
         if isinstance(statement, RowProducts):
             rows.add(statement)
     products = {s.helper for s in _statements(lowered) if isinstance(s, Product)}
     products |= batched.helpers if batched.uses_blas else set()
-    products |= {"dot"} if any(isinstance(s, RowProducts) for s in _statements(lowered)) else set()
+    plain_rows = {name for s in _statements(lowered) if isinstance(s, RowProducts) for name in s.weights} - set(weights)
+    products |= {"dot"} if plain_rows else set()
     products |= {helper for network in program.networks for helper in network_products(network)}
     return render(
         "kernel.py.j2",
@@ -213,7 +239,9 @@ def emit_numba_kernel(program: Program, folded: Mapping[str, np.ndarray] | None 
         method_title=program.method_title,
         inputs=[{"name": n, "shape": shape_literal(s)} for n, s in program.inputs.items()],
         outputs=[{"name": o.name, "shape": shape_literal(o.shape)} for o in outputs],
-        array_params=array_params_with_shapes(program, arrays), scalar_params=scalars,
+        array_params=array_params, scalar_params=scalars,
+        weight_formats=[{"template": f.template, "name": f.name, "bits": f.bits_per_weight}
+                        for f in {f.name: f for f in weights.values()}.values()],
         folded=[{"name": name, "literal": folded_literal(value)} for name, value in folded.items()], signature=", ".join(signature), batch_call=batch_call,
         parallel_signature=", ".join(parallel[name] for name in signature), parallel_source=parallel[inputs[0]],
         buffers=[_buffer(b, scratch_of=scratch_of) for b in sample_buffers], batch_buffers=[_buffer(b, batch) for b in batch_buffers],
@@ -244,17 +272,40 @@ def _buffer(buffer: Buffer, batch: str | None = None, scratch_of: Mapping[str, s
     return {"name": buffer.name, "shape": shape, "comment": comment}
 
 
+def _array_params(program: Program, names: list[str], weights: Mapping[str, WeightFormat]) -> list[dict[str, str]]:
+    """The kernel's array params with their shapes and, for low-precision weights, the dtype
+    they are stored in; a weight's row scales follow it."""
+    params = []
+    for param in array_params_with_shapes(program, names):
+        weight = weights.get(param["name"])
+        params.append({**param, "stored": weight.stored if weight else ""})
+        if weight and weight.scaled:
+            shape = dict(kernel_arrays(program))[param["name"]][:-1]
+            params.append({"name": weight.scale_name(param["name"]), "shape": shape_literal(shape), "stored": ""})
+    return params
+
+
 def _batch_reads(lowered: LoweredKernel) -> set[str]:
     return {name for s in unfused(_statements(lowered)) for name in reads(s)}
 
 
+LOW_PRECISION = {f"numba_{name}": name for name in WEIGHT_FORMATS}  # benchmark variants: the kernel with stored weights
+
+
 def runners(load: Callable[[str], ModuleType], folder: Path, params: dict[str, Any],
             variant: str) -> tuple[Callable[..., Any], Callable[..., Any]]:
-    """The kernel's ``solve_one`` (one sample) and ``solve`` (a batch), for the benchmark."""
+    """The kernel's ``solve_one`` (one sample) and ``solve`` (a batch), for the benchmark; a
+    low-precision variant runs ``kernel_<format>.py`` with ``params_<format>.npz`` (written by
+    the benchmark's workspace, which says in ``kernel_<format>.missing`` why it could not)."""
     import os
 
     import numba
 
     numba.set_num_threads(int(os.environ.get("NUMBA_NUM_THREADS") or os.cpu_count() or 1))  # bench sets it
-    kernel = load("kernel")
+    stem = f"kernel_{LOW_PRECISION[variant]}" if variant in LOW_PRECISION else "kernel"
+    if (folder / f"{stem}.missing").exists():
+        raise RuntimeError((folder / f"{stem}.missing").read_text())
+    if variant in LOW_PRECISION:
+        params = dict(np.load(folder / f"params_{LOW_PRECISION[variant]}.npz"))
+    kernel = load(stem)
     return (lambda one: kernel.solve_one(params, **one)), (lambda batch: kernel.solve(params, **batch))

@@ -9,9 +9,11 @@ recorded in a :class:`Ref` when it is created, never recovered from printed code
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from unfoldgen.backends.hygiene import CANONICAL, Spelling
+from unfoldgen.backends.weights import WeightFormat
 
 PRODUCTS = ("dot", "matvec", "matvec_t", "matmat", "matmat_nt")  # loop helpers of templates/numba_products.py.j2
 
@@ -51,6 +53,17 @@ class Sample:
     index: str | None = None
     arrays: frozenset[str] = frozenset()
     g: Spelling = field(default=CANONICAL, compare=False)  # the helpers' and builtins' spellings
+    weights: Mapping[str, WeightFormat] = field(default_factory=dict, compare=False)  # low-precision weights
+
+    def dot(self, product: Product, index: str) -> Code:
+        """Entry ``index`` of a fused product: the dot of its weight row with its vector, by
+        the helper of the weight's format (times the row's scale where it has one)."""
+        row = Ref(product.left.name, product.left.layer, (index,))
+        weight = self.weights.get(product.left.name)
+        call: Code = (f"{self.g.of(weight.dot if weight else 'dot')}(", row, ", ", product.right, ")")
+        if weight is None or not weight.scaled:
+            return call
+        return (*call, " * ", Ref(weight.scale_name(product.left.name), product.left.layer, (index,)))
 
     def ref(self, ref: Ref) -> str:
         indices = [self.index] if self.index is not None and ref.name in self.arrays else []
@@ -124,20 +137,21 @@ class RowProducts:
     def statements(self) -> tuple[Statement, ...]:
         return (*self.products, self.loop)
 
-    def fused_value(self, dot: str) -> Code:
-        """The loop's value with each product's entry replaced by ``dot`` (the helper's spelling)
-        of its weight row and vector."""
+    def fused_value(self, dot: Callable[[Product, str], Code]) -> Code:
+        """The loop's value with each product's entry replaced by ``dot(product, index)`` (a
+        dot of its weight row and vector: :meth:`Sample.dot`)."""
         index = self.loop.indices[0]
         by_out = {p.out.name: p for p in self.products}
         code: list[Fragment] = []
         for fragment in self.loop.value:
             product = by_out.get(fragment.name) if isinstance(fragment, Ref) else None
-            if product is None:
-                code.append(fragment)
-                continue
-            row = Ref(product.left.name, product.left.layer, (index,))
-            code += [f"{dot}(", row, ", ", product.right, ")"]
+            code += [fragment] if product is None else list(dot(product, index))
         return tuple(code)
+
+    @property
+    def weights(self) -> set[str]:
+        """The arrays whose rows the fused loop reads (its products' left factors)."""
+        return {p.left.name for p in self.products}
 
 
 Statement = Loop | Copy | Fill | Product | Call | RowProducts
@@ -206,8 +220,19 @@ def reads(statement: Statement) -> set[str]:
         return statement.left.reads() | statement.right.reads() | statement.out.reads()
     if isinstance(statement, RowProducts):  # as one sample runs it: the products' buffers are not used
         names = {statement.loop.target} | ({statement.scratch} if statement.scratch else set())
-        return names | _code_reads(statement.fused_value("dot"))
+        return names | _code_reads(statement.fused_value(ONE_SAMPLE.dot))
     return {name for arg in statement.args for name in _code_reads(arg)}
+
+
+def reads_besides_weights(statement: Statement) -> set[str]:
+    """What a statement reads other than the weight rows of its fused products (a weight read
+    only that way can be stored in low precision: ``dot_<format>`` reads it)."""
+    if not isinstance(statement, RowProducts):
+        return reads(statement)
+    outs = {p.out.name for p in statement.products}
+    names = (_code_reads(statement.loop.value) - outs) | {statement.loop.target}
+    return names | ({statement.scratch} if statement.scratch else set()) | {
+        name for p in statement.products for name in p.right.reads()}
 
 
 def _code_reads(code: Code) -> set[str]:
@@ -248,7 +273,7 @@ def row_loop_lines(statement: RowProducts, sample: Sample, loop_range: str) -> l
     """The fused loop alone; ``loop_range`` spells its range (``prange`` in a parallel function)."""
     loop = statement.loop
     index, size = loop.indices[0], loop.shape[0]
-    value = sample.code(statement.fused_value(sample.g.of("dot")))
+    value = sample.code(statement.fused_value(sample.dot))
     return [f"for {index} in {loop_range}({size}):",
             f"    {sample.ref(Ref(statement.scratch or loop.target, subscript=(index,)))} = {value}"]
 

@@ -71,6 +71,7 @@ def emit_numpy_loop(program: Program) -> str:
         method_title=program.method_title,
         inputs=[{"name": n, "shape": shape_literal(s)} for n, s in program.inputs.items()],
         array_params=array_params_with_shapes(program, [a for a in arrays if a in used]), scalar_params=[a for a in scalars if a in used],
+        weight_formats=[],
         support=program.support, states=states, init_steps=init_steps, steps=steps,
         outputs=list(program.outputs), used=used_operators(program), prox_helpers=[h.template for h in prox_helpers(program)], linear_templates=linear_templates(program),
         proxes=[{"name": p.function_name, "args": argument_names(p), "definition": prox_definition(p),

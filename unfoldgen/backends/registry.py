@@ -28,8 +28,8 @@ Runners = tuple[Runner, Runner]  # one sample (no batch axis), a batch
 class Backend:
     """One emitted runtime.
 
-    ``variants`` are its rows in the benchmark (the PyTorch module runs eager, compiled, and
-    as its ONNX export in onnxruntime);
+    ``variants`` are its rows in the benchmark (the kernel also runs with low-precision
+    weights; the PyTorch module runs eager, compiled, and as its ONNX export in onnxruntime);
     ``runners(load, folder, params, variant)`` gives the functions the benchmark times;
     ``export_format`` names what ``unfoldgen export --format`` writes from it, if anything.
     """
@@ -49,7 +49,7 @@ class Backend:
 
 BACKENDS: dict[str, Backend] = {backend.name: backend for backend in (
     Backend("numba", "kernel.py", "Numba kernel (numpy and numba only)", numba_kernel.emit_numba_kernel,
-            ("numba",), numba_kernel.runners, export_format="numba"),
+            ("numba", *numba_kernel.LOW_PRECISION), numba_kernel.runners, export_format="numba"),
     Backend("torch", "model.py", "PyTorch module (trainable)", torch_module.emit_torch_module,
             ("torch_eager", "torch_compile", "onnxruntime"), torch_module.runners, export_format="onnx"),
     Backend("numpy", "numpy_loop.py", "NumPy loop (the hand-written baseline)", numpy_loop.emit_numpy_loop,

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from unfoldgen.backends.numba_kernel import params_read
+from unfoldgen.backends.numba_kernel import LOW_PRECISION, params_read
 from unfoldgen.backends.registry import BENCH_VARIANTS
 from unfoldgen.benchmark.cost import sample_cost
 from unfoldgen.benchmark.workspace import prepare
@@ -28,7 +28,7 @@ from unfoldgen.errors import SpecError
 from unfoldgen.ir import lower
 from unfoldgen.spec import load_spec
 
-BACKENDS = tuple(BENCH_VARIANTS)  # every backend's variants: numba, torch_eager, torch_compile, onnxruntime, numpy
+BACKENDS = tuple(BENCH_VARIANTS)  # numba (and numba_<weights dtype>), torch_eager, torch_compile, onnxruntime, numpy
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS",
                     "VECLIB_MAXIMUM_THREADS")
 WORKER_TIMEOUT_S = 1800
@@ -134,8 +134,9 @@ def bench(spec_path: Path, options: BenchOptions) -> dict[str, Any]:
     program = lower(spec)
     with tempfile.TemporaryDirectory(prefix="unfoldgen-bench-") as scratch:
         folder, cache = Path(scratch) / "work", Path(scratch) / "cache"
+        low_precision = tuple(LOW_PRECISION[b] for b in options.backends if b in LOW_PRECISION)
         params = prepare(spec, program, folder, max(options.batches), options.dtype, options.weights,
-                         onnx="onnxruntime" in options.backends)
+                         onnx="onnxruntime" in options.backends, low_precision=low_precision)
         arrays, scalars = params_read(program)
         cost = sample_cost(program, {name: params[name] for name in (*arrays, *scalars)}, np.dtype(options.dtype).itemsize)
         env = thread_environment(options.threads, cache)

@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from unfoldgen.backends.numba_kernel import params_read
+from unfoldgen.backends.numba_kernel import emit_numba_kernel, params_read, quantizable
+from unfoldgen.backends.weights import WEIGHT_FORMATS
 from unfoldgen.compiler import compile_program
 from unfoldgen.ir import Program
 from unfoldgen.spec.model import Spec
@@ -27,9 +28,10 @@ from unfoldgen.training.network import build_network, fit_weights, read_weights
 from unfoldgen.training.problem import TrainingProblem
 
 
-def prepare(spec: Spec, program: Program, folder: Path, batch: int, dtype: str,
-            weights: Path | None, onnx: bool = True) -> dict[str, np.ndarray]:
-    """Write the workspace (``model.onnx`` only when ``onnx``); returns the kernel's parameters."""
+def prepare(spec: Spec, program: Program, folder: Path, batch: int, dtype: str, weights: Path | None,
+            onnx: bool = True, low_precision: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
+    """Write the workspace (``model.onnx`` only when ``onnx``; a kernel and its params for each
+    weights dtype of ``low_precision``); returns the kernel's parameters."""
     folder.mkdir(parents=True, exist_ok=True)
     for name, text in compile_program(program).items():
         (folder / name).write_text(text, encoding="utf-8")
@@ -41,6 +43,8 @@ def prepare(spec: Spec, program: Program, folder: Path, batch: int, dtype: str,
     (folder / "params.npz").write_bytes(npz_bytes(params))
     (folder / "inputs.npz").write_bytes(npz_bytes({k: v.astype(dtype) for k, v in inputs.items()}))
     torch.save({"constants": constants, "state": model.state_dict()}, folder / "module.pt")
+    for weights_dtype in low_precision:
+        _low_precision_kernel(program, params, folder, weights_dtype)
     if onnx:
         _export_onnx(program, model, folder, dtype)
     arrays, scalars = params_read(program)
@@ -70,3 +74,16 @@ def _export_onnx(program: Program, model: torch.nn.Module, folder: Path, dtype: 
         export_onnx(program, model.to(getattr(torch, dtype)), folder / "model.onnx", dtype)
     except SpecError as error:
         (folder / "model.onnx.missing").write_text(f"{error.message} ({error.hint})" if error.hint else error.message)
+
+
+def _low_precision_kernel(program: Program, params: dict[str, np.ndarray], folder: Path, weights_dtype: str) -> None:
+    """``kernel_<format>.py`` and ``params_<format>.npz`` as ``unfoldgen export --weights-dtype``
+    writes them, or ``kernel_<format>.missing`` when the kernel has no dense weights."""
+    weight_format = WEIGHT_FORMATS[weights_dtype]
+    names = quantizable(program)
+    if not names:
+        (folder / f"kernel_{weights_dtype}.missing").write_text("no dense weights to store in low precision")
+        return
+    stored = weight_format.store(params, names)
+    (folder / f"kernel_{weights_dtype}.py").write_text(emit_numba_kernel(program, weights_dtype=weights_dtype))
+    (folder / f"params_{weights_dtype}.npz").write_bytes(npz_bytes(stored))
