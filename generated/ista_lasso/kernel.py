@@ -5,8 +5,7 @@ Needs only numpy and numba. ``solve(params, **inputs)`` runs a batch (batch-firs
 batch loop in parallel), ``solve_one(params, **inputs)`` one sample; ``params`` is the dict
 that ``Unfolded.kernel_params()`` returns. float32 and float64 inputs are both supported: the
 params are cast to the inputs' dtype. Buffers are allocated once per sample, outside the layer
-loop.
-"""
+loop."""
 
 import numpy as np
 from numba import njit, prange

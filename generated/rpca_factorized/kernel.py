@@ -5,9 +5,11 @@ Needs only numpy and numba. ``solve(params, **inputs)`` runs a batch (batch-firs
 batch loop in parallel), ``solve_one(params, **inputs)`` one sample; ``params`` is the dict
 that ``Unfolded.kernel_params()`` returns. float32 and float64 inputs are both supported: the
 params are cast to the inputs' dtype. Buffers are allocated once per sample, outside the layer
-loop.
-"""
+loop. Its SVDs are LAPACK's (through SciPy) where SciPy and threadpoolctl
+are importable, and the Jacobi sweeps written below otherwise."""
 
+import contextlib
+import importlib.util
 import math
 
 import numpy as np
@@ -41,13 +43,21 @@ def matmat_nt(a, b, out):
             out[i, j] = acc
 
 
-def _lapack_available():
-    """Whether Numba can call LAPACK: its np.linalg.svd goes through SciPy's LAPACK bindings."""
-    try:
-        import scipy.linalg.cython_lapack  # noqa: F401
-    except ImportError:
-        return False
-    return True
+def _lapack_usable():
+    """Whether the kernel calls LAPACK: Numba's np.linalg.svd goes through SciPy's LAPACK, and
+    threadpoolctl keeps that LAPACK's BLAS to one thread inside the batch's parallel loop
+    (OpenBLAS threads started under Numba's OpenMP threads oversubscribe the cores and can
+    hang). Looked up, not imported: Numba imports SciPy's LAPACK at the first call."""
+    return all(importlib.util.find_spec(name) is not None for name in ("scipy", "threadpoolctl"))
+
+
+def _one_blas_thread():
+    """A context for the batch's parallel loop: one BLAS thread (nothing to do for Jacobi)."""
+    if svd_into is jacobi_svd:
+        return contextlib.nullcontext()
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=1, user_api="blas")
 
 
 @njit(cache=True)
@@ -111,8 +121,9 @@ def jacobi_svd(M, rows, vt):
     return rows, vt
 
 
-# The SVD the helpers call: LAPACK's where SciPy is importable, the Jacobi sweeps above otherwise.
-svd_into = lapack_svd if _lapack_available() else jacobi_svd
+# The SVD the helpers call: LAPACK's where SciPy and threadpoolctl are importable, the Jacobi
+# sweeps above otherwise.
+svd_into = lapack_svd if _lapack_usable() else jacobi_svd
 
 @njit(cache=True)
 def soft_threshold(v, threshold):
@@ -333,7 +344,8 @@ def solve(params, **inputs):
     batch = arrays[next(iter(INPUT_SHAPES))].shape[0]
     outputs = {name: np.empty((batch,) + shape, dtype) for name, shape in OUTPUT_SHAPES.items()}
     run = _solve_batch
-    run(*_checked_params(params, dtype).values(), *arrays.values(), *outputs.values())
+    with _one_blas_thread() if run is _solve_batch else contextlib.nullcontext():
+        run(*_checked_params(params, dtype).values(), *arrays.values(), *outputs.values())
     return _checked_outputs(outputs)
 
 

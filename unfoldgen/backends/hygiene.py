@@ -42,7 +42,7 @@ MODULE_NAMES = frozenset({
     "np", "torch", "math", "numba", "njit", "prange",
     "ARRAY_PARAMS", "BLAS_MIN_BATCH", "INPUT_SHAPES", "LAYERS", "OUTPUT_SHAPES", "PER_LAYER_PARAMETERS",
     "SCALAR_PARAMS", "SEED", "SPEC_DTYPE", "SUPPORT", "Unfolded", "analytic_weight", "invert", "jacobi_svd", "svd_into", "lapack_svd",
-    "_lapack_available",
+    "_lapack_usable", "_one_blas_thread", "contextlib", "importlib",
     "dot", "matmat", "matmat_nt", "matvec", "matvec_t", "soft_threshold_support", "unrolled_one", "solve", "solve_one", "svd_factor",
     "unrolled", "conv3x3", "softplus", "WEIGHT_DTYPES", "float32_from_bits", "float32_from_half_bits", "intrinsic", "types", "ir",
     "dot_float16", "dot_bfloat16", "dot_int8", "dequantize_float16", "dequantize_bfloat16", "dequantize_int8",
