@@ -15,20 +15,17 @@ kernel for batches too.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from unfoldgen.backends.hygiene import CANONICAL, Spelling
 from unfoldgen.backends.numba_statements import (
     Product,
-    Ref,
     Sample,
     Statement,
     reads,
     statement_lines,
     unfused,
 )
-from unfoldgen.backends.weights import WeightFormat
 
 
 @dataclass(frozen=True)
@@ -71,7 +68,7 @@ class BatchedLowering:
     """
 
     def __init__(self, sample_names: list[str], arguments: list[str], sample: str, layer: str,
-                 g: Spelling = CANONICAL, weights: Mapping[str, WeightFormat] | None = None) -> None:
+                 g: Spelling = CANONICAL) -> None:
         self.sample_names = set(sample_names)
         self.arguments = arguments
         self.layer = layer
@@ -80,7 +77,6 @@ class BatchedLowering:
         self.g = g
         self.uses_blas = False
         self.helpers: set[str] = set()  # the product helpers the parts call
-        self.weights = dict(weights or {})  # low-precision weights: dequantised per layer for BLAS
 
     def lower(self, setup: list[StepCode], layer: list[StepCode]) -> BatchedKernel:
         return BatchedKernel(self.driver(setup), self.driver(layer), self.parts, self.uses_blas, self.helpers)
@@ -126,14 +122,5 @@ class BatchedLowering:
             return None
         self.uses_blas = True
         shared = Sample()
-        weight = self.dequantized(left, shared.ref(left)) + (".T" if statement.helper == "matvec" else "")
+        weight = shared.ref(left) + (".T" if statement.helper == "matvec" else "")
         return f"{self.g.np}.matmul({shared.ref(right)}, {weight}, out={shared.ref(out)})"
-
-    def dequantized(self, left: Ref, text: str) -> str:
-        """A layer's weights as BLAS takes them: low-precision ones through their format's
-        ``dequantize_<format>`` (once per layer and batch)."""
-        weight = self.weights.get(left.name)
-        if weight is None:
-            return text
-        scale = [Sample().ref(Ref(weight.scale_name(left.name), left.layer))] if weight.scaled else []
-        return f"{self.g.of(weight.dequantize_helper)}({', '.join([text, *scale, self.g.dtype])})"

@@ -213,7 +213,7 @@ def emit_numba_kernel(program: Program, folded: Mapping[str, np.ndarray] | None 
     batch_call = ", ".join([parallel[a] for a in arrays + scalars] + [f"{parallel[n]}[{b}]" for n in inputs]
                            + [f"{parallel[o.name]}[{b}]" for o in outputs])
     sample_names = inputs + [o.name for o in outputs] + [buffer.name for buffer in buffers]
-    batched = BatchedLowering(sample_names, signature + [buffer.name for buffer in buffers], b, k, g, weights).lower(
+    batched = BatchedLowering(sample_names, signature + [buffer.name for buffer in buffers], b, k, g).lower(
         lowered.setup, lowered.steps)
     networks = _networks(program, g)
     one_sample = Sample(g=g, weights=weights)
@@ -242,6 +242,7 @@ def emit_numba_kernel(program: Program, folded: Mapping[str, np.ndarray] | None 
         array_params=array_params, scalar_params=scalars,
         weight_formats=[{"template": f.template, "name": f.name, "bits": f.bits_per_weight}
                         for f in {f.name: f for f in weights.values()}.values()],
+        dequantize=[_dequantize_line(name, weight, g) for name, weight in weights.items()],
         folded=[{"name": name, "literal": folded_literal(value)} for name, value in folded.items()], signature=", ".join(signature), batch_call=batch_call,
         parallel_signature=", ".join(parallel[name] for name in signature), parallel_source=parallel[inputs[0]],
         buffers=[_buffer(b, scratch_of=scratch_of) for b in sample_buffers], batch_buffers=[_buffer(b, batch) for b in batch_buffers],
@@ -270,6 +271,12 @@ def _buffer(buffer: Buffer, batch: str | None = None, scratch_of: Mapping[str, s
     target = (scratch_of or {}).get(buffer.name)
     comment = f"the new {target}, row by row (the products read {target})" if target else buffer.comment
     return {"name": buffer.name, "shape": shape, "comment": comment}
+
+
+def _dequantize_line(name: str, weight: WeightFormat, g: Spelling) -> str:
+    """The batched path's float copy of a low-precision weight, made once per call for BLAS."""
+    arguments = [name, *([weight.scale_name(name)] if weight.scaled else []), g.dtype]
+    return f"{name} = {g.of(weight.dequantize_helper)}({', '.join(arguments)})"
 
 
 def _array_params(program: Program, names: list[str], weights: Mapping[str, WeightFormat]) -> list[dict[str, str]]:

@@ -114,8 +114,13 @@ def machine() -> dict[str, Any]:
     import numpy
     import torch
 
-    return {"cpu": _cpu_name(), "cores": os.cpu_count(), "python": platform.python_version(),
-            "numpy": numpy.__version__, "numba": numba.__version__, "torch": torch.__version__}
+    versions = {"cpu": _cpu_name(), "cores": os.cpu_count(), "python": platform.python_version(),
+                "numpy": numpy.__version__, "numba": numba.__version__, "torch": torch.__version__}
+    try:
+        import onnxruntime
+    except ImportError:
+        return versions
+    return versions | {"onnxruntime": onnxruntime.__version__}
 
 
 def _cpu_name() -> str:
