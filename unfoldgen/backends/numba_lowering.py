@@ -277,7 +277,7 @@ class NumbaLowering(Printer):
         values: list[Code] = [(self.scalar(v, atom=False),) for v in step.values]
         target = Ref(step.target.name)
         if step.support is not None:
-            work = self.buffer(step.argument, comment="magnitudes, sorted for support selection")
+            work = self.buffer(step.argument, comment="magnitudes, for support selection")
             self.assign(step.target.name, step.argument, out)
             count = Scalar(f"{self.g.SUPPORT}[{self.k}]", frozenset({self.k}))
             out.append(Call("soft_threshold_support", ((target,), *values, (count,), (Ref(work),))))

@@ -254,7 +254,7 @@ def _section(name: str, report: dict[str, Any]) -> list[str]:
     lines = [f"## {name}", "",
              (f"{report['layers']} layers, {report['dtype']}, {report['threads']} threads; "
               f"{report['flops_per_sample'] / 1e6:.2f} MFLOP per sample (counted on the IR); parameters "
-              f"{report['parameter_bytes'] / 1e3:.1f} kB (memory floor {floor:.1f} us); working memory "
+              f"{report['parameter_bytes'] / 1e3:.1f} kB (memory floor {f'{floor:.1f} us' if floor else 'not measured'}); working memory "
               f"{report['working_bytes_per_sample'] / 1e3:.1f} kB per sample; measured float32 matmul peak "
               f"{report['peak_gflops']:.0f} GFLOP/s. Run: `{command}` ({report['wall_s']:.0f} s)."), "",
              *results_table(report), ""]

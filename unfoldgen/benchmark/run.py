@@ -148,11 +148,13 @@ def bench(spec_path: Path, options: BenchOptions) -> dict[str, Any]:
         peak = run_worker(folder, "peak", [], env)
         floor = run_worker(folder, "floor", [], env)
         results, unavailable = [], {}
+        profiles: dict[str, Any] = {}  # the kernel's batch profile, the module's input checks
         for backend in options.backends:
             measured = run_worker(folder, backend, options.batches, env)
             if "error" in measured:
                 unavailable[backend] = measured["error"]
                 continue
+            profiles |= {key: measured[key] for key in ("batch_profile", "input_checks_us") if key in measured}
             for batch, us in measured["us_per_sample"].items():
                 results.append({"backend": backend, "batch": int(batch), "threads": options.threads,
                                 "us_per_sample": us, "gflops": cost.flops / us / 1e3})
@@ -164,6 +166,7 @@ def bench(spec_path: Path, options: BenchOptions) -> dict[str, Any]:
         "memory_floor_us": floor.get("memory_floor_us"), "memory_floor": floor,
         "parameter_bytes": cost.parameter_bytes, "working_bytes_per_sample": cost.working_bytes,
         "results": results, "unavailable": unavailable, "cold_start_s": cold,
+        "kernel_batch_profile": profiles.get("batch_profile"), "module_input_checks_us": profiles.get("input_checks_us"),
         "machine": machine(), "wall_s": time.perf_counter() - started,
     }
 

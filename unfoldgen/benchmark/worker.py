@@ -15,6 +15,7 @@ import os
 import statistics
 import sys
 import time
+import types
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -41,10 +42,13 @@ def median_seconds(run: Callable[[], object]) -> float:
     return statistics.median(times)
 
 
+MODULE_PREFIX = "unfoldgen_bench_"  # the emitted files, imported under this prefix
+
+
 def load(folder: Path, name: str) -> Any:
     from unfoldgen.compiler import load_generated_module
 
-    return load_generated_module(folder / f"{name}.py", f"unfoldgen_bench_{name}")
+    return load_generated_module(folder / f"{name}.py", f"{MODULE_PREFIX}{name}")
 
 
 def threads() -> int:
@@ -55,15 +59,90 @@ def measure(folder: Path, backend: str, batches: list[int]) -> dict[str, Any]:
     params = dict(np.load(folder / "params.npz"))
     inputs = dict(np.load(folder / "inputs.npz"))
     single, batched = BENCH_VARIANTS[backend].runners(functools.partial(load, folder), folder, params, backend)
+    timings = _timings(single, batched, inputs, batches)
+    result: dict[str, Any] = {"us_per_sample": {str(b): t for b, t in timings.items()}}
+    if backend == "numba":
+        profile = batch_breakdown(sys.modules[MODULE_PREFIX + "kernel"], params, _chunk(inputs, max(batches)))
+        result |= {"batch_profile": profile} if profile else {}
+    if backend == "torch_eager":
+        result["input_checks_us"] = input_checks(sys.modules[MODULE_PREFIX + "model"], inputs, batches)
+    return result
+
+
+def _timings(single: Callable[[dict[str, np.ndarray]], Any], batched: Callable[[dict[str, np.ndarray]], Any],
+             inputs: dict[str, np.ndarray], batches: list[int]) -> dict[int, float]:
+    """Microseconds per sample at each batch size (batch 1: the single-sample call)."""
     timings: dict[int, float] = {}
     for batch in batches:
         if batch == 1:
-            sample = {k: v[0] for k, v in inputs.items()}
-            timings[batch] = median_seconds(functools.partial(single, sample)) * 1e6
+            timings[batch] = median_seconds(functools.partial(single, {k: v[0] for k, v in inputs.items()})) * 1e6
         else:
-            chunk = {k: np.ascontiguousarray(v[:batch]) for k, v in inputs.items()}
-            timings[batch] = median_seconds(functools.partial(batched, chunk)) * 1e6 / batch
-    return {"us_per_sample": {str(b): t for b, t in timings.items()}}
+            timings[batch] = median_seconds(functools.partial(batched, _chunk(inputs, batch))) * 1e6 / batch
+    return timings
+
+
+def _chunk(inputs: dict[str, np.ndarray], batch: int) -> dict[str, np.ndarray]:
+    return {k: np.ascontiguousarray(v[:batch]) for k, v in inputs.items()}
+
+
+def batch_breakdown(kernel: Any, params: dict[str, np.ndarray], inputs: dict[str, np.ndarray]) -> dict[str, Any] | None:
+    """Where one call of the kernel's BLAS path spends its time: BLAS products (``np.matmul``),
+    compiled loops (the ``_part*`` functions), and the rest (the layer loop in Python, the
+    checks at the entry). Measured by wrapping those globals of the kernel's module with timers
+    for one call after warm-up; None where the batch does not take the BLAS path."""
+    if not hasattr(kernel, "BLAS_MIN_BATCH") or next(iter(inputs.values())).shape[0] < kernel.BLAS_MIN_BATCH:
+        return None
+    spent = {"blas": 0.0, "compiled_loops": 0.0}
+    calls = {"blas": 0, "compiled_loops": 0}
+
+    def timed(function: Callable[..., Any], kind: str) -> Callable[..., Any]:
+        def run(*args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                spent[kind] += time.perf_counter() - started
+                calls[kind] += 1
+        return run
+
+    numpy_module = kernel.np
+    parts = {name: value for name, value in vars(kernel).items() if name.startswith("_part")}
+    proxy = types.SimpleNamespace(**{name: getattr(numpy_module, name) for name in dir(numpy_module) if not name.startswith("__")})
+    proxy.matmul = timed(numpy_module.matmul, "blas")
+    kernel.solve(params, **inputs)  # warm-up
+    try:
+        kernel.np = proxy
+        for name, part in parts.items():
+            setattr(kernel, name, timed(part, "compiled_loops"))
+        started = time.perf_counter()
+        kernel.solve(params, **inputs)
+        total = time.perf_counter() - started
+    finally:
+        kernel.np = numpy_module
+        for name, part in parts.items():
+            setattr(kernel, name, part)
+    return {"batch": next(iter(inputs.values())).shape[0], "total_ms": total * 1e3, "blas_ms": spent["blas"] * 1e3,
+            "compiled_loops_ms": spent["compiled_loops"] * 1e3,
+            "python_ms": (total - spent["blas"] - spent["compiled_loops"]) * 1e3, "calls": calls}
+
+
+def input_checks(model: Any, inputs: dict[str, np.ndarray], batches: list[int]) -> dict[str, float]:
+    """Microseconds per call that the module's input checks take at each batch size: its
+    ``_checked`` (names, dtype, shape, the NaN/Inf scan, the conversion) on the inputs the
+    forward receives, timed alone (the difference of two timed forwards drowns in their noise)."""
+    import torch
+
+    like = torch.empty(0, dtype=torch.from_numpy(next(iter(inputs.values()))).dtype)
+    costs = {}
+    for batch in batches:
+        tensors = {name: torch.from_numpy(value[:batch]) for name, value in inputs.items()}
+
+        def check(tensors: dict[str, Any] = tensors) -> None:
+            for name, tensor in tensors.items():
+                model._checked("input", name, tensor, model.INPUT_SHAPES[name], like, batched=True)
+
+        costs[str(batch)] = median_seconds(check) * 1e6
+    return costs
 
 
 def matmul_peak(size: int = 2048) -> dict[str, Any]:
