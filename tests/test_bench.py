@@ -111,6 +111,13 @@ def test_performance_page_checks_the_targets_from_the_json() -> None:
     assert "| onnxruntime | 300.0 | **slower by 1.67x** |" in text and "| onnxruntime | 90.0 | faster (1.12x) |" in text
     assert "int8 166.7 us (3.00x)" in text
     assert "1.67x slower than onnxruntime" in text and "48 GB/s" in text  # 24 MB in 500 us
+    slow = fake_report(500.0, 300.0, 100.0, 90.0, 0.5) | {
+        "kernel_batch_profile": {"batch": 256, "total_ms": 25.6, "blas_ms": 20.0, "compiled_loops_ms": 5.0,
+                                 "python_ms": 0.6, "calls": {"blas": 32, "compiled_loops": 17}},
+        "module_input_checks_us": {"1": 12.0, "256": 80.0}}
+    text = page({"lista_2thread": slow})
+    assert "1.11x slower than onnxruntime" in text and "BLAS products 20.0 ms (32 calls)" in text
+    assert "12 us per call at batch 1 (1.3% of its forward)" in text  # torch_eager: 900 us at batch 1
 
 
 def test_onnxruntime_is_listed_as_unavailable_with_the_reason_the_export_gave(tmp_path: Path) -> None:

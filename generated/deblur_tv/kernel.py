@@ -34,26 +34,32 @@ def pair_shrink(v, threshold):
 @njit(cache=True, fastmath=True)
 def conv_2d(x, h, wrap, adjoint, out):
     """out = h * x for an image x, same size (circular when wrap, zeros outside x otherwise);
-    adjoint: the correlation with h."""
+    adjoint: the correlation with h. Row by row of out, tap by tap: out[i] += h[a, b] times a
+    row of x shifted by the tap, split where it leaves x (contiguous inner loops)."""
     m, n = x.shape
     half_r, half_c = h.shape[0] // 2, h.shape[1] // 2
+    out[:, :] = 0.0
     for i in range(m):
-        for j in range(n):
-            acc = out.dtype.type(0)
-            for a in range(h.shape[0]):
-                p = i - half_r + a if adjoint else i + half_r - a
+        target = out[i]
+        for a in range(h.shape[0]):
+            p = i + (a - half_r if adjoint else half_r - a)
+            if wrap:
+                p %= m
+            elif p < 0 or p >= m:
+                continue
+            source = x[p]
+            for b in range(h.shape[1]):
+                shift = b - half_c if adjoint else half_c - b
+                weight = h[a, b]
+                inside = min(n, max(0, -shift))
+                end = max(inside, min(n, n - shift))
+                for j in range(inside, end):
+                    target[j] += weight * source[j + shift]
                 if wrap:
-                    p %= m
-                elif p < 0 or p >= m:
-                    continue
-                for b in range(h.shape[1]):
-                    q = j - half_c + b if adjoint else j + half_c - b
-                    if wrap:
-                        q %= n
-                    elif q < 0 or q >= n:
-                        continue
-                    acc += h[a, b] * x[p, q]
-            out[i, j] = acc
+                    for j in range(0, inside):
+                        target[j] += weight * source[(j + shift) % n]
+                    for j in range(end, n):
+                        target[j] += weight * source[(j + shift) % n]
 
 
 @njit(cache=True, fastmath=True)
