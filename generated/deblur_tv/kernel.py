@@ -56,7 +56,7 @@ def conv_2d(x, h, wrap, adjoint, out):
                 for j in range(inside, end):
                     target[j] += weight * source[j + shift]
                 if wrap:
-                    for j in range(0, inside):
+                    for j in range(inside):
                         target[j] += weight * source[(j + shift) % n]
                     for j in range(end, n):
                         target[j] += weight * source[(j + shift) % n]
