@@ -48,7 +48,8 @@ clean:
 cuda-check-prepare: install
 	$(PY) scripts/cuda_check.py prepare build/cuda_check
 
-# Benchmark specs/lista.yaml and the RPCA specs; writes docs/performance/*.json and docs/performance.md.
+# Benchmark every bundled spec (LISTA at 1 and 2 threads; about 30 minutes on 2 cores); writes
+# docs/performance/*.json and docs/performance.md (`--only NAME,...` remeasures some).
 bench: install
 	$(PY) -m unfoldgen.benchmark.report
 

@@ -136,7 +136,7 @@ def lista_weights(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]
 def test_low_precision_weights_are_dequantised_in_the_kernel(tmp_path: Path, lista_weights: tuple[Path, Path],
                                                              weights_dtype: str) -> None:
     """The kernel with stored low-precision weights computes what the float32 NumPy loop
-    computes with the dequantised weights (one sample, small batch, BLAS batch); the manifest
+    computes with the dequantised weights (one sample, and a batch on the BLAS path); the manifest
     records the format and the NMSE change on test data."""
     from tests.test_backends_agree import solve_through_blas
     from unfoldgen.backends.registry import BACKENDS
@@ -170,8 +170,7 @@ def test_low_precision_weights_are_dequantised_in_the_kernel(tmp_path: Path, lis
     y = np.random.default_rng(0).standard_normal((20, *program.inputs["y"])).astype(np.float32)
     expected = loop.solve(dequantized, y=y)["x"]
     relative = lambda a, b: float(np.linalg.norm(a - b) / np.linalg.norm(b))
-    assert relative(kernel.solve(params, y=y[:3])["x"], expected[:3]) < 1e-5
-    assert relative(kernel.solve_one(params, y=y[0])["x"], expected[0]) < 1e-5
+    assert relative(kernel.solve_one(params, y=y[0])["x"], expected[0]) < 1e-5  # the serial unrolled of small batches
     assert relative(solve_through_blas(kernel, params, {"y": y})["x"], expected) < 1e-5
 
 
