@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from unfoldgen import __version__
-from unfoldgen.backends.numba_kernel import emit_numba_kernel, foldable, params_read, quantizable
+from unfoldgen.backends.numba_kernel import emit_numba_kernel, foldable, low_precision_params, params_read
 from unfoldgen.backends.registry import BACKENDS, EXPORT_FORMATS
 from unfoldgen.backends.render import render
 from unfoldgen.backends.weights import WEIGHT_FORMATS, WeightFormat
@@ -82,8 +82,8 @@ def export(spec_path: Path, weights: Path, outdir: Path, dtype: str = "float32",
     if weights_dtype is not None:
         weight_format = WEIGHT_FORMATS[weights_dtype]
         full = dict(params)
-        params = _low_precision(program, params, weight_format)
-        manifest["weights_dtype"] = _accuracy(spec, program, full, params, folded, weight_format)
+        params, names = low_precision_params(program, params, weight_format)
+        manifest["weights_dtype"] = _accuracy(spec, program, full, params, names, folded, weight_format)
     manifest |= {
         "params": {name: list(value.shape) for name, value in params.items()},
         "folded": {name: np.asarray(value, dtype=np.float64).tolist() for name, value in folded.items()},
@@ -98,30 +98,20 @@ def export(spec_path: Path, weights: Path, outdir: Path, dtype: str = "float32",
     return ExportResult(target, manifest)
 
 
-def _low_precision(program: Program, params: dict[str, np.ndarray], weight_format: WeightFormat) -> dict[str, np.ndarray]:
-    """``params`` with the kernel's dense weights in ``weight_format`` (scales after their weights)."""
-    names = [name for name in quantizable(program) if name in params]
-    if not names:
-        raise SpecError(f"'{program.name}' has no dense weights that its kernel reads row by row, so there is "
-                        f"nothing to store in {weight_format.name}",
-                        hint="--weights-dtype applies to matrix-vector weights such as LISTA's W_x and W_y")
-    return weight_format.store(params, names)
-
-
 def _accuracy(spec: Spec, program: Program, full: dict[str, np.ndarray], stored: dict[str, np.ndarray],
-              folded: dict[str, np.ndarray], weight_format: WeightFormat) -> dict[str, object]:
-    """What the low-precision weights cost: the network's NMSE on test data (float32 inputs)
-    with the full and with the stored weights, and their outputs' relative difference."""
+              names: list[str], folded: dict[str, np.ndarray], weight_format: WeightFormat) -> dict[str, object]:
+    """What the low-precision weights ``names`` cost: the network's NMSE on test data (float32
+    inputs) with the full and with the stored weights, and their outputs' relative difference."""
     from unfoldgen.compiler import load_generated_module
     from unfoldgen.training.data import DataSource
     from unfoldgen.training.losses import nmse_db
     from unfoldgen.training.problem import TrainingProblem
 
-    names = [name for name in quantizable(program) if name in full]
     dequantized = weight_format.restore(stored, names)
+    scales = [weight_format.scale_name(name) for name in names] if weight_format.scaled else []
     figures: dict[str, object] = {
         "format": weight_format.name, "description": weight_format.description, "params": names,
-        "bytes": int(sum(stored[n].nbytes for n in stored if n in names or n.removesuffix("_scale") in names)),
+        "bytes": int(sum(stored[n].nbytes for n in [*names, *scales])),
         "bytes_float32": int(sum(full[n].size * 4 for n in names)),
     }
     if spec.data is None:

@@ -48,6 +48,7 @@ from unfoldgen.backends.numba_statements import (
 from unfoldgen.backends.render import render
 from unfoldgen.backends.resolver import prox_argument_name
 from unfoldgen.backends.weights import WEIGHT_FORMATS, WeightFormat
+from unfoldgen.errors import SpecError
 from unfoldgen.ir.program import Program
 from unfoldgen.names import around
 from unfoldgen.symbolic.prox import ProxOperator
@@ -189,6 +190,19 @@ def quantizable(program: Program, lowered: LoweredKernel | None = None) -> list[
     return [name for name in arrays if name in fused and name not in other]
 
 
+def low_precision_params(program: Program, params: dict[str, np.ndarray],
+                         weight_format: WeightFormat) -> tuple[dict[str, np.ndarray], list[str]]:
+    """``params`` with the :func:`quantizable` weights among them stored in ``weight_format``
+    (scales after their weights), and the names of those weights: what ``unfoldgen export
+    --weights-dtype`` writes and the benchmark times. A kernel without such weights is refused."""
+    names = [name for name in quantizable(program) if name in params]
+    if not names:
+        raise SpecError(f"'{program.name}' has no dense weights that its kernel reads row by row, so there is "
+                        f"nothing to store in {weight_format.name}",
+                        hint="--weights-dtype applies to matrix-vector weights such as LISTA's W_x and W_y")
+    return weight_format.store(params, names), names
+
+
 def emit_numba_kernel(program: Program, folded: Mapping[str, np.ndarray] | None = None,
                       weights_dtype: str | None = None) -> str:
     """The kernel; ``folded`` values (names from :func:`foldable`) become module constants;
@@ -283,11 +297,12 @@ def _array_params(program: Program, names: list[str], weights: Mapping[str, Weig
     """The kernel's array params with their shapes and, for low-precision weights, the dtype
     they are stored in; a weight's row scales follow it."""
     params = []
+    shapes = dict(kernel_arrays(program))
     for param in array_params_with_shapes(program, names):
         weight = weights.get(param["name"])
         params.append({**param, "stored": weight.stored if weight else ""})
         if weight and weight.scaled:
-            shape = dict(kernel_arrays(program))[param["name"]][:-1]
+            shape = shapes[param["name"]][:-1]
             params.append({"name": weight.scale_name(param["name"]), "shape": shape_literal(shape), "stored": ""})
     return params
 

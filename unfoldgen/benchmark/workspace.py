@@ -17,9 +17,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from unfoldgen.backends.numba_kernel import emit_numba_kernel, params_read, quantizable
+from unfoldgen.backends.numba_kernel import emit_numba_kernel, low_precision_params, params_read
 from unfoldgen.backends.weights import WEIGHT_FORMATS
 from unfoldgen.compiler import compile_program
+from unfoldgen.errors import SpecError
 from unfoldgen.ir import Program
 from unfoldgen.spec.model import Spec
 from unfoldgen.training.checkpoint import npz_bytes
@@ -67,7 +68,6 @@ def _samples(spec: Spec, program: Program, batch: int) -> tuple[dict[str, torch.
 def _export_onnx(program: Program, model: torch.nn.Module, folder: Path, dtype: str) -> None:
     """``model.onnx``, or ``model.onnx.missing`` with the reason (onnx not installed, an
     operation ONNX lacks): the benchmark lists onnxruntime as unavailable with it."""
-    from unfoldgen.errors import SpecError
     from unfoldgen.onnx_export import export_onnx
 
     try:
@@ -79,11 +79,10 @@ def _export_onnx(program: Program, model: torch.nn.Module, folder: Path, dtype: 
 def _low_precision_kernel(program: Program, params: dict[str, np.ndarray], folder: Path, weights_dtype: str) -> None:
     """``kernel_<format>.py`` and ``params_<format>.npz`` as ``unfoldgen export --weights-dtype``
     writes them, or ``kernel_<format>.missing`` when the kernel has no dense weights."""
-    weight_format = WEIGHT_FORMATS[weights_dtype]
-    names = quantizable(program)
-    if not names:
-        (folder / f"kernel_{weights_dtype}.missing").write_text("no dense weights to store in low precision")
+    try:
+        stored, _ = low_precision_params(program, params, WEIGHT_FORMATS[weights_dtype])
+    except SpecError as error:
+        (folder / f"kernel_{weights_dtype}.missing").write_text(error.message)
         return
-    stored = weight_format.store(params, names)
     (folder / f"kernel_{weights_dtype}.py").write_text(emit_numba_kernel(program, weights_dtype=weights_dtype))
     (folder / f"params_{weights_dtype}.npz").write_bytes(npz_bytes(stored))
