@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import itertools
+import os
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
+import torch
 import yaml
 
 from unfoldgen.compiler import build, load_generated_module
@@ -15,6 +17,11 @@ from unfoldgen.compiler import build, load_generated_module
 ROOT = Path(__file__).resolve().parents[1]
 SPECS = sorted((ROOT / "specs").glob("*.yaml"))
 _counter = itertools.count()
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # `make test` runs one worker per core: a worker's PyTorch on every core would fight the other
+    # worker for them (small products then take several times as long; training tests 3x).
+    torch.set_num_threads(1)
 
 
 def load_module(path: Path) -> ModuleType:
