@@ -7,6 +7,7 @@ the PyTorch module and the plain path."""
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 import torch
 
@@ -41,7 +42,7 @@ def test_products_read_elsewhere_or_transposed_are_not_fused() -> None:
     assert fuse_rows(chained) == chained
 
 
-def test_a_large_single_sample_shares_its_rows_among_threads(tmp_path, rng) -> None:
+def test_a_large_single_sample_shares_its_rows_among_threads(tmp_path, rng, monkeypatch) -> None:
     """LISTA with 512 x 576 weights per layer: solve_one runs unrolled_one (parallel rows) and
     equals the module (the serial unrolled, which batches run, is checked on every spec by
     test_backends_agree)."""
@@ -57,8 +58,23 @@ def test_a_large_single_sample_shares_its_rows_among_threads(tmp_path, rng) -> N
     y = rng.standard_normal((1, 64))
     with torch.no_grad():
         expected = model(y=torch.from_numpy(y))["x"].numpy()[0]
-    got = built.kernel.solve_one(model.kernel_params(), y=y[0])["x"]
+    kernel = built.kernel
+    ran = []
+
+    def recorded(name):
+        run = getattr(kernel, name)
+        return lambda *arguments: (ran.append(name), run(*arguments))
+
+    for name in ("unrolled", "unrolled_one"):
+        monkeypatch.setattr(kernel, name, recorded(name))
+    got = kernel.solve_one(model.kernel_params(), y=y[0])["x"]
     assert relative(got, expected) < 1e-10
+    assert ran == ["unrolled_one" if numba.get_num_threads() > 1 else "unrolled"]
+    # Numba's fallback threading layer starts a parallel region slowly: the rows stay serial
+    monkeypatch.setattr(numba, "threading_layer", lambda: "workqueue")
+    ran.clear()
+    assert relative(kernel.solve_one(model.kernel_params(), y=y[0])["x"], expected) < 1e-10
+    assert ran == ["unrolled"]
 
 
 def test_lapack_and_jacobi_svds_give_the_same_singular_value_thresholding(tmp_path, rng) -> None:
@@ -74,3 +90,39 @@ def test_lapack_and_jacobi_svds_give_the_same_singular_value_thresholding(tmp_pa
         results[svd] = np.sort(np.linalg.norm(rows, axis=1))
     assert np.allclose(results[kernel.lapack_svd], results[kernel.jacobi_svd], atol=1e-12)
     assert np.allclose(results[kernel.lapack_svd], np.linalg.svd(matrix, compute_uv=False)[::-1], atol=1e-12)
+
+
+def test_a_large_batch_is_shared_among_threads_and_equals_sample_by_sample(tmp_path, rng) -> None:
+    """solve() splits a batch into contiguous shares, one per thread, when it holds at least
+    SHARED_MIN_FLOPS; every share gives what the samples give one by one, for any batch size
+    (a share of one sample, shares of unequal sizes), and a small batch stays on one thread."""
+    built = variant("ista_lasso", tmp_path, dims={"m": 6, "n": 9}, layers=3)
+    kernel = built.kernel
+    model = built.model.Unfolded(A=rng.standard_normal((6, 9)))
+    params = model.kernel_params()
+    assert kernel.SAMPLE_FLOPS > 0
+    calls: list[int] = []
+    solve_samples = kernel._solve_samples
+
+    def counted(*arguments):
+        calls.append(arguments[-1].shape[0])
+        return solve_samples(*arguments)
+
+    kernel._solve_samples = counted
+    threads = numba.get_num_threads()
+    try:
+        for batch in (1, 2, 5):
+            y = rng.standard_normal((batch, 6))
+            expected = np.stack([kernel.solve_one(params, y=sample)["x"] for sample in y])
+            calls.clear()
+            kernel.SHARED_MIN_FLOPS = 0
+            shared = kernel.solve(params, y=y)["x"]
+            assert sorted(calls) == sorted(batch * (s + 1) // min(threads, batch) - batch * s // min(threads, batch)
+                                           for s in range(min(threads, batch)))
+            calls.clear()
+            kernel.SHARED_MIN_FLOPS = batch * kernel.SAMPLE_FLOPS + 1
+            alone = kernel.solve(params, y=y)["x"]
+            assert calls == [batch]
+            assert relative(shared, expected) < 1e-12 and relative(alone, expected) < 1e-12
+    finally:
+        kernel._solve_samples = solve_samples

@@ -2,15 +2,17 @@
 """inpaint_tv: primal-dual (Chambolle-Pock / Condat-Vu), 20 unrolled layers, as a Numba CPU kernel.
 
 Needs only numpy and numba. ``solve(params, **inputs)`` runs a batch (batch-first arrays, the
-batch loop in parallel), ``solve_one(params, **inputs)`` one sample; ``params`` is the dict
+samples shared among threads), ``solve_one(params, **inputs)`` one sample; ``params`` is the dict
 that ``Unfolded.kernel_params()`` returns. float32 and float64 inputs are both supported: the
 params are cast to the inputs' dtype. Buffers are allocated once per sample, outside the layer
 loop."""
 
+import concurrent.futures
 import math
 
+import numba
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 LAYERS = 20
 INPUT_SHAPES = {"Y": (32, 32)}
@@ -105,11 +107,39 @@ def unrolled(M, dual_step, primal_step, lam, Y, X):
         X[:] = X_next
 
 
-@njit(parallel=True, cache=True)
-def _solve_batch(M, dual_step, primal_step, lam, Y, X):
-    for b in prange(Y.shape[0]):
+@njit(cache=True, nogil=True)
+def _solve_samples(M, dual_step, primal_step, lam, Y, X):
+    """The samples one after another (a thread's share of the batch)."""
+    for b in range(Y.shape[0]):
         unrolled(M, dual_step, primal_step, lam, Y[b], X[b])
 
+
+def _solve_batch(M, dual_step, primal_step, lam, Y, X):
+    """The samples shared among threads (_share_batch)."""
+    _share_batch(_solve_samples, (M, dual_step, primal_step, lam), (Y, X))
+
+
+# Batches of at least this many FLOPs are shared among threads; a smaller one runs on the calling
+# thread (waking a thread costs tens of microseconds).
+SAMPLE_FLOPS = 614400
+SHARED_MIN_FLOPS = 1 << 20
+_pools = {}
+
+
+def _share_batch(solve_samples, shared, per_sample):
+    """``solve_samples(*shared, *per_sample)`` over the batch, split into one contiguous share
+    per thread (numba.get_num_threads()): Python threads, since the compiled loop releases the
+    GIL. A prange over the samples would compile the whole network a second time into Numba's
+    parallel wrapper (seconds on a cold cache) for the same speed."""
+    samples = per_sample[0].shape[0]
+    threads = min(numba.get_num_threads(), samples) if samples * SAMPLE_FLOPS >= SHARED_MIN_FLOPS else 1
+    parts = [slice(samples * part // threads, samples * (part + 1) // threads) for part in range(threads)]
+    if threads > 1 and threads not in _pools:
+        _pools[threads] = concurrent.futures.ThreadPoolExecutor(threads - 1, thread_name_prefix="inpaint_tv")
+    pending = [_pools[threads].submit(solve_samples, *shared, *(a[part] for a in per_sample)) for part in parts[1:]]
+    solve_samples(*shared, *(a[parts[0]] for a in per_sample))
+    for future in pending:
+        future.result()
 
 
 def _checked_inputs(inputs, batched):

@@ -2,13 +2,15 @@
 """lista_cpss: proximal gradient (ISTA), 16 unrolled layers, as a Numba CPU kernel.
 
 Needs only numpy and numba. ``solve(params, **inputs)`` runs a batch (batch-first arrays, the
-batch loop in parallel), ``solve_one(params, **inputs)`` one sample; ``params`` is the dict
+samples shared among threads), ``solve_one(params, **inputs)`` one sample; ``params`` is the dict
 that ``Unfolded.kernel_params()`` returns. float32 and float64 inputs are both supported: the
 params are cast to the inputs' dtype. Buffers are allocated once per sample, outside the layer
 loop."""
 
+import concurrent.futures
 import math
 
+import numba
 import numpy as np
 from numba import njit, prange
 
@@ -100,10 +102,23 @@ def unrolled_one(A, threshold, W, y, x):
         soft_threshold_support(x, threshold[k], SUPPORT[k], tmp0)
 
 
-@njit(parallel=True, cache=True)
-def _solve_batch(A, threshold, W, y, x):
-    for b in prange(y.shape[0]):
+def _rows_in_parallel():
+    """Whether a single sample shares its rows among threads: with more than one thread, and a
+    threading layer whose parallel regions start in microseconds (OpenMP, TBB). Numba's
+    fallback layer, workqueue, takes orders of magnitude longer a region: more than the rows gain."""
+    return numba.get_num_threads() > 1 and numba.threading_layer() != "workqueue"
+
+
+@njit(cache=True, nogil=True)
+def _solve_samples(A, threshold, W, y, x):
+    """The samples one after another (a thread's share of the batch)."""
+    for b in range(y.shape[0]):
         unrolled(A, threshold, W, y[b], x[b])
+
+
+def _solve_batch(A, threshold, W, y, x):
+    """The samples shared among threads (_share_batch)."""
+    _share_batch(_solve_samples, (A, threshold, W), (y, x))
 
 
 @njit(cache=True, fastmath=True)
@@ -146,6 +161,28 @@ def _solve_blas(A, threshold, W, y, x):
         np.matmul(tmp2, W[k].T, out=tmp1)
         _part2(k, threshold, x, tmp0, tmp1)
 
+
+# Batches of at least this many FLOPs are shared among threads; a smaller one runs on the calling
+# thread (waking a thread costs tens of microseconds).
+SAMPLE_FLOPS = 8107712
+SHARED_MIN_FLOPS = 1 << 20
+_pools = {}
+
+
+def _share_batch(solve_samples, shared, per_sample):
+    """``solve_samples(*shared, *per_sample)`` over the batch, split into one contiguous share
+    per thread (numba.get_num_threads()): Python threads, since the compiled loop releases the
+    GIL. A prange over the samples would compile the whole network a second time into Numba's
+    parallel wrapper (seconds on a cold cache) for the same speed."""
+    samples = per_sample[0].shape[0]
+    threads = min(numba.get_num_threads(), samples) if samples * SAMPLE_FLOPS >= SHARED_MIN_FLOPS else 1
+    parts = [slice(samples * part // threads, samples * (part + 1) // threads) for part in range(threads)]
+    if threads > 1 and threads not in _pools:
+        _pools[threads] = concurrent.futures.ThreadPoolExecutor(threads - 1, thread_name_prefix="lista_cpss")
+    pending = [_pools[threads].submit(solve_samples, *shared, *(a[part] for a in per_sample)) for part in parts[1:]]
+    solve_samples(*shared, *(a[parts[0]] for a in per_sample))
+    for future in pending:
+        future.result()
 
 
 def _checked_inputs(inputs, batched):
@@ -232,5 +269,6 @@ def solve_one(params, **inputs):
     """Run the network on one sample (arrays without a batch dimension)."""
     arrays, dtype = _checked_inputs(inputs, batched=False)
     outputs = {name: np.empty(shape, dtype) for name, shape in OUTPUT_SHAPES.items()}
-    unrolled_one(*_checked_params(params, dtype).values(), *arrays.values(), *outputs.values())
+    run = unrolled_one if _rows_in_parallel() else unrolled
+    run(*_checked_params(params, dtype).values(), *arrays.values(), *outputs.values())
     return _checked_outputs(outputs)

@@ -8,6 +8,8 @@ enters through :meth:`LayerBuilder.hyperparameter`.
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 import sympy as sp
 
 from unfoldgen.ir.builder import LayerBuilder
@@ -23,8 +25,27 @@ from unfoldgen.symbolic.objective import SmoothPart, derive_smooth, linear_map
 from unfoldgen.symbolic.prox import NonsmoothTerm, ProxOperator, build_prox_operators, parse_nonsmooth_term
 from unfoldgen.symbolic.prox.compose import check_interval_nonempty
 
+# Lowered programs by the spec's repr (every field that lowering reads, the spec's text included).
+_LOWERED: OrderedDict[str, Program] = OrderedDict()
+_LOWERED_KEPT = 32
+
 
 def lower(spec: Spec) -> Program:
+    """The spec's program. Lowering is a pure function of the spec and its SymPy derivations take
+    a while (up to a second), while training, evaluation and the studies lower the same spec
+    many times in one process: the last few programs are kept (they are frozen; an error is
+    raised again, not kept)."""
+    key = repr(spec)
+    program = _LOWERED.get(key)
+    if program is None:
+        program = _LOWERED[key] = _lower(spec)
+        if len(_LOWERED) > _LOWERED_KEPT:
+            _LOWERED.popitem(last=False)
+    _LOWERED.move_to_end(key)
+    return program
+
+
+def _lower(spec: Spec) -> Program:
     method = method_of(spec)
     ns = Namespace(spec)
     if not method.uses_objective:
