@@ -92,37 +92,27 @@ def test_lapack_and_jacobi_svds_give_the_same_singular_value_thresholding(tmp_pa
     assert np.allclose(results[kernel.lapack_svd], np.linalg.svd(matrix, compute_uv=False)[::-1], atol=1e-12)
 
 
-def test_a_large_batch_is_shared_among_threads_and_equals_sample_by_sample(tmp_path, rng) -> None:
-    """solve() splits a batch into contiguous shares, one per thread, when it holds at least
-    SHARED_MIN_FLOPS; every share gives what the samples give one by one, for any batch size
-    (a share of one sample, shares of unequal sizes), and a small batch stays on one thread."""
+def test_a_batch_goes_parallel_from_shared_min_flops_on_and_equals_sample_by_sample(tmp_path, rng, monkeypatch) -> None:
+    """solve() runs a batch of at least SHARED_MIN_FLOPS in _solve_batch (the samples shared
+    among the threads by a prange), a smaller one in _solve_samples (one after another, and
+    no parallel wrapper to compile): both give what the samples give one by one."""
     built = variant("ista_lasso", tmp_path, dims={"m": 6, "n": 9}, layers=3)
     kernel = built.kernel
-    model = built.model.Unfolded(A=rng.standard_normal((6, 9)))
-    params = model.kernel_params()
+    params = built.model.Unfolded(A=rng.standard_normal((6, 9))).kernel_params()
     assert kernel.SAMPLE_FLOPS > 0
-    calls: list[int] = []
-    solve_samples = kernel._solve_samples
+    ran: list[str] = []
 
-    def counted(*arguments):
-        calls.append(arguments[-1].shape[0])
-        return solve_samples(*arguments)
+    def recorded(name):
+        run = getattr(kernel, name)
+        return lambda *arguments: (ran.append(name), run(*arguments))
 
-    kernel._solve_samples = counted
-    threads = numba.get_num_threads()
-    try:
-        for batch in (1, 2, 5):
-            y = rng.standard_normal((batch, 6))
-            expected = np.stack([kernel.solve_one(params, y=sample)["x"] for sample in y])
-            calls.clear()
-            kernel.SHARED_MIN_FLOPS = 0
-            shared = kernel.solve(params, y=y)["x"]
-            assert sorted(calls) == sorted(batch * (s + 1) // min(threads, batch) - batch * s // min(threads, batch)
-                                           for s in range(min(threads, batch)))
-            calls.clear()
-            kernel.SHARED_MIN_FLOPS = batch * kernel.SAMPLE_FLOPS + 1
-            alone = kernel.solve(params, y=y)["x"]
-            assert calls == [batch]
-            assert relative(shared, expected) < 1e-12 and relative(alone, expected) < 1e-12
-    finally:
-        kernel._solve_samples = solve_samples
+    for name in ("_solve_samples", "_solve_batch"):
+        monkeypatch.setattr(kernel, name, recorded(name))
+    for batch in (1, 2, 5):
+        y = rng.standard_normal((batch, 6))
+        expected = np.stack([kernel.solve_one(params, y=sample)["x"] for sample in y])
+        for threshold, path in ((batch * kernel.SAMPLE_FLOPS, "_solve_batch"), (batch * kernel.SAMPLE_FLOPS + 1, "_solve_samples")):
+            monkeypatch.setattr(kernel, "SHARED_MIN_FLOPS", threshold)
+            ran.clear()
+            assert relative(kernel.solve(params, y=y)["x"], expected) < 1e-12
+            assert ran == [path]

@@ -51,6 +51,7 @@ from unfoldgen.backends.weights import WEIGHT_FORMATS, WeightFormat
 from unfoldgen.errors import SpecError
 from unfoldgen.ir.cost import sample_flops
 from unfoldgen.ir.program import Program
+from unfoldgen.names import around
 from unfoldgen.symbolic.prox import ProxOperator
 
 
@@ -223,8 +224,9 @@ def emit_numba_kernel(program: Program, folded: Mapping[str, np.ndarray] | None 
     signature = arrays + scalars + inputs + [o.name for o in outputs]
     k, b, batch = program.local("k"), program.local("b"), program.local("batch")  # the kernel's own locals
     per_sample = inputs + [o.name for o in outputs]
-    batch_call = ", ".join(arrays + scalars + [f"{name}[{b}]" for name in per_sample])
-    sample_names = inputs + [o.name for o in outputs] + [buffer.name for buffer in buffers]
+    # the parallel loop's parameters: Numba's generated code for prange reads np, range... there
+    parallel = {name: around(name, set(signature) | PARFOR_NAMES) if name in PARFOR_NAMES else name for name in signature}
+    sample_names = per_sample + [buffer.name for buffer in buffers]
     batched = BatchedLowering(sample_names, signature + [buffer.name for buffer in buffers], b, k, g).lower(
         lowered.setup, lowered.steps)
     networks = _networks(program, g)
@@ -255,8 +257,10 @@ def emit_numba_kernel(program: Program, folded: Mapping[str, np.ndarray] | None 
         weight_formats=[{"template": f.template, "name": f.name, "bits": f.bits_per_weight}
                         for f in {f.name: f for f in weights.values()}.values()],
         dequantize=[_dequantize_line(name, weight, g) for name, weight in weights.items()],
-        folded=[{"name": name, "literal": folded_literal(value)} for name, value in folded.items()], signature=", ".join(signature), batch_call=batch_call,
-        shared_arguments=_tuple_literal(arrays + scalars), sample_arguments=_tuple_literal(per_sample),
+        folded=[{"name": name, "literal": folded_literal(value)} for name, value in folded.items()], signature=", ".join(signature),
+        batch_call=", ".join(arrays + scalars + [f"{name}[{b}]" for name in per_sample]),
+        parallel_signature=", ".join(parallel[name] for name in signature), parallel_source=parallel[inputs[0]],
+        parallel_call=", ".join([parallel[a] for a in arrays + scalars] + [f"{parallel[n]}[{b}]" for n in per_sample]),
         sample_flops=sample_flops(program),
         buffers=[_buffer(b, scratch_of=scratch_of) for b in sample_buffers], batch_buffers=[_buffer(b, batch) for b in batch_buffers],
         setup=[_code(step, one_sample) for step in lowered.setup], steps=[_code(step, one_sample) for step in lowered.steps],
@@ -271,11 +275,6 @@ def emit_numba_kernel(program: Program, folded: Mapping[str, np.ndarray] | None 
                  "workspace": list(SVD_WORKSPACE) if needs_svd_workspace(p) else []} for p in program.proxes],
         g=g,
     )
-
-
-def _tuple_literal(names: list[str]) -> str:
-    """The names as the inside of a tuple display: ``a, b`` or ``a,``."""
-    return ", ".join(names) + ("," if len(names) == 1 else "")
 
 
 def _code(step: StepCode, sample: Sample, rows: ParallelRows | None = None) -> dict[str, object]:
