@@ -234,9 +234,11 @@ def _streaming(report: dict[str, Any]) -> str:
             f"kernel reads its {nbytes / 1e6:.1f} MB at {nbytes / kernel['us_per_sample'] / 1e3:.0f} GB/s, "
             f"{best['backend']} at {nbytes / best['us_per_sample'] / 1e3:.0f} GB/s, the memory floor's sum at "
             f"{nbytes / report['memory_floor_us'] / 1e3:.0f} GB/s. The kernel's dot products are LLVM's vectorised "
-            f"loops (on AVX-512, four 16-wide accumulators) with a horizontal reduction and a scalar tail per weight "
-            f"row of 250 or 500; onnxruntime's MLAS runs hand-written kernels over prepacked panels of the weights, "
-            f"with no reduction per row. With weights in 16 or 8 bits the kernel reads half or a quarter of the bytes (figures above).")
+            f"loops (on AVX-512, four 16-wide accumulators) with a horizontal reduction and an 8-wide, then scalar, tail "
+            f"per weight row of 250 or 500; onnxruntime's MLAS runs hand-written kernels over prepacked panels of the "
+            f"weights, with no reduction per row. Numba's loops over two or four rows at once, or over column panels, "
+            f"compiled to slower code than one row at a time. With weights in 16 or 8 bits the kernel reads half or a "
+            f"quarter of the bytes (figures above).")
 
 
 def _svd(report: dict[str, Any]) -> str:
