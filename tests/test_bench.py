@@ -12,9 +12,10 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from tests.test_training import run_cli, small_spec
-from unfoldgen.benchmark.cost import sample_cost, svd_flops
+from unfoldgen.benchmark.cost import sample_cost
 from unfoldgen.benchmark.report import lista_targets, page
 from unfoldgen.ir import lower
+from unfoldgen.operators.prox.base import svd_flops
 from unfoldgen.spec import load_spec
 from unfoldgen.training.network import build_network
 

@@ -226,6 +226,11 @@ def emit_numba_kernel(program: Program, folded: Mapping[str, np.ndarray] | None 
     per_sample = inputs + [o.name for o in outputs]
     # the parallel loop's parameters: Numba's generated code for prange reads np, range... there
     parallel = {name: around(name, set(signature) | PARFOR_NAMES) if name in PARFOR_NAMES else name for name in signature}
+
+    def sample_call(spelled: Mapping[str, str]) -> str:
+        """``unrolled``'s arguments for sample ``b`` of a batch, the names as ``spelled``."""
+        return ", ".join([spelled.get(a, a) for a in arrays + scalars] + [f"{spelled.get(n, n)}[{b}]" for n in per_sample])
+
     sample_names = per_sample + [buffer.name for buffer in buffers]
     batched = BatchedLowering(sample_names, signature + [buffer.name for buffer in buffers], b, k, g).lower(
         lowered.setup, lowered.steps)
@@ -258,9 +263,8 @@ def emit_numba_kernel(program: Program, folded: Mapping[str, np.ndarray] | None 
                         for f in {f.name: f for f in weights.values()}.values()],
         dequantize=[_dequantize_line(name, weight, g) for name, weight in weights.items()],
         folded=[{"name": name, "literal": folded_literal(value)} for name, value in folded.items()], signature=", ".join(signature),
-        batch_call=", ".join(arrays + scalars + [f"{name}[{b}]" for name in per_sample]),
+        batch_call=sample_call({}), parallel_call=sample_call(parallel),
         parallel_signature=", ".join(parallel[name] for name in signature), parallel_source=parallel[inputs[0]],
-        parallel_call=", ".join([parallel[a] for a in arrays + scalars] + [f"{parallel[n]}[{b}]" for n in per_sample]),
         sample_flops=sample_flops(program),
         buffers=[_buffer(b, scratch_of=scratch_of) for b in sample_buffers], batch_buffers=[_buffer(b, batch) for b in batch_buffers],
         setup=[_code(step, one_sample) for step in lowered.setup], steps=[_code(step, one_sample) for step in lowered.steps],

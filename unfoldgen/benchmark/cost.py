@@ -6,10 +6,8 @@ import math
 from dataclasses import dataclass
 
 from unfoldgen.backends.numba_kernel import lower_kernel
-from unfoldgen.ir.cost import sample_flops, svd_flops
+from unfoldgen.ir.cost import sample_flops
 from unfoldgen.ir.program import Program
-
-__all__ = ["SampleCost", "sample_cost", "svd_flops"]
 
 
 @dataclass(frozen=True)

@@ -22,8 +22,6 @@ from unfoldgen.operators.linear import LinearOperator, is_operator, operator_of
 from unfoldgen.operators.prox.base import svd_flops
 from unfoldgen.symbolic.nodes import LowRankFactor, Map
 
-__all__ = ["sample_flops", "step_flops", "svd_flops"]
-
 
 def sample_flops(program: Program) -> int:
     """FLOPs of one sample through every layer (its initial steps included)."""
