@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
@@ -78,6 +79,21 @@ def test_bench_prints_the_json_contract(tmp_path: Path) -> None:
     assert report["parameter_bytes"] == 4 * sum(
         size for size in (3 * 12 * 8, 3 * 12 * 12, 3))  # W_y, W_x, threshold in float32 (A is not read)
 
+
+
+def test_the_benchmarked_network_has_distinct_layers_near_the_untrained_one(tmp_path: Path) -> None:
+    """Untrained, every LISTA layer holds the same weights, which onnxruntime would store once;
+    the benchmark's network has them distinct (as after training) and within 1% of untrained."""
+    from unfoldgen.benchmark.workspace import prepare
+
+    spec = load_spec(small_spec(tmp_path, "lista_small"))
+    program = lower(spec)
+    params = prepare(spec, program, tmp_path / "bench", 2, "float64", None, onnx=False)
+    untrained = build_network(program, {"A": torch.from_numpy(params["A"])}, torch.float64, "cpu").kernel_params()
+    for name in ("W_y", "W_x", "threshold"):
+        assert all(np.array_equal(untrained[name][0], layer) for layer in untrained[name])  # what training changes
+        assert not any(np.array_equal(params[name][0], layer) for layer in params[name][1:])
+        assert np.allclose(params[name], untrained[name], rtol=1e-2, atol=0)
 
 @pytest.mark.parametrize(("flags", "message"), [
     (["--batch", "0,4"], "--batch must be"),

@@ -250,7 +250,7 @@ def evaluate(spec: Path, weights: Path, as_json: bool, plot: Path | None, sample
 @main.command()
 @SPEC_ARGUMENT
 @click.option("--weights", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="weights.pt written by unfoldgen train (default: the untrained network; same cost).")
+              help="weights.pt written by unfoldgen train (default: the untrained network, its layers made distinct by noise of 1e-3 as training would make them; same cost).")
 @click.option("--batch", "batches", default="1,256", show_default=True,
               help="Comma-separated batch sizes; 1 is the single-sample path.")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
