@@ -23,6 +23,24 @@ SAMPLE_FLOPS = 5242880
 SHARED_MIN_FLOPS = 1 << 20
 
 
+@njit(cache=True, fastmath=True, inline="always")
+def add_shifted(target, weight, source, shift, wrap):
+    """target[i] += weight * source[i + shift] for every i of target, where i + shift leaves
+    source: circularly when wrap, not at all otherwise. The run inside source is taken as two
+    views, so its loop indexes both from zero: LLVM vectorises it (source[i + shift] with a
+    shift of either sign would need Numba's negative-index check on every element)."""
+    n = target.shape[0]
+    inside = min(n, max(0, -shift))
+    end = max(inside, min(n, n - shift))
+    run_out, run_in = target[inside:end], source[inside + shift:end + shift]
+    for i in range(run_out.shape[0]):
+        run_out[i] += weight * run_in[i]
+    if wrap:
+        for i in range(inside):
+            target[i] += weight * source[(i + shift) % n]
+        for i in range(end, n):
+            target[i] += weight * source[(i + shift) % n]
+
 @njit(cache=True)
 def pair_shrink(v, threshold):
     """In place, for v = [a; b] (2m x n): each pair (a_ij, b_ij) <- max(1 - threshold/||.||, 0) (a_ij, b_ij)."""
@@ -39,31 +57,19 @@ def pair_shrink(v, threshold):
 def conv_2d(x, h, wrap, adjoint, out):
     """out = h * x for an image x, same size (circular when wrap, zeros outside x otherwise);
     adjoint: the correlation with h. Row by row of out, tap by tap: out[i] += h[a, b] times a
-    row of x shifted by the tap, split where it leaves x (contiguous inner loops)."""
-    m, n = x.shape
+    row of x shifted by the tap."""
+    m = x.shape[0]
     half_r, half_c = h.shape[0] // 2, h.shape[1] // 2
     out[:, :] = 0.0
     for i in range(m):
-        target = out[i]
         for a in range(h.shape[0]):
             p = i + (a - half_r if adjoint else half_r - a)
             if wrap:
                 p %= m
             elif p < 0 or p >= m:
                 continue
-            source = x[p]
             for b in range(h.shape[1]):
-                shift = b - half_c if adjoint else half_c - b
-                weight = h[a, b]
-                inside = min(n, max(0, -shift))
-                end = max(inside, min(n, n - shift))
-                for j in range(inside, end):
-                    target[j] += weight * source[j + shift]
-                if wrap:
-                    for j in range(inside):
-                        target[j] += weight * source[(j + shift) % n]
-                    for j in range(end, n):
-                        target[j] += weight * source[(j + shift) % n]
+                add_shifted(out[i], h[a, b], x[p], b - half_c if adjoint else half_c - b, wrap)
 
 
 @njit(cache=True, fastmath=True)

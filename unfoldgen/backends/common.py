@@ -80,6 +80,13 @@ def linear_helpers(program: Program) -> set[str]:
     return {name for _, array, numba in _operator_calls(program) for name in (array, numba) if name}
 
 
+def loop_helpers(program: Program) -> set[str]:
+    """The loop helpers (templates/numba_products.py.j2) that the operators' Numba helpers call."""
+    return {helper for step in (*program.init_steps, *program.steps) for expr in step_expressions(step)
+            for product in expr.atoms(sp.MatMul) for factor in product.args if is_operator(factor)
+            for helper in operator_of(factor)[0].loop_helpers}
+
+
 def linear_templates(program: Program) -> list[str]:
     """The templates of the operators the program applies, ``templates/linear/<name>.py.j2``."""
     return [f"linear/{name}.py.j2" for name in sorted({template for template, _, _ in _operator_calls(program)})]

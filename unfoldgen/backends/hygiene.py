@@ -45,7 +45,7 @@ MODULE_NAMES = frozenset({
     "_lapack_usable", "_one_blas_thread", "contextlib", "importlib", "SAMPLE_FLOPS", "SHARED_MIN_FLOPS",
     "_rows_in_parallel", "_solve_samples", "_solve_batch", "_solve_blas",
     "dot", "matmat", "matmat_nt", "matvec", "matvec_t", "soft_threshold_support", "unrolled_one", "solve", "solve_one", "svd_factor",
-    "unrolled", "conv3x3", "softplus", "WEIGHT_DTYPES", "float32_from_bits", "float32_from_half_bits", "intrinsic", "types", "ir",
+    "unrolled", "conv3x3", "add_shifted", "softplus", "WEIGHT_DTYPES", "float32_from_bits", "float32_from_half_bits", "intrinsic", "types", "ir",
     "dot_float16", "dot_bfloat16", "dot_int8", "dequantize_float16", "dequantize_bfloat16", "dequantize_int8",
     *dir(builtins),
 })

@@ -16,6 +16,7 @@ from unfoldgen.backends.common import (
     kernel_arrays,
     kernel_param_names,
     linear_templates,
+    loop_helpers,
     prox_definition,
     prox_helpers,
     shape_literal,
@@ -251,6 +252,7 @@ def emit_numba_kernel(program: Program, folded: Mapping[str, np.ndarray] | None 
     plain_rows = {name for s in _statements(lowered) if isinstance(s, RowProducts) for name in s.weights} - set(weights)
     products |= {"dot"} if plain_rows else set()
     products |= {helper for network in program.networks for helper in network_products(network)}
+    products |= loop_helpers(program)
     return render(
         "kernel.py.j2",
         products=[helper for helper in PRODUCTS if helper in products],

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from unfoldgen.backends.hygiene import CANONICAL, Spelling
 from unfoldgen.backends.weights import WeightFormat
 
-PRODUCTS = ("dot", "matvec", "matvec_t", "matmat", "matmat_nt")  # loop helpers of templates/numba_products.py.j2
+PRODUCTS = ("dot", "matvec", "matvec_t", "matmat", "matmat_nt", "add_shifted")  # loop helpers of templates/numba_products.py.j2
 
 
 @dataclass(frozen=True)

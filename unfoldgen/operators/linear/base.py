@@ -33,6 +33,7 @@ class LinearOperator(sp.MatrixExpr):
 
     template: ClassVar[str]  # templates/linear/<template>.py.j2
     image: ClassVar[bool] = False
+    loop_helpers: ClassVar[tuple[str, ...]] = ()  # those of templates/numba_products.py.j2 its Numba helper calls
 
     def __new__(cls, *args: sp.Basic) -> Self:
         return sp.MatrixExpr.__new__(cls, *(sp.sympify(a) for a in args))

@@ -25,6 +25,7 @@ class Convolution(LinearOperator):
     """``args``: the kernel (a matrix symbol), wrap (1 or 0), and the argument's rows, cols."""
 
     template = "conv"
+    loop_helpers = ("add_shifted",)
 
     @property
     def kernel(self) -> sp.MatrixExpr:
