@@ -155,13 +155,20 @@ def svd_targets(report: dict[str, Any]) -> list[str]:
         lines.append(f"| cold start with the cache at most {goal} s | {cached:.2f} s (uncached {cold['uncached']:.2f} s) "
                      f"| {_status(cached <= goal, f'missed by {cached - goal:.2f} s')} |")
         if cached > goal:
-            lines += ["", ("Where the cached start goes: " + (cold_start_phases(cold) + ". " if "cached_phases" in cold else "")
-                           + "Importing numba and Numba's first call (its typing and lowering registries, then "
-                           "its cached code) come before any work of the kernel's; SciPy's linalg is imported only "
-                           "for the LAPACK SVD, whose Jacobi fallback, without SciPy, is several times slower per "
-                           "layer. The kernel's own module does no work at import.")]
+            lines += ["", "Where the cached start goes: " + cold_start_reason(cold)]
     return lines
 
+
+
+def cold_start_reason(cold: dict[str, Any]) -> str:
+    """Why a cached start is slow, from its phases and Numba's own floor, where measured."""
+    phases = cold_start_phases(cold) + ". " if "cached_phases" in cold else ""
+    floor = (f"Numba alone, loading a one-line cached function in a new process, takes {cold['numba_floor']:.2f} s "
+             f"on this machine, which leaves {cold['cached'] - cold['numba_floor']:.2f} s to the kernel. "
+             if "numba_floor" in cold else "")
+    return (phases + floor + "Importing numba and Numba's first call (its typing and lowering registries, then its "
+            "cached code) come before any work of the kernel's; at that first call Numba imports SciPy's linalg "
+            "whenever SciPy is installed, whatever the kernel calls. The kernel's own module does no work at import.")
 
 
 def _status(met: bool, missed: str) -> str:

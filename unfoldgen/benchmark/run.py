@@ -35,9 +35,9 @@ WORKER_TIMEOUT_S = 1800
 
 # Import the kernel, load the parameters, run one sample: the time a deployed process waits
 # before its first result (the interpreter's own start-up is not counted). Prints the time at
-# the end of each phase, from the start: the imports of numpy and numba, the kernel's module,
-# SciPy's linalg where the kernel's SVD is LAPACK's (Numba imports it at the first call
-# otherwise), the parameters, the first result (Numba's registries and its cached code).
+# the end of each phase, from the start: the imports of numpy and numba, SciPy's linalg where
+# SciPy is installed (Numba imports it at its first call otherwise, whatever the kernel calls),
+# the kernel's module, the parameters, the first result (Numba's registries and cached code).
 COLD_START = """
 import time
 started = time.perf_counter()
@@ -49,17 +49,31 @@ import numpy as np
 ends["numpy"] = time.perf_counter() - started
 import numba
 ends["numba"] = time.perf_counter() - started
-import kernel
-ends["kernel_module"] = time.perf_counter() - started
-if getattr(kernel, "svd_into", None) is getattr(kernel, "lapack_svd", False):
+import importlib.util
+if importlib.util.find_spec("scipy") is not None:
     import scipy.linalg
     ends["scipy_linalg"] = time.perf_counter() - started
+import kernel
+ends["kernel_module"] = time.perf_counter() - started
 params = dict(np.load(sys.argv[1] + "/params.npz"))
 inputs = dict(np.load(sys.argv[1] + "/inputs.npz"))
 ends["parameters"] = time.perf_counter() - started
 kernel.solve_one(params, **{name: value[0] for name, value in inputs.items()})
 ends["first_result"] = time.perf_counter() - started
 print(json.dumps(ends))
+"""
+
+# The least kernel Numba can load from its cache: the cold start's floor on this machine.
+TRIVIAL_KERNEL = """from numba import njit
+
+
+@njit(cache=True)
+def add_one(x):
+    return x + 1.0
+
+
+def solve_one(params, x):
+    return add_one(x[0])
 """
 
 
@@ -113,18 +127,28 @@ def run_worker(folder: Path, backend: str, batches: list[int], env: dict[str, st
 
 def cold_start(folder: Path, env: dict[str, str]) -> dict[str, Any]:
     """Seconds to the first result of a new process with an empty Numba cache, then with the
-    cache it left, and where the cached start spends them (``cached_phases``: each phase's
-    seconds, in order)."""
+    cache it left; where the cached start spends them (``cached_phases``: each phase's seconds,
+    in order); and ``numba_floor``: the same cached start for a one-line function, what Numba
+    itself costs a process before any kernel's work."""
     with tempfile.TemporaryDirectory(prefix="unfoldgen-cache-") as cache:
         env = {**env, "NUMBA_CACHE_DIR": cache}
-        ends = {}
-        for label in ("uncached", "cached"):
-            done = subprocess.run([sys.executable, "-c", COLD_START, str(folder)], env=env, capture_output=True,
-                                  text=True, timeout=WORKER_TIMEOUT_S, check=True)
-            ends[label] = json.loads(done.stdout.strip().splitlines()[-1])
+        ends = {label: _first_result(COLD_START, folder, env) for label in ("uncached", "cached")}
+        trivial = Path(cache) / "trivial"
+        trivial.mkdir()
+        (trivial / "kernel.py").write_text(TRIVIAL_KERNEL)
+        np.savez(trivial / "params.npz")
+        np.savez(trivial / "inputs.npz", x=np.zeros((1, 1)))
+        floor = [_first_result(COLD_START, trivial, env)["first_result"] for _ in range(2)][-1]
     phases = dict(zip(ends["cached"], np.diff([0.0, *ends["cached"].values()]).tolist(), strict=True))
-    return {"uncached": ends["uncached"]["first_result"], "cached": ends["cached"]["first_result"], "cached_phases": phases}
+    return {"uncached": ends["uncached"]["first_result"], "cached": ends["cached"]["first_result"],
+            "cached_phases": phases, "numba_floor": floor}
 
+
+def _first_result(script: str, folder: Path, env: dict[str, str]) -> dict[str, float]:
+    done = subprocess.run([sys.executable, "-c", script, str(folder)], env=env, capture_output=True, text=True,
+                          timeout=WORKER_TIMEOUT_S, check=True)
+    ends: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
+    return ends
 
 PHASE_NAMES = {"numpy": "import numpy", "numba": "import numba", "kernel_module": "the kernel's module",
                "scipy_linalg": "SciPy's linalg", "parameters": "loading the parameters",
@@ -215,5 +239,6 @@ def summary(report: dict[str, Any]) -> str:
     if report["cold_start_s"]:
         cold = report["cold_start_s"]
         lines.append(f"  cold start of the kernel in a new process: {cold['cached']:.2f} s cached, {cold['uncached']:.2f} s uncached")
-        lines.append(f"  the cached start, by phase: {cold_start_phases(cold)}")
+        lines.append(f"  the cached start, by phase: {cold_start_phases(cold)}; Numba's own floor (a one-line "
+                     f"function, cached): {cold['numba_floor']:.2f} s")
     return "\n".join(lines)
