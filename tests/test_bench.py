@@ -71,7 +71,8 @@ def test_bench_prints_the_json_contract(tmp_path: Path) -> None:
         assert row["gflops"] == pytest.approx(report["flops_per_sample"] / row["us_per_sample"] / 1e3)
     cold = report["cold_start_s"]
     assert set(cold) == {"cached", "uncached", "cached_phases", "numba_floor"}
-    assert 0 < cold["numba_floor"] < cold["cached"] < cold["uncached"]
+    # a kernel this small starts as fast as Numba's floor, within noise: no order between those two
+    assert cold["numba_floor"] > 0 and 0 < cold["cached"] < cold["uncached"]
     # SciPy is in the test extras, and Numba would import its linalg anyway; the phases add up to the start
     assert list(cold["cached_phases"]) == ["numpy", "numba", "scipy_linalg", "kernel_module", "parameters", "first_result"]
     assert all(seconds >= 0 for seconds in cold["cached_phases"].values())
@@ -157,7 +158,7 @@ def test_svd_targets_say_where_a_slow_cached_start_goes() -> None:
     assert "| batch 1: faster than torch_compile | 8000 us against 7000 | missed by 1.14x |" in text
     assert "missed by 0.05 s" in text
     assert "import numba 0.15 s, SciPy's linalg 0.12 s, the kernel's module 0.01 s" in text
-    assert "takes 0.45 s on this machine, which leaves 0.10 s to the kernel" in text
+    assert "takes 0.45 s on this machine, so the kernel adds 0.10 s to it" in text
     report["cold_start_s"] |= {"cached": 0.4}
     assert "Where the cached start goes" not in "\n".join(svd_targets(report))
 
