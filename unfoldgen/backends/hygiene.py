@@ -25,7 +25,7 @@ GLOBALS = (
     "np", "torch", "math", "prange",
     "LAYERS", "SUPPORT", "SEED", "INPUT_SHAPES", "OUTPUT_SHAPES", "BLAS_MIN_BATCH",
     "dot", "matvec", "matvec_t", "matmat", "matmat_nt", "invert", "jacobi_svd", "svd_into", "svd_factor", "analytic_weight",
-    "soft_threshold_support", "conv3x3", "softplus", "unrolled",
+    "soft_threshold_support", "conv3x3", "add_shifted", "softplus", "unrolled",
     "dot_float16", "dot_bfloat16", "dot_int8", "dequantize_float16", "dequantize_bfloat16", "dequantize_int8",
     "range", "len", "int", "bool", "tuple", "ValueError",
 )
