@@ -81,7 +81,6 @@ def test_bench_prints_the_json_contract(tmp_path: Path) -> None:
         size for size in (3 * 12 * 8, 3 * 12 * 12, 3))  # W_y, W_x, threshold in float32 (A is not read)
 
 
-
 def test_the_benchmarked_network_has_distinct_layers_near_the_untrained_one(tmp_path: Path) -> None:
     """Untrained, every LISTA layer holds the same weights, which onnxruntime would store once;
     the benchmark's network has them distinct (as after training) and within 1% of untrained."""

@@ -8,7 +8,7 @@ import sympy as sp
 
 from unfoldgen.ir.program import Program, step_expressions
 from unfoldgen.names import around
-from unfoldgen.operators.linear import Materialized, TableMatrix, is_operator, operator_of
+from unfoldgen.operators.linear import LinearOperator, Materialized, TableMatrix, is_operator, operator_of
 from unfoldgen.operators.prox import HELPERS, Helper, norm1
 from unfoldgen.symbolic.nodes import AnalyticWeight, LowRankFactor
 from unfoldgen.symbolic.prox import ProxOperator
@@ -55,24 +55,25 @@ def used_operators(program: Program) -> list[str]:
 def _operator_calls(program: Program) -> set[tuple[str, str, str]]:
     """``(template, array helper, numba helper)`` of every operator application the layers make,
     and of the tables and dense matrices computed when the model is built (no Numba helper)."""
-    calls = {call for step in (*program.init_steps, *program.steps) for expr in step_expressions(step)
-             for call in _applications(expr, numba=True)}
+    calls = {(operator.template, operator.array_call(adjoint)[0], operator.numba_call(adjoint)[0])
+             for operator, adjoint in _layer_operators(program)}
     for derived in program.derived:
         calls |= {(table.template, table.helper, "") for table in derived.expr.atoms(TableMatrix)}
         for dense in derived.expr.atoms(Materialized):
-            calls |= {("dense", "dense_matrix", ""), *_applications(dense.matrix, numba=False)}
+            calls |= {("dense", "dense_matrix", "")}
+            calls |= {(operator.template, operator.array_call(adjoint)[0], "")
+                      for operator, adjoint in _applications(dense.matrix)}
     return calls
 
 
-def _applications(expr: sp.Basic, numba: bool) -> set[tuple[str, str, str]]:
-    calls = set()
-    for product in expr.atoms(sp.MatMul):
-        for factor in product.args:
-            if is_operator(factor):
-                operator, adjoint = operator_of(factor)
-                numba_helper = operator.numba_call(adjoint)[0] if numba else ""
-                calls.add((operator.template, operator.array_call(adjoint)[0], numba_helper))
-    return calls
+def _layer_operators(program: Program) -> set[tuple[LinearOperator, bool]]:
+    """Every ``(operator, adjoint)`` the layers (and the setup before them) apply."""
+    return {applied for step in (*program.init_steps, *program.steps) for expr in step_expressions(step)
+            for applied in _applications(expr)}
+
+
+def _applications(expr: sp.Basic) -> set[tuple[LinearOperator, bool]]:
+    return {operator_of(factor) for product in expr.atoms(sp.MatMul) for factor in product.args if is_operator(factor)}
 
 
 def linear_helpers(program: Program) -> set[str]:
@@ -82,9 +83,7 @@ def linear_helpers(program: Program) -> set[str]:
 
 def loop_helpers(program: Program) -> set[str]:
     """The loop helpers (templates/numba_products.py.j2) that the operators' Numba helpers call."""
-    return {helper for step in (*program.init_steps, *program.steps) for expr in step_expressions(step)
-            for product in expr.atoms(sp.MatMul) for factor in product.args if is_operator(factor)
-            for helper in operator_of(factor)[0].loop_helpers}
+    return {helper for operator, _ in _layer_operators(program) for helper in operator.loop_helpers}
 
 
 def linear_templates(program: Program) -> list[str]:

@@ -135,28 +135,31 @@ def cold_start(folder: Path, env: dict[str, str]) -> dict[str, Any]:
     itself costs a process before any kernel's work."""
     with tempfile.TemporaryDirectory(prefix="unfoldgen-cache-") as cache:
         env = {**env, "NUMBA_CACHE_DIR": cache}
-        uncached = _first_result(COLD_START, folder, env)["first_result"]
+        uncached = _first_result(folder, env)["first_result"]
         cached = _fastest_start(folder, env)
         trivial = Path(cache) / "trivial"
         trivial.mkdir()
         (trivial / "kernel.py").write_text(TRIVIAL_KERNEL)
         np.savez(trivial / "params.npz")
         np.savez(trivial / "inputs.npz", x=np.zeros((1, 1)))
-        _first_result(COLD_START, trivial, env)  # fills the cache
+        _first_result(trivial, env)  # fills the cache
         floor = _fastest_start(trivial, env)["first_result"]
     phases = dict(zip(cached, np.diff([0.0, *cached.values()]).tolist(), strict=True))
     return {"uncached": uncached, "cached": cached["first_result"], "cached_phases": phases, "numba_floor": floor}
 
 
 def _fastest_start(folder: Path, env: dict[str, str]) -> dict[str, float]:
-    starts = [_first_result(COLD_START, folder, env) for _ in range(CACHED_STARTS)]
+    starts = [_first_result(folder, env) for _ in range(CACHED_STARTS)]
     return min(starts, key=lambda ends: ends["first_result"])
 
-def _first_result(script: str, folder: Path, env: dict[str, str]) -> dict[str, float]:
-    done = subprocess.run([sys.executable, "-c", script, str(folder)], env=env, capture_output=True, text=True,
+
+def _first_result(folder: Path, env: dict[str, str]) -> dict[str, float]:
+    """COLD_START in a new process on ``folder``: the end of each phase, in seconds."""
+    done = subprocess.run([sys.executable, "-c", COLD_START, str(folder)], env=env, capture_output=True, text=True,
                           timeout=WORKER_TIMEOUT_S, check=True)
     ends: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
     return ends
+
 
 PHASE_NAMES = {"numpy": "import numpy", "numba": "import numba", "kernel_module": "the kernel's module",
                "scipy_linalg": "SciPy's linalg", "parameters": "loading the parameters",
