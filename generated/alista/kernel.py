@@ -75,24 +75,32 @@ def unrolled(A, W_analytic, step, threshold, y, x):
     """All 16 layers for one sample; x receive(s) the result."""
     dtype = x.dtype
     tmp0 = np.empty((500,), dtype)  # magnitudes, for support selection
-    tmp1 = np.empty((500,), dtype)  # W_analytic.T @ (A @ x - y)
-    tmp2 = np.empty((250,), dtype)  # A @ x - y
-    x[:] = 0.0
-    for k in range(LAYERS):
+    tmp1 = np.empty((500,), dtype)  # W_analytic.T @ y
+    tmp2 = np.empty((500,), dtype)  # magnitudes, for support selection
+    tmp3 = np.empty((500,), dtype)  # W_analytic.T @ (A @ x - y)
+    tmp4 = np.empty((250,), dtype)  # A @ x - y
+    # the first layer on its own: x starts at zero, so the terms that multiply it drop out
+    k = 0
+    # x = soft_threshold_support(step*W_analytic.T @ y, threshold, SUPPORT[k])
+    matvec_t(W_analytic, y, tmp1)
+    for i in range(500):
+        x[i] = step[k]*tmp1[i]
+    soft_threshold_support(x, threshold[k], SUPPORT[k], tmp0)
+    for k in range(1, LAYERS):
         # x = soft_threshold_support(x - step*W_analytic.T @ (A @ x - y), threshold, SUPPORT[k])
         for i in range(250):
-            tmp2[i] = dot(A[i], x) - y[i]
-        matvec_t(W_analytic, tmp2, tmp1)
+            tmp4[i] = dot(A[i], x) - y[i]
+        matvec_t(W_analytic, tmp4, tmp3)
         for i in range(500):
-            x[i] = x[i] - step[k]*tmp1[i]
-        soft_threshold_support(x, threshold[k], SUPPORT[k], tmp0)
+            x[i] = x[i] - step[k]*tmp3[i]
+        soft_threshold_support(x, threshold[k], SUPPORT[k], tmp2)
 
 
 @njit(parallel=True, cache=True, fastmath=True)
-def _rows0(A, y, x, tmp2):
+def _rows0(A, y, x, tmp4):
     """250 rows shared among the threads (one sample)."""
     for i in prange(250):
-        tmp2[i] = dot(A[i], x) - y[i]
+        tmp4[i] = dot(A[i], x) - y[i]
 
 
 @njit(cache=True)
@@ -100,16 +108,24 @@ def unrolled_one(A, W_analytic, step, threshold, y, x):
     """``unrolled`` with its large products' rows shared among the threads: one sample alone."""
     dtype = x.dtype
     tmp0 = np.empty((500,), dtype)  # magnitudes, for support selection
-    tmp1 = np.empty((500,), dtype)  # W_analytic.T @ (A @ x - y)
-    tmp2 = np.empty((250,), dtype)  # A @ x - y
-    x[:] = 0.0
-    for k in range(LAYERS):
+    tmp1 = np.empty((500,), dtype)  # W_analytic.T @ y
+    tmp2 = np.empty((500,), dtype)  # magnitudes, for support selection
+    tmp3 = np.empty((500,), dtype)  # W_analytic.T @ (A @ x - y)
+    tmp4 = np.empty((250,), dtype)  # A @ x - y
+    # the first layer on its own: x starts at zero, so the terms that multiply it drop out
+    k = 0
+    # x = soft_threshold_support(step*W_analytic.T @ y, threshold, SUPPORT[k])
+    matvec_t(W_analytic, y, tmp1)
+    for i in range(500):
+        x[i] = step[k]*tmp1[i]
+    soft_threshold_support(x, threshold[k], SUPPORT[k], tmp0)
+    for k in range(1, LAYERS):
         # x = soft_threshold_support(x - step*W_analytic.T @ (A @ x - y), threshold, SUPPORT[k])
-        _rows0(A, y, x, tmp2)
-        matvec_t(W_analytic, tmp2, tmp1)
+        _rows0(A, y, x, tmp4)
+        matvec_t(W_analytic, tmp4, tmp3)
         for i in range(500):
-            x[i] = x[i] - step[k]*tmp1[i]
-        soft_threshold_support(x, threshold[k], SUPPORT[k], tmp0)
+            x[i] = x[i] - step[k]*tmp3[i]
+        soft_threshold_support(x, threshold[k], SUPPORT[k], tmp2)
 
 
 def _rows_in_parallel():
@@ -135,26 +151,29 @@ def _solve_batch(A, W_analytic, step, threshold, y, x):
 
 
 @njit(cache=True, fastmath=True)
-def _part0(x):
+def _part0(k, step, threshold, x, tmp0, tmp1):
     for b in range(x.shape[0]):
-        x[b, :] = 0.0
+        # x = soft_threshold_support(step*W_analytic.T @ y, threshold, SUPPORT[k])
+        for i in range(500):
+            x[b, i] = step[k]*tmp1[b, i]
+        soft_threshold_support(x[b], threshold[k], SUPPORT[k], tmp0[b])
 
 
 @njit(cache=True, fastmath=True)
-def _part1(y, tmp2):
+def _part1(y, tmp4):
     for b in range(y.shape[0]):
         # x = soft_threshold_support(x - step*W_analytic.T @ (A @ x - y), threshold, SUPPORT[k])
         for i in range(250):
-            tmp2[b, i] = tmp2[b, i] - y[b, i]
+            tmp4[b, i] = tmp4[b, i] - y[b, i]
 
 
 @njit(cache=True, fastmath=True)
-def _part2(k, step, threshold, x, tmp0, tmp1):
+def _part2(k, step, threshold, x, tmp2, tmp3):
     for b in range(x.shape[0]):
         # x = soft_threshold_support(x - step*W_analytic.T @ (A @ x - y), threshold, SUPPORT[k])
         for i in range(500):
-            x[b, i] = x[b, i] - step[k]*tmp1[b, i]
-        soft_threshold_support(x[b], threshold[k], SUPPORT[k], tmp0[b])
+            x[b, i] = x[b, i] - step[k]*tmp3[b, i]
+        soft_threshold_support(x[b], threshold[k], SUPPORT[k], tmp2[b])
 
 
 def _solve_blas(A, W_analytic, step, threshold, y, x):
@@ -164,15 +183,21 @@ def _solve_blas(A, W_analytic, step, threshold, y, x):
     batch = y.shape[0]
     dtype = x.dtype
     tmp0 = np.empty((batch, 500), dtype)  # magnitudes, for support selection
-    tmp1 = np.empty((batch, 500), dtype)  # W_analytic.T @ (A @ x - y)
-    tmp2 = np.empty((batch, 250), dtype)  # A @ x - y
-    _part0(x)
-    for k in range(LAYERS):
+    tmp1 = np.empty((batch, 500), dtype)  # W_analytic.T @ y
+    tmp2 = np.empty((batch, 500), dtype)  # magnitudes, for support selection
+    tmp3 = np.empty((batch, 500), dtype)  # W_analytic.T @ (A @ x - y)
+    tmp4 = np.empty((batch, 250), dtype)  # A @ x - y
+    # the first layer on its own: x starts at zero, so the terms that multiply it drop out
+    k = 0
+    # x = soft_threshold_support(step*W_analytic.T @ y, threshold, SUPPORT[k])
+    np.matmul(y, W_analytic, out=tmp1)
+    _part0(k, step, threshold, x, tmp0, tmp1)
+    for k in range(1, LAYERS):
         # x = soft_threshold_support(x - step*W_analytic.T @ (A @ x - y), threshold, SUPPORT[k])
-        np.matmul(x, A.T, out=tmp2)
-        _part1(y, tmp2)
-        np.matmul(tmp2, W_analytic, out=tmp1)
-        _part2(k, step, threshold, x, tmp0, tmp1)
+        np.matmul(x, A.T, out=tmp4)
+        _part1(y, tmp4)
+        np.matmul(tmp4, W_analytic, out=tmp3)
+        _part2(k, step, threshold, x, tmp2, tmp3)
 
 
 

@@ -54,13 +54,22 @@ def unrolled(A, step, lam, mu, y, x):
     """All 100 layers for one sample; x receive(s) the result."""
     dtype = x.dtype
     grad_x = np.empty((100,), dtype)  # gradient of the smooth part at the current point
-    tmp0 = np.empty((50,), dtype)  # A @ x - y
-    x[:] = 0.0
-    for k in range(LAYERS):
+    tmp0 = np.empty((100,), dtype)  # A.T @ y
+    tmp1 = np.empty((50,), dtype)  # A @ x - y
+    # the first layer on its own: x starts at zero, so the terms that multiply it drop out
+    k = 0
+    # grad_x = -A.T @ y
+    matvec_t(A, y, tmp0)
+    for i in range(100):
+        grad_x[i] = (-1)*tmp0[i]
+    # x = prox_x(-step*grad_x, step, lam, mu)
+    for i in range(100):
+        x[i] = prox_x((-step[0])*grad_x[i], step[0], lam, mu)
+    for k in range(1, LAYERS):
         # grad_x = A.T @ (A @ x - y)
         for i in range(50):
-            tmp0[i] = dot(A[i], x) - y[i]
-        matvec_t(A, tmp0, grad_x)
+            tmp1[i] = dot(A[i], x) - y[i]
+        matvec_t(A, tmp1, grad_x)
         # x = prox_x(x - step*grad_x, step, lam, mu)
         for i in range(100):
             x[i] = prox_x(x[i] - step[0]*grad_x[i], step[0], lam, mu)
@@ -82,17 +91,22 @@ def _solve_batch(A, step, lam, mu, y, x):
 
 
 @njit(cache=True, fastmath=True)
-def _part0(x):
+def _part0(step, lam, mu, x, grad_x, tmp0):
     for b in range(x.shape[0]):
-        x[b, :] = 0.0
+        # grad_x = -A.T @ y
+        for i in range(100):
+            grad_x[b, i] = (-1)*tmp0[b, i]
+        # x = prox_x(-step*grad_x, step, lam, mu)
+        for i in range(100):
+            x[b, i] = prox_x((-step[0])*grad_x[b, i], step[0], lam, mu)
 
 
 @njit(cache=True, fastmath=True)
-def _part1(y, tmp0):
+def _part1(y, tmp1):
     for b in range(y.shape[0]):
         # grad_x = A.T @ (A @ x - y)
         for i in range(50):
-            tmp0[b, i] = tmp0[b, i] - y[b, i]
+            tmp1[b, i] = tmp1[b, i] - y[b, i]
 
 
 @njit(cache=True, fastmath=True)
@@ -110,13 +124,19 @@ def _solve_blas(A, step, lam, mu, y, x):
     batch = y.shape[0]
     dtype = x.dtype
     grad_x = np.empty((batch, 100), dtype)  # gradient of the smooth part at the current point
-    tmp0 = np.empty((batch, 50), dtype)  # A @ x - y
-    _part0(x)
-    for k in range(LAYERS):
+    tmp0 = np.empty((batch, 100), dtype)  # A.T @ y
+    tmp1 = np.empty((batch, 50), dtype)  # A @ x - y
+    # the first layer on its own: x starts at zero, so the terms that multiply it drop out
+    k = 0
+    # grad_x = -A.T @ y
+    np.matmul(y, A, out=tmp0)
+    # x = prox_x(-step*grad_x, step, lam, mu)
+    _part0(step, lam, mu, x, grad_x, tmp0)
+    for k in range(1, LAYERS):
         # grad_x = A.T @ (A @ x - y)
-        np.matmul(x, A.T, out=tmp0)
-        _part1(y, tmp0)
-        np.matmul(tmp0, A, out=grad_x)
+        np.matmul(x, A.T, out=tmp1)
+        _part1(y, tmp1)
+        np.matmul(tmp1, A, out=grad_x)
         # x = prox_x(x - step*grad_x, step, lam, mu)
         _part2(step, lam, mu, x, grad_x)
 

@@ -65,14 +65,27 @@ def unrolled(A, step, momentum, lam, y, x):
     x_momentum = np.empty((100,), dtype)  # the extrapolated point where FISTA takes its gradient
     x_next = np.empty((100,), dtype)  # the new iterate of x
     grad_x = np.empty((100,), dtype)  # gradient of the smooth part at the current point
-    tmp0 = np.empty((50,), dtype)  # A @ x_momentum - y
-    x[:] = 0.0
-    x_momentum[:] = 0.0
-    for k in range(LAYERS):
+    tmp0 = np.empty((100,), dtype)  # A.T @ y
+    tmp1 = np.empty((50,), dtype)  # A @ x_momentum - y
+    # the first layer on its own: x and x_momentum start at zero, so the terms that multiply them drop out
+    k = 0
+    # grad_x = -A.T @ y
+    matvec_t(A, y, tmp0)
+    for i in range(100):
+        grad_x[i] = (-1)*tmp0[i]
+    # x_next = prox_x(-step*grad_x, lam*step)
+    for i in range(100):
+        x_next[i] = prox_x((-step[0])*grad_x[i], lam*step[0])
+    # x_momentum = momentum*x_next + x_next
+    for i in range(100):
+        x_momentum[i] = momentum[k]*x_next[i] + x_next[i]
+    # x = x_next
+    x[:] = x_next
+    for k in range(1, LAYERS):
         # grad_x = A.T @ (A @ x_momentum - y)
         for i in range(50):
-            tmp0[i] = dot(A[i], x_momentum) - y[i]
-        matvec_t(A, tmp0, grad_x)
+            tmp1[i] = dot(A[i], x_momentum) - y[i]
+        matvec_t(A, tmp1, grad_x)
         # x_next = prox_x(x_momentum - step*grad_x, lam*step)
         for i in range(100):
             x_next[i] = prox_x(x_momentum[i] - step[0]*grad_x[i], lam*step[0])
@@ -99,18 +112,27 @@ def _solve_batch(A, step, momentum, lam, y, x):
 
 
 @njit(cache=True, fastmath=True)
-def _part0(x, x_momentum):
+def _part0(k, step, momentum, lam, x, x_momentum, x_next, grad_x, tmp0):
     for b in range(x.shape[0]):
-        x[b, :] = 0.0
-        x_momentum[b, :] = 0.0
+        # grad_x = -A.T @ y
+        for i in range(100):
+            grad_x[b, i] = (-1)*tmp0[b, i]
+        # x_next = prox_x(-step*grad_x, lam*step)
+        for i in range(100):
+            x_next[b, i] = prox_x((-step[0])*grad_x[b, i], lam*step[0])
+        # x_momentum = momentum*x_next + x_next
+        for i in range(100):
+            x_momentum[b, i] = momentum[k]*x_next[b, i] + x_next[b, i]
+        # x = x_next
+        x[b, :] = x_next[b]
 
 
 @njit(cache=True, fastmath=True)
-def _part1(y, tmp0):
+def _part1(y, tmp1):
     for b in range(y.shape[0]):
         # grad_x = A.T @ (A @ x_momentum - y)
         for i in range(50):
-            tmp0[b, i] = tmp0[b, i] - y[b, i]
+            tmp1[b, i] = tmp1[b, i] - y[b, i]
 
 
 @njit(cache=True, fastmath=True)
@@ -135,13 +157,21 @@ def _solve_blas(A, step, momentum, lam, y, x):
     x_momentum = np.empty((batch, 100), dtype)  # the extrapolated point where FISTA takes its gradient
     x_next = np.empty((batch, 100), dtype)  # the new iterate of x
     grad_x = np.empty((batch, 100), dtype)  # gradient of the smooth part at the current point
-    tmp0 = np.empty((batch, 50), dtype)  # A @ x_momentum - y
-    _part0(x, x_momentum)
-    for k in range(LAYERS):
+    tmp0 = np.empty((batch, 100), dtype)  # A.T @ y
+    tmp1 = np.empty((batch, 50), dtype)  # A @ x_momentum - y
+    # the first layer on its own: x and x_momentum start at zero, so the terms that multiply them drop out
+    k = 0
+    # grad_x = -A.T @ y
+    np.matmul(y, A, out=tmp0)
+    # x_next = prox_x(-step*grad_x, lam*step)
+    # x_momentum = momentum*x_next + x_next
+    # x = x_next
+    _part0(k, step, momentum, lam, x, x_momentum, x_next, grad_x, tmp0)
+    for k in range(1, LAYERS):
         # grad_x = A.T @ (A @ x_momentum - y)
-        np.matmul(x_momentum, A.T, out=tmp0)
-        _part1(y, tmp0)
-        np.matmul(tmp0, A, out=grad_x)
+        np.matmul(x_momentum, A.T, out=tmp1)
+        _part1(y, tmp1)
+        np.matmul(tmp1, A, out=grad_x)
         # x_next = prox_x(x_momentum - step*grad_x, lam*step)
         # x_momentum = x_next + momentum*(x_next - x)
         # x = x_next

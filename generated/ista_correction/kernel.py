@@ -89,16 +89,30 @@ def unrolled(A, step, correction_w0, correction_b0, correction_w1, correction_b1
     dtype = x.dtype
     grad_x = np.empty((500,), dtype)  # gradient of the smooth part at the current point
     x_update = np.empty((500,), dtype)  # the classical update, before the correction
-    tmp0 = np.empty((250,), dtype)  # A @ x - y
+    tmp0 = np.empty((500,), dtype)  # A.T @ y
     correction_h0 = np.empty((1000,), dtype)  # correction: layer 0 activations
     correction_h1 = np.empty((64,), dtype)  # correction: layer 1 activations
     correction_out = np.empty((500,), dtype)  # correction: output
+    tmp4 = np.empty((250,), dtype)  # A @ x - y
     x[:] = 0.0
-    for k in range(LAYERS):
+    # the first layer on its own: x starts at zero, so the terms that multiply it drop out
+    k = 0
+    # grad_x = -A.T @ y
+    matvec_t(A, y, tmp0)
+    for i in range(500):
+        grad_x[i] = (-1)*tmp0[i]
+    # x_update = prox_x(-step*grad_x, lam*step)
+    for i in range(500):
+        x_update[i] = prox_x((-step[0])*grad_x[i], lam*step[0])
+    # x = x_update + correction_k(x, grad_x)
+    correction(x, grad_x, correction_w0[k], correction_b0[k], correction_w1[k], correction_b1[k], correction_h0, correction_h1, correction_out)
+    for i in range(500):
+        x[i] = x_update[i] + correction_out[i]
+    for k in range(1, LAYERS):
         # grad_x = A.T @ (A @ x - y)
         for i in range(250):
-            tmp0[i] = dot(A[i], x) - y[i]
-        matvec_t(A, tmp0, grad_x)
+            tmp4[i] = dot(A[i], x) - y[i]
+        matvec_t(A, tmp4, grad_x)
         # x_update = prox_x(x - step*grad_x, lam*step)
         for i in range(500):
             x_update[i] = prox_x(x[i] - step[0]*grad_x[i], lam*step[0])
@@ -109,10 +123,10 @@ def unrolled(A, step, correction_w0, correction_b0, correction_w1, correction_b1
 
 
 @njit(parallel=True, cache=True, fastmath=True)
-def _rows0(A, y, x, tmp0):
+def _rows0(A, y, x, tmp4):
     """250 rows shared among the threads (one sample)."""
     for i in prange(250):
-        tmp0[i] = dot(A[i], x) - y[i]
+        tmp4[i] = dot(A[i], x) - y[i]
 
 
 @njit(cache=True)
@@ -121,15 +135,29 @@ def unrolled_one(A, step, correction_w0, correction_b0, correction_w1, correctio
     dtype = x.dtype
     grad_x = np.empty((500,), dtype)  # gradient of the smooth part at the current point
     x_update = np.empty((500,), dtype)  # the classical update, before the correction
-    tmp0 = np.empty((250,), dtype)  # A @ x - y
+    tmp0 = np.empty((500,), dtype)  # A.T @ y
     correction_h0 = np.empty((1000,), dtype)  # correction: layer 0 activations
     correction_h1 = np.empty((64,), dtype)  # correction: layer 1 activations
     correction_out = np.empty((500,), dtype)  # correction: output
+    tmp4 = np.empty((250,), dtype)  # A @ x - y
     x[:] = 0.0
-    for k in range(LAYERS):
+    # the first layer on its own: x starts at zero, so the terms that multiply it drop out
+    k = 0
+    # grad_x = -A.T @ y
+    matvec_t(A, y, tmp0)
+    for i in range(500):
+        grad_x[i] = (-1)*tmp0[i]
+    # x_update = prox_x(-step*grad_x, lam*step)
+    for i in range(500):
+        x_update[i] = prox_x((-step[0])*grad_x[i], lam*step[0])
+    # x = x_update + correction_k(x, grad_x)
+    correction(x, grad_x, correction_w0[k], correction_b0[k], correction_w1[k], correction_b1[k], correction_h0, correction_h1, correction_out)
+    for i in range(500):
+        x[i] = x_update[i] + correction_out[i]
+    for k in range(1, LAYERS):
         # grad_x = A.T @ (A @ x - y)
-        _rows0(A, y, x, tmp0)
-        matvec_t(A, tmp0, grad_x)
+        _rows0(A, y, x, tmp4)
+        matvec_t(A, tmp4, grad_x)
         # x_update = prox_x(x - step*grad_x, lam*step)
         for i in range(500):
             x_update[i] = prox_x(x[i] - step[0]*grad_x[i], lam*step[0])
@@ -168,15 +196,30 @@ def _part0(x):
 
 
 @njit(cache=True, fastmath=True)
-def _part1(y, tmp0):
-    for b in range(y.shape[0]):
-        # grad_x = A.T @ (A @ x - y)
-        for i in range(250):
-            tmp0[b, i] = tmp0[b, i] - y[b, i]
+def _part1(k, step, correction_w0, correction_b0, correction_w1, correction_b1, lam, x, grad_x, x_update, tmp0, correction_h0, correction_h1, correction_out):
+    for b in range(x.shape[0]):
+        # grad_x = -A.T @ y
+        for i in range(500):
+            grad_x[b, i] = (-1)*tmp0[b, i]
+        # x_update = prox_x(-step*grad_x, lam*step)
+        for i in range(500):
+            x_update[b, i] = prox_x((-step[0])*grad_x[b, i], lam*step[0])
+        # x = x_update + correction_k(x, grad_x)
+        correction(x[b], grad_x[b], correction_w0[k], correction_b0[k], correction_w1[k], correction_b1[k], correction_h0[b], correction_h1[b], correction_out[b])
+        for i in range(500):
+            x[b, i] = x_update[b, i] + correction_out[b, i]
 
 
 @njit(cache=True, fastmath=True)
-def _part2(k, step, correction_w0, correction_b0, correction_w1, correction_b1, lam, x, grad_x, x_update, correction_h0, correction_h1, correction_out):
+def _part2(y, tmp4):
+    for b in range(y.shape[0]):
+        # grad_x = A.T @ (A @ x - y)
+        for i in range(250):
+            tmp4[b, i] = tmp4[b, i] - y[b, i]
+
+
+@njit(cache=True, fastmath=True)
+def _part3(k, step, correction_w0, correction_b0, correction_w1, correction_b1, lam, x, grad_x, x_update, correction_h0, correction_h1, correction_out):
     for b in range(x.shape[0]):
         # x_update = prox_x(x - step*grad_x, lam*step)
         for i in range(500):
@@ -195,19 +238,27 @@ def _solve_blas(A, step, correction_w0, correction_b0, correction_w1, correction
     dtype = x.dtype
     grad_x = np.empty((batch, 500), dtype)  # gradient of the smooth part at the current point
     x_update = np.empty((batch, 500), dtype)  # the classical update, before the correction
-    tmp0 = np.empty((batch, 250), dtype)  # A @ x - y
+    tmp0 = np.empty((batch, 500), dtype)  # A.T @ y
     correction_h0 = np.empty((batch, 1000), dtype)  # correction: layer 0 activations
     correction_h1 = np.empty((batch, 64), dtype)  # correction: layer 1 activations
     correction_out = np.empty((batch, 500), dtype)  # correction: output
+    tmp4 = np.empty((batch, 250), dtype)  # A @ x - y
     _part0(x)
-    for k in range(LAYERS):
+    # the first layer on its own: x starts at zero, so the terms that multiply it drop out
+    k = 0
+    # grad_x = -A.T @ y
+    np.matmul(y, A, out=tmp0)
+    # x_update = prox_x(-step*grad_x, lam*step)
+    # x = x_update + correction_k(x, grad_x)
+    _part1(k, step, correction_w0, correction_b0, correction_w1, correction_b1, lam, x, grad_x, x_update, tmp0, correction_h0, correction_h1, correction_out)
+    for k in range(1, LAYERS):
         # grad_x = A.T @ (A @ x - y)
-        np.matmul(x, A.T, out=tmp0)
-        _part1(y, tmp0)
-        np.matmul(tmp0, A, out=grad_x)
+        np.matmul(x, A.T, out=tmp4)
+        _part2(y, tmp4)
+        np.matmul(tmp4, A, out=grad_x)
         # x_update = prox_x(x - step*grad_x, lam*step)
         # x = x_update + correction_k(x, grad_x)
-        _part2(k, step, correction_w0, correction_b0, correction_w1, correction_b1, lam, x, grad_x, x_update, correction_h0, correction_h1, correction_out)
+        _part3(k, step, correction_w0, correction_b0, correction_w1, correction_b1, lam, x, grad_x, x_update, correction_h0, correction_h1, correction_out)
 
 
 

@@ -55,8 +55,12 @@ def unrolled(A, threshold, W, y, x):
     """All 16 layers for one sample; x receive(s) the result."""
     dtype = x.dtype
     tmp1 = np.empty((250,), dtype)  # A @ x - y
-    x[:] = 0.0
-    for k in range(LAYERS):
+    # the first layer on its own: x starts at zero, so the terms that multiply it drop out
+    k = 0
+    # x = prox_x(W @ y, threshold)
+    for i in range(500):
+        x[i] = prox_x(dot(W[k, i], y), threshold[k])
+    for k in range(1, LAYERS):
         # x = prox_x(x - W @ (A @ x - y), threshold)
         for i in range(250):
             tmp1[i] = dot(A[i], x) - y[i]
@@ -65,14 +69,21 @@ def unrolled(A, threshold, W, y, x):
 
 
 @njit(parallel=True, cache=True, fastmath=True)
-def _rows0(A, y, x, tmp1):
+def _rows0(k, threshold, W, y, x):
+    """500 rows shared among the threads (one sample)."""
+    for i in prange(500):
+        x[i] = prox_x(dot(W[k, i], y), threshold[k])
+
+
+@njit(parallel=True, cache=True, fastmath=True)
+def _rows1(A, y, x, tmp1):
     """250 rows shared among the threads (one sample)."""
     for i in prange(250):
         tmp1[i] = dot(A[i], x) - y[i]
 
 
 @njit(parallel=True, cache=True, fastmath=True)
-def _rows1(k, threshold, W, x, tmp1):
+def _rows2(k, threshold, W, x, tmp1):
     """500 rows shared among the threads (one sample)."""
     for i in prange(500):
         x[i] = prox_x(x[i] - dot(W[k, i], tmp1), threshold[k])
@@ -83,11 +94,14 @@ def unrolled_one(A, threshold, W, y, x):
     """``unrolled`` with its large products' rows shared among the threads: one sample alone."""
     dtype = x.dtype
     tmp1 = np.empty((250,), dtype)  # A @ x - y
-    x[:] = 0.0
-    for k in range(LAYERS):
+    # the first layer on its own: x starts at zero, so the terms that multiply it drop out
+    k = 0
+    # x = prox_x(W @ y, threshold)
+    _rows0(k, threshold, W, y, x)
+    for k in range(1, LAYERS):
         # x = prox_x(x - W @ (A @ x - y), threshold)
-        _rows0(A, y, x, tmp1)
-        _rows1(k, threshold, W, x, tmp1)
+        _rows1(A, y, x, tmp1)
+        _rows2(k, threshold, W, x, tmp1)
 
 
 def _rows_in_parallel():
@@ -113,9 +127,11 @@ def _solve_batch(A, threshold, W, y, x):
 
 
 @njit(cache=True, fastmath=True)
-def _part0(x):
+def _part0(k, threshold, x):
     for b in range(x.shape[0]):
-        x[b, :] = 0.0
+        # x = prox_x(W @ y, threshold)
+        for i in range(500):
+            x[b, i] = prox_x(x[b, i], threshold[k])
 
 
 @njit(cache=True, fastmath=True)
@@ -142,8 +158,12 @@ def _solve_blas(A, threshold, W, y, x):
     dtype = x.dtype
     tmp0 = np.empty((batch, 500), dtype)  # W @ (A @ x - y)
     tmp1 = np.empty((batch, 250), dtype)  # A @ x - y
-    _part0(x)
-    for k in range(LAYERS):
+    # the first layer on its own: x starts at zero, so the terms that multiply it drop out
+    k = 0
+    # x = prox_x(W @ y, threshold)
+    np.matmul(y, W[k].T, out=x)
+    _part0(k, threshold, x)
+    for k in range(1, LAYERS):
         # x = prox_x(x - W @ (A @ x - y), threshold)
         np.matmul(x, A.T, out=tmp1)
         _part1(y, tmp1)

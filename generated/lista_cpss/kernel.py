@@ -37,6 +37,15 @@ def dot(row, v):
         acc += row[j] * v[j]
     return acc
 
+@njit(cache=True, fastmath=True)
+def matvec(a, v, out):
+    """out = a @ v (rows of a are contiguous)."""
+    for i in range(a.shape[0]):
+        acc = out.dtype.type(0)
+        for j in range(a.shape[1]):
+            acc += a[i, j] * v[j]
+        out[i] = acc
+
 @njit(cache=True)
 def soft_threshold(v, threshold):
     """prox of threshold*|.|: sign(v) * max(|v| - threshold, 0)."""
@@ -66,29 +75,34 @@ def unrolled(A, threshold, W, y, x):
     """All 16 layers for one sample; x receive(s) the result."""
     dtype = x.dtype
     tmp0 = np.empty((500,), dtype)  # magnitudes, for support selection
-    tmp2 = np.empty((250,), dtype)  # A @ x - y
-    x[:] = 0.0
-    for k in range(LAYERS):
+    tmp1 = np.empty((500,), dtype)  # magnitudes, for support selection
+    tmp3 = np.empty((250,), dtype)  # A @ x - y
+    # the first layer on its own: x starts at zero, so the terms that multiply it drop out
+    k = 0
+    # x = soft_threshold_support(W @ y, threshold, SUPPORT[k])
+    matvec(W[k], y, x)
+    soft_threshold_support(x, threshold[k], SUPPORT[k], tmp0)
+    for k in range(1, LAYERS):
         # x = soft_threshold_support(x - W @ (A @ x - y), threshold, SUPPORT[k])
         for i in range(250):
-            tmp2[i] = dot(A[i], x) - y[i]
+            tmp3[i] = dot(A[i], x) - y[i]
         for i in range(500):
-            x[i] = x[i] - dot(W[k, i], tmp2)
-        soft_threshold_support(x, threshold[k], SUPPORT[k], tmp0)
+            x[i] = x[i] - dot(W[k, i], tmp3)
+        soft_threshold_support(x, threshold[k], SUPPORT[k], tmp1)
 
 
 @njit(parallel=True, cache=True, fastmath=True)
-def _rows0(A, y, x, tmp2):
+def _rows0(A, y, x, tmp3):
     """250 rows shared among the threads (one sample)."""
     for i in prange(250):
-        tmp2[i] = dot(A[i], x) - y[i]
+        tmp3[i] = dot(A[i], x) - y[i]
 
 
 @njit(parallel=True, cache=True, fastmath=True)
-def _rows1(k, W, x, tmp2):
+def _rows1(k, W, x, tmp3):
     """500 rows shared among the threads (one sample)."""
     for i in prange(500):
-        x[i] = x[i] - dot(W[k, i], tmp2)
+        x[i] = x[i] - dot(W[k, i], tmp3)
 
 
 @njit(cache=True)
@@ -96,13 +110,18 @@ def unrolled_one(A, threshold, W, y, x):
     """``unrolled`` with its large products' rows shared among the threads: one sample alone."""
     dtype = x.dtype
     tmp0 = np.empty((500,), dtype)  # magnitudes, for support selection
-    tmp2 = np.empty((250,), dtype)  # A @ x - y
-    x[:] = 0.0
-    for k in range(LAYERS):
+    tmp1 = np.empty((500,), dtype)  # magnitudes, for support selection
+    tmp3 = np.empty((250,), dtype)  # A @ x - y
+    # the first layer on its own: x starts at zero, so the terms that multiply it drop out
+    k = 0
+    # x = soft_threshold_support(W @ y, threshold, SUPPORT[k])
+    matvec(W[k], y, x)
+    soft_threshold_support(x, threshold[k], SUPPORT[k], tmp0)
+    for k in range(1, LAYERS):
         # x = soft_threshold_support(x - W @ (A @ x - y), threshold, SUPPORT[k])
-        _rows0(A, y, x, tmp2)
-        _rows1(k, W, x, tmp2)
-        soft_threshold_support(x, threshold[k], SUPPORT[k], tmp0)
+        _rows0(A, y, x, tmp3)
+        _rows1(k, W, x, tmp3)
+        soft_threshold_support(x, threshold[k], SUPPORT[k], tmp1)
 
 
 def _rows_in_parallel():
@@ -128,26 +147,27 @@ def _solve_batch(A, threshold, W, y, x):
 
 
 @njit(cache=True, fastmath=True)
-def _part0(x):
+def _part0(k, threshold, x, tmp0):
     for b in range(x.shape[0]):
-        x[b, :] = 0.0
+        # x = soft_threshold_support(W @ y, threshold, SUPPORT[k])
+        soft_threshold_support(x[b], threshold[k], SUPPORT[k], tmp0[b])
 
 
 @njit(cache=True, fastmath=True)
-def _part1(y, tmp2):
+def _part1(y, tmp3):
     for b in range(y.shape[0]):
         # x = soft_threshold_support(x - W @ (A @ x - y), threshold, SUPPORT[k])
         for i in range(250):
-            tmp2[b, i] = tmp2[b, i] - y[b, i]
+            tmp3[b, i] = tmp3[b, i] - y[b, i]
 
 
 @njit(cache=True, fastmath=True)
-def _part2(k, threshold, x, tmp0, tmp1):
+def _part2(k, threshold, x, tmp1, tmp2):
     for b in range(x.shape[0]):
         # x = soft_threshold_support(x - W @ (A @ x - y), threshold, SUPPORT[k])
         for i in range(500):
-            x[b, i] = x[b, i] - tmp1[b, i]
-        soft_threshold_support(x[b], threshold[k], SUPPORT[k], tmp0[b])
+            x[b, i] = x[b, i] - tmp2[b, i]
+        soft_threshold_support(x[b], threshold[k], SUPPORT[k], tmp1[b])
 
 
 def _solve_blas(A, threshold, W, y, x):
@@ -157,15 +177,20 @@ def _solve_blas(A, threshold, W, y, x):
     batch = y.shape[0]
     dtype = x.dtype
     tmp0 = np.empty((batch, 500), dtype)  # magnitudes, for support selection
-    tmp1 = np.empty((batch, 500), dtype)  # W @ (A @ x - y)
-    tmp2 = np.empty((batch, 250), dtype)  # A @ x - y
-    _part0(x)
-    for k in range(LAYERS):
+    tmp1 = np.empty((batch, 500), dtype)  # magnitudes, for support selection
+    tmp2 = np.empty((batch, 500), dtype)  # W @ (A @ x - y)
+    tmp3 = np.empty((batch, 250), dtype)  # A @ x - y
+    # the first layer on its own: x starts at zero, so the terms that multiply it drop out
+    k = 0
+    # x = soft_threshold_support(W @ y, threshold, SUPPORT[k])
+    np.matmul(y, W[k].T, out=x)
+    _part0(k, threshold, x, tmp0)
+    for k in range(1, LAYERS):
         # x = soft_threshold_support(x - W @ (A @ x - y), threshold, SUPPORT[k])
-        np.matmul(x, A.T, out=tmp2)
-        _part1(y, tmp2)
-        np.matmul(tmp2, W[k].T, out=tmp1)
-        _part2(k, threshold, x, tmp0, tmp1)
+        np.matmul(x, A.T, out=tmp3)
+        _part1(y, tmp3)
+        np.matmul(tmp3, W[k].T, out=tmp2)
+        _part2(k, threshold, x, tmp1, tmp2)
 
 
 

@@ -54,8 +54,12 @@ def unrolled(threshold, W_y, W_x, y, x):
     """All 8 layers for one sample; x receive(s) the result."""
     dtype = x.dtype
     tmp0 = np.empty((64,), dtype)  # the new x, row by row (the products read x)
-    x[:] = 0.0
-    for k in range(LAYERS):
+    # the first layer on its own: x starts at zero, so the terms that multiply it drop out
+    k = 0
+    # x = prox_x(W_y @ y, threshold)
+    for i in range(64):
+        x[i] = prox_x(dot(W_y[k, i], y), threshold[k])
+    for k in range(1, LAYERS):
         # x = prox_x(W_y @ y + W_x @ x, threshold)
         for i in range(64):
             tmp0[i] = prox_x(dot(W_y[k, i], y) + dot(W_x[k, i], x), threshold[k])
@@ -78,9 +82,11 @@ def _solve_batch(threshold, W_y, W_x, y, x):
 
 
 @njit(cache=True, fastmath=True)
-def _part0(x):
+def _part0(k, threshold, x):
     for b in range(x.shape[0]):
-        x[b, :] = 0.0
+        # x = prox_x(W_y @ y, threshold)
+        for i in range(64):
+            x[b, i] = prox_x(x[b, i], threshold[k])
 
 
 @njit(cache=True, fastmath=True)
@@ -99,8 +105,12 @@ def _solve_blas(threshold, W_y, W_x, y, x):
     dtype = x.dtype
     tmp0 = np.empty((batch, 64), dtype)  # W_y @ y
     tmp1 = np.empty((batch, 64), dtype)  # W_x @ x
-    _part0(x)
-    for k in range(LAYERS):
+    # the first layer on its own: x starts at zero, so the terms that multiply it drop out
+    k = 0
+    # x = prox_x(W_y @ y, threshold)
+    np.matmul(y, W_y[k].T, out=x)
+    _part0(k, threshold, x)
+    for k in range(1, LAYERS):
         # x = prox_x(W_y @ y + W_x @ x, threshold)
         np.matmul(y, W_y[k].T, out=tmp0)
         np.matmul(x, W_x[k].T, out=tmp1)

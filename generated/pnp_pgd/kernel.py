@@ -88,16 +88,32 @@ def unrolled(A, step, prox_net_w0, prox_net_b0, prox_net_w1, prox_net_b1, lam, y
     dtype = x.dtype
     grad_x = np.empty((500,), dtype)  # gradient of the smooth part at the current point
     x_arg = np.empty((500,), dtype)  # the argument of the learned prox
-    tmp0 = np.empty((250,), dtype)  # A @ x - y
+    tmp0 = np.empty((500,), dtype)  # A.T @ y
     prox_net_h0 = np.empty((500,), dtype)  # prox_net: layer 0 activations
     prox_net_h1 = np.empty((128,), dtype)  # prox_net: layer 1 activations
     prox_net_out = np.empty((500,), dtype)  # prox_net: output
-    x[:] = 0.0
-    for k in range(LAYERS):
+    tmp4 = np.empty((250,), dtype)  # A @ x - y
+    # the first layer on its own: x starts at zero, so the terms that multiply it drop out
+    k = 0
+    # grad_x = -A.T @ y
+    matvec_t(A, y, tmp0)
+    for i in range(500):
+        grad_x[i] = (-1)*tmp0[i]
+    # x_arg = -step*grad_x
+    for i in range(500):
+        x_arg[i] = (-step[k])*grad_x[i]
+    # x = prox_x(x_arg, lam*step)
+    for i in range(500):
+        x[i] = prox_x(x_arg[i], lam*step[k])
+    # x = x + prox_net_k(x_arg)
+    prox_net(x_arg, prox_net_w0[0], prox_net_b0[0], prox_net_w1[0], prox_net_b1[0], prox_net_h0, prox_net_h1, prox_net_out)
+    for i in range(500):
+        x[i] = x[i] + prox_net_out[i]
+    for k in range(1, LAYERS):
         # grad_x = A.T @ (A @ x - y)
         for i in range(250):
-            tmp0[i] = dot(A[i], x) - y[i]
-        matvec_t(A, tmp0, grad_x)
+            tmp4[i] = dot(A[i], x) - y[i]
+        matvec_t(A, tmp4, grad_x)
         # x_arg = x - step*grad_x
         for i in range(500):
             x_arg[i] = x[i] - step[k]*grad_x[i]
@@ -111,10 +127,10 @@ def unrolled(A, step, prox_net_w0, prox_net_b0, prox_net_w1, prox_net_b1, lam, y
 
 
 @njit(parallel=True, cache=True, fastmath=True)
-def _rows0(A, y, x, tmp0):
+def _rows0(A, y, x, tmp4):
     """250 rows shared among the threads (one sample)."""
     for i in prange(250):
-        tmp0[i] = dot(A[i], x) - y[i]
+        tmp4[i] = dot(A[i], x) - y[i]
 
 
 @njit(cache=True)
@@ -123,15 +139,31 @@ def unrolled_one(A, step, prox_net_w0, prox_net_b0, prox_net_w1, prox_net_b1, la
     dtype = x.dtype
     grad_x = np.empty((500,), dtype)  # gradient of the smooth part at the current point
     x_arg = np.empty((500,), dtype)  # the argument of the learned prox
-    tmp0 = np.empty((250,), dtype)  # A @ x - y
+    tmp0 = np.empty((500,), dtype)  # A.T @ y
     prox_net_h0 = np.empty((500,), dtype)  # prox_net: layer 0 activations
     prox_net_h1 = np.empty((128,), dtype)  # prox_net: layer 1 activations
     prox_net_out = np.empty((500,), dtype)  # prox_net: output
-    x[:] = 0.0
-    for k in range(LAYERS):
+    tmp4 = np.empty((250,), dtype)  # A @ x - y
+    # the first layer on its own: x starts at zero, so the terms that multiply it drop out
+    k = 0
+    # grad_x = -A.T @ y
+    matvec_t(A, y, tmp0)
+    for i in range(500):
+        grad_x[i] = (-1)*tmp0[i]
+    # x_arg = -step*grad_x
+    for i in range(500):
+        x_arg[i] = (-step[k])*grad_x[i]
+    # x = prox_x(x_arg, lam*step)
+    for i in range(500):
+        x[i] = prox_x(x_arg[i], lam*step[k])
+    # x = x + prox_net_k(x_arg)
+    prox_net(x_arg, prox_net_w0[0], prox_net_b0[0], prox_net_w1[0], prox_net_b1[0], prox_net_h0, prox_net_h1, prox_net_out)
+    for i in range(500):
+        x[i] = x[i] + prox_net_out[i]
+    for k in range(1, LAYERS):
         # grad_x = A.T @ (A @ x - y)
-        _rows0(A, y, x, tmp0)
-        matvec_t(A, tmp0, grad_x)
+        _rows0(A, y, x, tmp4)
+        matvec_t(A, tmp4, grad_x)
         # x_arg = x - step*grad_x
         for i in range(500):
             x_arg[i] = x[i] - step[k]*grad_x[i]
@@ -167,17 +199,29 @@ def _solve_batch(A, step, prox_net_w0, prox_net_b0, prox_net_w1, prox_net_b1, la
 
 
 @njit(cache=True, fastmath=True)
-def _part0(x):
+def _part0(k, step, prox_net_w0, prox_net_b0, prox_net_w1, prox_net_b1, lam, x, grad_x, x_arg, tmp0, prox_net_h0, prox_net_h1, prox_net_out):
     for b in range(x.shape[0]):
-        x[b, :] = 0.0
+        # grad_x = -A.T @ y
+        for i in range(500):
+            grad_x[b, i] = (-1)*tmp0[b, i]
+        # x_arg = -step*grad_x
+        for i in range(500):
+            x_arg[b, i] = (-step[k])*grad_x[b, i]
+        # x = prox_x(x_arg, lam*step)
+        for i in range(500):
+            x[b, i] = prox_x(x_arg[b, i], lam*step[k])
+        # x = x + prox_net_k(x_arg)
+        prox_net(x_arg[b], prox_net_w0[0], prox_net_b0[0], prox_net_w1[0], prox_net_b1[0], prox_net_h0[b], prox_net_h1[b], prox_net_out[b])
+        for i in range(500):
+            x[b, i] = x[b, i] + prox_net_out[b, i]
 
 
 @njit(cache=True, fastmath=True)
-def _part1(y, tmp0):
+def _part1(y, tmp4):
     for b in range(y.shape[0]):
         # grad_x = A.T @ (A @ x - y)
         for i in range(250):
-            tmp0[b, i] = tmp0[b, i] - y[b, i]
+            tmp4[b, i] = tmp4[b, i] - y[b, i]
 
 
 @njit(cache=True, fastmath=True)
@@ -203,16 +247,24 @@ def _solve_blas(A, step, prox_net_w0, prox_net_b0, prox_net_w1, prox_net_b1, lam
     dtype = x.dtype
     grad_x = np.empty((batch, 500), dtype)  # gradient of the smooth part at the current point
     x_arg = np.empty((batch, 500), dtype)  # the argument of the learned prox
-    tmp0 = np.empty((batch, 250), dtype)  # A @ x - y
+    tmp0 = np.empty((batch, 500), dtype)  # A.T @ y
     prox_net_h0 = np.empty((batch, 500), dtype)  # prox_net: layer 0 activations
     prox_net_h1 = np.empty((batch, 128), dtype)  # prox_net: layer 1 activations
     prox_net_out = np.empty((batch, 500), dtype)  # prox_net: output
-    _part0(x)
-    for k in range(LAYERS):
+    tmp4 = np.empty((batch, 250), dtype)  # A @ x - y
+    # the first layer on its own: x starts at zero, so the terms that multiply it drop out
+    k = 0
+    # grad_x = -A.T @ y
+    np.matmul(y, A, out=tmp0)
+    # x_arg = -step*grad_x
+    # x = prox_x(x_arg, lam*step)
+    # x = x + prox_net_k(x_arg)
+    _part0(k, step, prox_net_w0, prox_net_b0, prox_net_w1, prox_net_b1, lam, x, grad_x, x_arg, tmp0, prox_net_h0, prox_net_h1, prox_net_out)
+    for k in range(1, LAYERS):
         # grad_x = A.T @ (A @ x - y)
-        np.matmul(x, A.T, out=tmp0)
-        _part1(y, tmp0)
-        np.matmul(tmp0, A, out=grad_x)
+        np.matmul(x, A.T, out=tmp4)
+        _part1(y, tmp4)
+        np.matmul(tmp4, A, out=grad_x)
         # x_arg = x - step*grad_x
         # x = prox_x(x_arg, lam*step)
         # x = x + prox_net_k(x_arg)

@@ -49,9 +49,11 @@ class Part:
 
 @dataclass
 class BatchedKernel:
-    """The driver's lines before and inside the layer loop, and the parts they call."""
+    """The driver's lines before the layer loop, for the first layer when it runs on its own,
+    and inside the loop, and the parts they call."""
 
     setup: list[str]
+    first: list[str]
     layer: list[str]
     parts: list[Part]
     uses_blas: bool
@@ -78,8 +80,9 @@ class BatchedLowering:
         self.uses_blas = False
         self.helpers: set[str] = set()  # the product helpers the parts call
 
-    def lower(self, setup: list[StepCode], layer: list[StepCode]) -> BatchedKernel:
-        return BatchedKernel(self.driver(setup), self.driver(layer), self.parts, self.uses_blas, self.helpers)
+    def lower(self, setup: list[StepCode], first: list[StepCode], layer: list[StepCode]) -> BatchedKernel:
+        return BatchedKernel(self.driver(setup), self.driver(first), self.driver(layer), self.parts, self.uses_blas,
+                             self.helpers)
 
     def driver(self, steps: list[StepCode]) -> list[str]:
         lines: list[str] = []

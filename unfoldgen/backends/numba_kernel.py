@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -51,7 +51,8 @@ from unfoldgen.backends.resolver import prox_argument_name
 from unfoldgen.backends.weights import WEIGHT_FORMATS, WeightFormat
 from unfoldgen.errors import SpecError
 from unfoldgen.ir.cost import sample_flops
-from unfoldgen.ir.program import Program
+from unfoldgen.ir.program import Program, Step
+from unfoldgen.ir.zero_start import first_layer, overwritten_at_zero, starting_at_zero
 from unfoldgen.names import around
 from unfoldgen.symbolic.prox import ProxOperator
 
@@ -86,21 +87,28 @@ BLAS_MIN_BATCH = 16
 
 @dataclass(frozen=True)
 class LoweredKernel:
-    """One sample's statements (before and inside the layer loop) and the buffers they use."""
+    """One sample's statements (before the layer loop, in the first layer when it runs on its
+    own, and inside the loop) and the buffers they use."""
 
     setup: list[StepCode]
+    first: list[StepCode]  # the first layer without its zero terms (ir.zero_start); [] when none drop
     steps: list[StepCode]
     buffers: list[Buffer]
 
 
 def lower_kernel(program: Program, g: Spelling | None = None) -> LoweredKernel:
     lowering = NumbaLowering(program, g)
-    init = [StepCode("", lowering.initial(state.name, state.init)) for state in program.states]
-    init_steps = [StepCode(step.comment, fuse_rows(lowering.step(step))) for step in program.init_steps]
-    steps = [StepCode(step.comment, fuse_rows(lowering.step(step))) for step in program.steps]
+
+    def lowered(steps: Sequence[Step]) -> list[StepCode]:
+        return [StepCode(step.comment, fuse_rows(lowering.step(step))) for step in steps]
+
+    first_steps = first_layer(program)
+    overwritten = overwritten_at_zero(program, first_steps)  # no zeros to fill
+    init = [StepCode("", lowering.initial(s.name, s.init)) for s in program.states if s.name not in overwritten]
+    setup, first, steps = lowered(program.init_steps), lowered(first_steps), lowered(program.steps)
     buffers = [Buffer(s.name, s.shape, s.description) for s in program.states if s.name not in program.outputs]
     buffers += [Buffer(s.name, s.shape, s.description) for s in program.temporaries]
-    return LoweredKernel([*init, *init_steps], steps, buffers + lowering.buffers)
+    return LoweredKernel([*init, *setup], first, steps, buffers + lowering.buffers)
 
 
 def foldable(program: Program) -> list[str]:
@@ -171,7 +179,7 @@ def _step_lines(step: StepCode, sample: Sample, rows: ParallelRows | None = None
 
 
 def _statements(lowered: LoweredKernel) -> list[Statement]:
-    return [s for step in (*lowered.setup, *lowered.steps) for s in step.statements]
+    return [s for step in (*lowered.setup, *lowered.first, *lowered.steps) for s in step.statements]
 
 
 def params_read(program: Program, lowered: LoweredKernel | None = None) -> tuple[list[str], list[str]]:
@@ -234,7 +242,7 @@ def emit_numba_kernel(program: Program, folded: Mapping[str, np.ndarray] | None 
 
     sample_names = per_sample + [buffer.name for buffer in buffers]
     batched = BatchedLowering(sample_names, signature + [buffer.name for buffer in buffers], b, k, g).lower(
-        lowered.setup, lowered.steps)
+        lowered.setup, lowered.first, lowered.steps)
     networks = _networks(program, g)
     one_sample = Sample(g=g, weights=weights)
     read_per_sample = {name for s in _statements(lowered) for name in reads(s)}
@@ -270,8 +278,11 @@ def emit_numba_kernel(program: Program, folded: Mapping[str, np.ndarray] | None 
         sample_flops=sample_flops(program),
         buffers=[_buffer(b, scratch_of=scratch_of) for b in sample_buffers], batch_buffers=[_buffer(b, batch) for b in batch_buffers],
         setup=[_code(step, one_sample) for step in lowered.setup], steps=[_code(step, one_sample) for step in lowered.steps],
+        first=[_code(step, one_sample) for step in lowered.first],
+        zero_start=_zero_start(program) if lowered.first else "",
         parallel_rows=rows.functions,
         setup_one=[_code(step, one_sample, rows) for step in lowered.setup],
+        first_one=[_code(step, one_sample, rows) for step in lowered.first],
         steps_one=[_code(step, one_sample, rows) for step in lowered.steps],
         batched=batched, blas_min_batch=BLAS_MIN_BATCH, layer_index=k, sample_index=b, batch=batch,
         used=used_operators(program), prox_helpers=[h.template for h in prox_helpers(program)], linear_templates=linear_templates(program), support=program.support,
@@ -281,6 +292,15 @@ def emit_numba_kernel(program: Program, folded: Mapping[str, np.ndarray] | None 
                  "workspace": list(SVD_WORKSPACE) if needs_svd_workspace(p) else []} for p in program.proxes],
         g=g,
     )
+
+
+def _zero_start(program: Program) -> str:
+    """The first layer's comment: which states start at zero."""
+    names = sorted(starting_at_zero(program))
+    if len(names) == 1:
+        return f"the first layer on its own: {names[0]} starts at zero, so the terms that multiply it drop out"
+    states = f"{', '.join(names[:-1])} and {names[-1]}"
+    return f"the first layer on its own: {states} start at zero, so the terms that multiply them drop out"
 
 
 def _code(step: StepCode, sample: Sample, rows: ParallelRows | None = None) -> dict[str, object]:

@@ -27,6 +27,7 @@ from unfoldgen.ir.program import (
     Program,
     State,
     Step,
+    prox_comment,
     step_expressions,
 )
 from unfoldgen.ir.update import Update
@@ -117,9 +118,7 @@ class LayerBuilder:
 
     def apply_prox(self, target: sp.MatrixSymbol, prox: ProxOperator, argument: sp.MatrixExpr,
                    values: tuple[sp.Expr, ...], support: tuple[int, ...] | None = None) -> None:
-        call = ", ".join([math_text(argument)] + [math_text(v) for v in values])
-        name = "soft_threshold_support" if support else prox.function_name
-        comment = f"{target.name} = {name}({call}{', SUPPORT[k]' if support else ''})"
+        comment = prox_comment(target, prox, argument, values, support)
         self.steps.append(ApplyProx(target, prox, argument, values, comment, support))
         if support is None and prox not in self.used_proxes:
             self.used_proxes.append(prox)

@@ -15,6 +15,7 @@ from typing import TypeAlias
 
 import sympy as sp
 
+from unfoldgen.ir.mathtext import math_text
 from unfoldgen.names import around
 from unfoldgen.symbolic.prox import ProxOperator
 
@@ -153,6 +154,14 @@ class ApplyProx:
     values: tuple[sp.Expr, ...]
     comment: str
     support: tuple[int, ...] | None = None
+
+
+def prox_comment(target: sp.MatrixSymbol, prox: ProxOperator, argument: sp.MatrixExpr, values: tuple[sp.Expr, ...],
+                 support: tuple[int, ...] | None) -> str:
+    """The emitted comment of an :class:`ApplyProx`: ``x = prox_x(W_y @ y + W_x @ x, threshold)``."""
+    call = ", ".join([math_text(argument)] + [math_text(v) for v in values])
+    name = "soft_threshold_support" if support else prox.function_name
+    return f"{target.name} = {name}({call}{', SUPPORT[k]' if support else ''})"
 
 
 @dataclass(frozen=True)
