@@ -116,3 +116,21 @@ def test_a_batch_goes_parallel_from_shared_min_flops_on_and_equals_sample_by_sam
             ran.clear()
             assert relative(kernel.solve(params, y=y)["x"], expected) < 1e-12
             assert ran == [path]
+
+
+def test_large_weights_run_the_batch_on_its_last_axis_and_equal_the_module(tmp_path, rng) -> None:
+    """With every shared weight at least BATCH_LAST_MIN_SIDE on a side and only elementwise
+    steps between the products, the BLAS path keeps the batch last (``W @ X``, ``A.T @ R``);
+    small weights keep it first. Both equal the module, sample by sample and in float32."""
+    from tests.test_backends_agree import assert_backends_agree
+    from unfoldgen.backends.numba_batched import BATCH_LAST_MIN_SIDE
+
+    side = BATCH_LAST_MIN_SIDE
+    for spec, dims in (("lista_small", {"m": side, "n": side + 4}), ("ista_lasso", {"m": side, "n": side + 4})):
+        built = variant(spec, tmp_path / spec, dims=dims, layers=2)
+        source = (built.directory / "kernel.py").read_text()
+        assert "# the batch on the last axis" in source
+        assert ".T, tmp" in source if spec == "ista_lasso" else "np.matmul(W_x[k], x, out=" in source
+        assert_backends_agree(built, rng, batch=17)
+    small = variant("ista_lasso", tmp_path / "small", dims={"m": side - 1, "n": side + 4}, layers=2)
+    assert "# the batch on the last axis" not in (small.directory / "kernel.py").read_text()

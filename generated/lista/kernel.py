@@ -120,18 +120,18 @@ def _solve_batch(threshold, W_y, W_x, y, x):
 
 @njit(cache=True, fastmath=True)
 def _part0(k, threshold, x):
-    for b in range(x.shape[0]):
-        # x = prox_x(W_y @ y, threshold)
-        for i in range(500):
-            x[b, i] = prox_x(x[b, i], threshold[k])
+    # x = prox_x(W_y @ y, threshold)
+    for i in range(500):
+        for b in range(x.shape[1]):
+            x[i, b] = prox_x(x[i, b], threshold[k])
 
 
 @njit(cache=True, fastmath=True)
 def _part1(k, threshold, x, tmp0, tmp1):
-    for b in range(x.shape[0]):
-        # x = prox_x(W_y @ y + W_x @ x, threshold)
-        for i in range(500):
-            x[b, i] = prox_x(tmp0[b, i] + tmp1[b, i], threshold[k])
+    # x = prox_x(W_y @ y + W_x @ x, threshold)
+    for i in range(500):
+        for b in range(x.shape[1]):
+            x[i, b] = prox_x(tmp0[i, b] + tmp1[i, b], threshold[k])
 
 
 def _solve_blas(threshold, W_y, W_x, y, x):
@@ -140,18 +140,23 @@ def _solve_blas(threshold, W_y, W_x, y, x):
     the samples, serially, so they do not fight BLAS's spinning threads for the cores."""
     batch = y.shape[0]
     dtype = x.dtype
-    tmp0 = np.empty((batch, 500), dtype)  # W_y @ y
-    tmp1 = np.empty((batch, 500), dtype)  # W_x @ x
+    # the batch on the last axis: each product is one BLAS call with the weights first, W @ X
+    results = (x,)
+    y = np.ascontiguousarray(y.T)
+    x = np.empty((500, batch), dtype)
+    tmp0 = np.empty((500, batch), dtype)  # W_y @ y
+    tmp1 = np.empty((500, batch), dtype)  # W_x @ x
     # the first layer on its own: x starts at zero, so the terms that multiply it drop out
     k = 0
     # x = prox_x(W_y @ y, threshold)
-    np.matmul(y, W_y[k].T, out=x)
+    np.matmul(W_y[k], y, out=x)
     _part0(k, threshold, x)
     for k in range(1, LAYERS):
         # x = prox_x(W_y @ y + W_x @ x, threshold)
-        np.matmul(y, W_y[k].T, out=tmp0)
-        np.matmul(x, W_x[k].T, out=tmp1)
+        np.matmul(W_y[k], y, out=tmp0)
+        np.matmul(W_x[k], x, out=tmp1)
         _part1(k, threshold, x, tmp0, tmp1)
+    results[0][:] = x.T
 
 
 

@@ -128,26 +128,26 @@ def _solve_batch(A, threshold, W, y, x):
 
 @njit(cache=True, fastmath=True)
 def _part0(k, threshold, x):
-    for b in range(x.shape[0]):
-        # x = prox_x(W @ y, threshold)
-        for i in range(500):
-            x[b, i] = prox_x(x[b, i], threshold[k])
+    # x = prox_x(W @ y, threshold)
+    for i in range(500):
+        for b in range(x.shape[1]):
+            x[i, b] = prox_x(x[i, b], threshold[k])
 
 
 @njit(cache=True, fastmath=True)
 def _part1(y, tmp1):
-    for b in range(y.shape[0]):
-        # x = prox_x(x - W @ (A @ x - y), threshold)
-        for i in range(250):
-            tmp1[b, i] = tmp1[b, i] - y[b, i]
+    # x = prox_x(x - W @ (A @ x - y), threshold)
+    for i in range(250):
+        for b in range(tmp1.shape[1]):
+            tmp1[i, b] = tmp1[i, b] - y[i, b]
 
 
 @njit(cache=True, fastmath=True)
 def _part2(k, threshold, x, tmp0):
-    for b in range(x.shape[0]):
-        # x = prox_x(x - W @ (A @ x - y), threshold)
-        for i in range(500):
-            x[b, i] = prox_x(x[b, i] - tmp0[b, i], threshold[k])
+    # x = prox_x(x - W @ (A @ x - y), threshold)
+    for i in range(500):
+        for b in range(x.shape[1]):
+            x[i, b] = prox_x(x[i, b] - tmp0[i, b], threshold[k])
 
 
 def _solve_blas(A, threshold, W, y, x):
@@ -156,19 +156,24 @@ def _solve_blas(A, threshold, W, y, x):
     the samples, serially, so they do not fight BLAS's spinning threads for the cores."""
     batch = y.shape[0]
     dtype = x.dtype
-    tmp0 = np.empty((batch, 500), dtype)  # W @ (A @ x - y)
-    tmp1 = np.empty((batch, 250), dtype)  # A @ x - y
+    # the batch on the last axis: each product is one BLAS call with the weights first, W @ X
+    results = (x,)
+    y = np.ascontiguousarray(y.T)
+    x = np.empty((500, batch), dtype)
+    tmp0 = np.empty((500, batch), dtype)  # W @ (A @ x - y)
+    tmp1 = np.empty((250, batch), dtype)  # A @ x - y
     # the first layer on its own: x starts at zero, so the terms that multiply it drop out
     k = 0
     # x = prox_x(W @ y, threshold)
-    np.matmul(y, W[k].T, out=x)
+    np.matmul(W[k], y, out=x)
     _part0(k, threshold, x)
     for k in range(1, LAYERS):
         # x = prox_x(x - W @ (A @ x - y), threshold)
-        np.matmul(x, A.T, out=tmp1)
+        np.matmul(A, x, out=tmp1)
         _part1(y, tmp1)
-        np.matmul(tmp1, W[k].T, out=tmp0)
+        np.matmul(W[k], tmp1, out=tmp0)
         _part2(k, threshold, x, tmp0)
+    results[0][:] = x.T
 
 
 

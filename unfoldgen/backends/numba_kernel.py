@@ -241,7 +241,8 @@ def emit_numba_kernel(program: Program, folded: Mapping[str, np.ndarray] | None 
         return ", ".join([spelled.get(a, a) for a in arrays + scalars] + [f"{spelled.get(n, n)}[{b}]" for n in per_sample])
 
     sample_names = per_sample + [buffer.name for buffer in buffers]
-    batched = BatchedLowering(sample_names, signature + [buffer.name for buffer in buffers], b, k, g).lower(
+    batched = BatchedLowering(sample_names, signature + [buffer.name for buffer in buffers], b, k, g,
+                              dict(kernel_arrays(program))).lower(
         lowered.setup, lowered.first, lowered.steps)
     networks = _networks(program, g)
     one_sample = Sample(g=g, weights=weights)
@@ -276,7 +277,12 @@ def emit_numba_kernel(program: Program, folded: Mapping[str, np.ndarray] | None 
         batch_call=sample_call({}), parallel_call=sample_call(parallel),
         parallel_signature=", ".join(parallel[name] for name in signature), parallel_source=parallel[inputs[0]],
         sample_flops=sample_flops(program),
-        buffers=[_buffer(b, scratch_of=scratch_of) for b in sample_buffers], batch_buffers=[_buffer(b, batch) for b in batch_buffers],
+        buffers=[_buffer(b, scratch_of=scratch_of) for b in sample_buffers],
+        batch_buffers=[_buffer(b, batch, batch_last=batched.batch_last) for b in batch_buffers],
+        results=program.local("results"), batch_last_inputs=[_batch_last(name, shape, g) for name, shape in program.inputs.items()],
+        batch_last_outputs=[_buffer(Buffer(o.name, o.shape, ""), batch, batch_last=True) for o in outputs],
+        batch_last_results=[f"{program.local('results')}[{i}][:] = {_moved(o.name, o.shape, g, back=True)}"
+                            for i, o in enumerate(outputs)],
         setup=[_code(step, one_sample) for step in lowered.setup], steps=[_code(step, one_sample) for step in lowered.steps],
         first=[_code(step, one_sample) for step in lowered.first],
         zero_start=_zero_start(program) if lowered.first else "",
@@ -307,10 +313,24 @@ def _code(step: StepCode, sample: Sample, rows: ParallelRows | None = None) -> d
     return {"comment": step.comment, "lines": _step_lines(step, sample, rows)}
 
 
-def _buffer(buffer: Buffer, batch: str | None = None, scratch_of: Mapping[str, str] | None = None) -> dict[str, str]:
+def _batch_last(name: str, shape: tuple[int, ...], g: Spelling) -> str:
+    """An input with its batch axis moved last (a contiguous copy): ``y = np.ascontiguousarray(y.T)``."""
+    return f"{name} = {g.np}.ascontiguousarray({_moved(name, shape, g)})"
+
+
+def _moved(name: str, shape: tuple[int, ...], g: Spelling, back: bool = False) -> str:
+    """``name`` with its batch axis moved last (or ``back`` first): a transpose for vectors."""
+    if len(shape) == 1:
+        return f"{name}.T"
+    return f"{g.np}.moveaxis({name}, -1, 0)" if back else f"{g.np}.moveaxis({name}, 0, -1)"
+
+
+def _buffer(buffer: Buffer, batch: str | None = None, scratch_of: Mapping[str, str] | None = None,
+            batch_last: bool = False) -> dict[str, str]:
     """A buffer's allocation: per sample, a product's buffer that a fused row loop reuses as its
-    scratch says so."""
-    shape = f"({batch}, {', '.join(map(str, buffer.shape))})" if batch else shape_literal(buffer.shape)
+    scratch says so; over a batch, with the batch axis first or last."""
+    entries = ", ".join(map(str, buffer.shape))
+    shape = (f"({entries}, {batch})" if batch_last else f"({batch}, {entries})") if batch else shape_literal(buffer.shape)
     target = (scratch_of or {}).get(buffer.name)
     comment = f"the new {target}, row by row (the products read {target})" if target else buffer.comment
     return {"name": buffer.name, "shape": shape, "comment": comment}

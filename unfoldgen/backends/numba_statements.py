@@ -54,6 +54,7 @@ class Sample:
     arrays: frozenset[str] = frozenset()
     g: Spelling = field(default=CANONICAL, compare=False)  # the helpers' and builtins' spellings
     weights: Mapping[str, WeightFormat] = field(default_factory=dict, compare=False)  # low-precision weights
+    batch_last: bool = False  # the batch axis is the arrays' last (``x[i, b]``), not their first
 
     def dot(self, product: Product, index: str) -> Code:
         """Entry ``index`` of a fused product: the dot of its weight row with its vector, by
@@ -66,11 +67,25 @@ class Sample:
         return (*call, " * ", Ref(weight.scale_name(product.left.name), product.left.layer, (index,)))
 
     def ref(self, ref: Ref) -> str:
-        indices = [self.index] if self.index is not None and ref.name in self.arrays else []
+        batched = [self.index] if self.index is not None and ref.name in self.arrays else []
+        indices = [] if self.batch_last else list(batched)
         indices += [ref.layer] if ref.layer is not None else []
         indices += list(ref.subscript or ())
+        indices += batched if self.batch_last else []
         text = f"{ref.name}[{', '.join(indices)}]" if indices else ref.name
         return f"{text}.T" if ref.transposed else text
+
+    def batch_last_lines(self, statement: Statement) -> list[str]:
+        """A loop, fill or copy over a batch whose axis is last: a loop runs over the batch
+        innermost (contiguous), fills and copies take the whole arrays."""
+        if not isinstance(statement, Loop):
+            return statement_lines(statement, Sample(g=self.g))
+        assert self.index is not None
+        loops = [*zip(statement.indices, map(str, statement.shape), strict=True),
+                 (self.index, f"{statement.target}.shape[{len(statement.shape)}]")]
+        lines = [f"{'    ' * depth}for {index} in {self.g.range}({size}):" for depth, (index, size) in enumerate(loops)]
+        target = self.ref(Ref(statement.target, subscript=statement.indices))
+        return [*lines, f"{'    ' * len(loops)}{target} = {self.code(statement.value)}"]
 
     def code(self, code: Code) -> str:
         return "".join(self.ref(f) if isinstance(f, Ref) else f.text if isinstance(f, Scalar) else f for f in code)
