@@ -44,7 +44,7 @@ def matvec_t(a, v, out):
 @njit(cache=True)
 def project_nonneg(v):
     """Projection onto {v >= 0}."""
-    return v if v > 0.0 else 0.0 * v
+    return max(v, 0.0 * v)  # no branch: see soft_threshold
 
 
 @njit(cache=True)
