@@ -43,6 +43,12 @@ def test_a_state_written_before_the_first_layer_is_not_zero() -> None:
     assert first_layer(factorized) == ()
 
 
+def test_a_layer_that_would_save_only_elementwise_terms_is_not_emitted_twice() -> None:
+    rpca = program("rpca")  # L and S start at zero, but L + S - Y only loses additions
+    assert starting_at_zero(rpca) == {"L", "S"}
+    assert first_layer(rpca) == ()
+
+
 def test_only_terms_zero_for_every_parameter_value_drop() -> None:
     zero = {"x"}
     assert without_zero_terms(A @ x - y, zero) == (-y, False)

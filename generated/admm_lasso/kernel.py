@@ -61,25 +61,15 @@ def unrolled(A, inverse, penalty, dual_step, lam, y, x):
     dtype = x.dtype
     x_dual = np.empty((200,), dtype)  # the scaled dual variable u
     x_solve = np.empty((200,), dtype)  # the linear-solve iterate s = argmin f(s) + rho/2 ||s - z + u||^2
-    tmp0 = np.empty((200,), dtype)  # A.T @ y
-    tmp1 = np.empty((200,), dtype)  # penalty*(x - x_dual) + A.T @ y
-    # the first layer on its own: x and x_dual start at zero, so the terms that multiply them drop out
-    k = 0
-    # x_solve = inverse @ (A.T @ y)
-    matvec_t(A, y, tmp0)
-    matvec(inverse[k], tmp0, x_solve)
-    # x = prox_x(x_solve, lam/penalty)
-    for i in range(200):
-        x[i] = prox_x(x_solve[i], lam / penalty[k])
-    # x_dual = dual_step*(x_solve - x)
-    for i in range(200):
-        x_dual[i] = dual_step[k]*(x_solve[i] - x[i])
-    for k in range(1, LAYERS):
+    tmp0 = np.empty((200,), dtype)  # penalty*(x - x_dual) + A.T @ y
+    x[:] = 0.0
+    x_dual[:] = 0.0
+    for k in range(LAYERS):
         # x_solve = inverse @ (penalty*(x - x_dual) + A.T @ y)
-        matvec_t(A, y, tmp1)
+        matvec_t(A, y, tmp0)
         for i in range(200):
-            tmp1[i] = tmp1[i] + penalty[k]*(x[i] - x_dual[i])
-        matvec(inverse[k], tmp1, x_solve)
+            tmp0[i] = tmp0[i] + penalty[k]*(x[i] - x_dual[i])
+        matvec(inverse[k], tmp0, x_solve)
         # x = prox_x(x_dual + x_solve, lam/penalty)
         for i in range(200):
             x[i] = prox_x(x_dual[i] + x_solve[i], lam / penalty[k])
@@ -104,22 +94,18 @@ def _solve_batch(A, inverse, penalty, dual_step, lam, y, x):
 
 
 @njit(cache=True, fastmath=True)
-def _part0(k, penalty, dual_step, lam, x, x_dual, x_solve):
+def _part0(x, x_dual):
     for b in range(x.shape[0]):
-        # x = prox_x(x_solve, lam/penalty)
-        for i in range(200):
-            x[b, i] = prox_x(x_solve[b, i], lam / penalty[k])
-        # x_dual = dual_step*(x_solve - x)
-        for i in range(200):
-            x_dual[b, i] = dual_step[k]*(x_solve[b, i] - x[b, i])
+        x[b, :] = 0.0
+        x_dual[b, :] = 0.0
 
 
 @njit(cache=True, fastmath=True)
-def _part1(k, penalty, x, x_dual, tmp1):
+def _part1(k, penalty, x, x_dual, tmp0):
     for b in range(x.shape[0]):
         # x_solve = inverse @ (penalty*(x - x_dual) + A.T @ y)
         for i in range(200):
-            tmp1[b, i] = tmp1[b, i] + penalty[k]*(x[b, i] - x_dual[b, i])
+            tmp0[b, i] = tmp0[b, i] + penalty[k]*(x[b, i] - x_dual[b, i])
 
 
 @njit(cache=True, fastmath=True)
@@ -141,21 +127,13 @@ def _solve_blas(A, inverse, penalty, dual_step, lam, y, x):
     dtype = x.dtype
     x_dual = np.empty((batch, 200), dtype)  # the scaled dual variable u
     x_solve = np.empty((batch, 200), dtype)  # the linear-solve iterate s = argmin f(s) + rho/2 ||s - z + u||^2
-    tmp0 = np.empty((batch, 200), dtype)  # A.T @ y
-    tmp1 = np.empty((batch, 200), dtype)  # penalty*(x - x_dual) + A.T @ y
-    # the first layer on its own: x and x_dual start at zero, so the terms that multiply them drop out
-    k = 0
-    # x_solve = inverse @ (A.T @ y)
-    np.matmul(y, A, out=tmp0)
-    np.matmul(tmp0, inverse[k].T, out=x_solve)
-    # x = prox_x(x_solve, lam/penalty)
-    # x_dual = dual_step*(x_solve - x)
-    _part0(k, penalty, dual_step, lam, x, x_dual, x_solve)
-    for k in range(1, LAYERS):
+    tmp0 = np.empty((batch, 200), dtype)  # penalty*(x - x_dual) + A.T @ y
+    _part0(x, x_dual)
+    for k in range(LAYERS):
         # x_solve = inverse @ (penalty*(x - x_dual) + A.T @ y)
-        np.matmul(y, A, out=tmp1)
-        _part1(k, penalty, x, x_dual, tmp1)
-        np.matmul(tmp1, inverse[k].T, out=x_solve)
+        np.matmul(y, A, out=tmp0)
+        _part1(k, penalty, x, x_dual, tmp0)
+        np.matmul(tmp0, inverse[k].T, out=x_solve)
         # x = prox_x(x_dual + x_solve, lam/penalty)
         # x_dual = dual_step*(x_solve - x) + x_dual
         _part2(k, penalty, dual_step, lam, x, x_dual, x_solve)

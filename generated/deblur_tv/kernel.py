@@ -117,50 +117,15 @@ def unrolled(h, dual_step, primal_step, lam, Y, X):
     tmp1 = np.empty((64, 64), dtype)  # conv(h).T @ (conv(h) @ X - Y)
     tmp2 = np.empty((64, 64), dtype)  # conv(h) @ X - Y
     tmp3 = np.empty((64, 64), dtype)  # grad2d.T @ X_dual
-    tmp4 = np.empty((128, 64), dtype)  # grad2d @ X_bar
-    tmp5 = np.empty((64, 64), dtype)  # conv(h).T @ (conv(h) @ X - Y)
-    tmp6 = np.empty((64, 64), dtype)  # conv(h) @ X - Y
-    tmp7 = np.empty((64, 64), dtype)  # grad2d.T @ X_dual
     X[:] = Y
     X_bar[:] = Y
-    # the first layer on its own: X_dual starts at zero, so the terms that multiply it drop out
-    k = 0
-    # X_dual_ascent = dual_step*grad2d @ X_bar
-    grad2d(X_bar, False, tmp0)
-    for i in range(128):
-        for j in range(64):
-            X_dual_ascent[i, j] = dual_step[k]*tmp0[i, j]
-    # X_dual_prox = prox_X_dual(1/dual_step*X_dual_ascent, lam/dual_step)
-    for i in range(128):
-        for j in range(64):
-            X_dual_prox[i, j] = (1.0 / dual_step[k])*X_dual_ascent[i, j]
-    prox_X_dual(X_dual_prox, lam / dual_step[k])
-    # X_dual = prox_(s h*)(u) = u - s prox_(h/s)(u/s)
-    for i in range(128):
-        for j in range(64):
-            X_dual[i, j] = X_dual_ascent[i, j] - dual_step[k]*X_dual_prox[i, j]
-    # X_next = X - primal_step*(conv(h).T @ (conv(h) @ X - Y) + grad2d.T @ X_dual)
-    conv_2d(X, h, True, False, tmp2)
-    for i in range(64):
-        for j in range(64):
-            tmp2[i, j] = tmp2[i, j] - Y[i, j]
-    conv_2d(tmp2, h, True, True, tmp1)
-    grad2d(X_dual, True, tmp3)
-    for i in range(64):
-        for j in range(64):
-            X_next[i, j] = X[i, j] - primal_step[k]*(tmp1[i, j] + tmp3[i, j])
-    # X_bar = 2 X_next - X
-    for i in range(64):
-        for j in range(64):
-            X_bar[i, j] = 2*X_next[i, j] - X[i, j]
-    # X = X_next
-    X[:] = X_next
-    for k in range(1, LAYERS):
+    X_dual[:] = 0.0
+    for k in range(LAYERS):
         # X_dual_ascent = dual_step*grad2d @ X_bar + X_dual
-        grad2d(X_bar, False, tmp4)
+        grad2d(X_bar, False, tmp0)
         for i in range(128):
             for j in range(64):
-                X_dual_ascent[i, j] = dual_step[k]*tmp4[i, j] + X_dual[i, j]
+                X_dual_ascent[i, j] = dual_step[k]*tmp0[i, j] + X_dual[i, j]
         # X_dual_prox = prox_X_dual(1/dual_step*X_dual_ascent, lam/dual_step)
         for i in range(128):
             for j in range(64):
@@ -171,15 +136,15 @@ def unrolled(h, dual_step, primal_step, lam, Y, X):
             for j in range(64):
                 X_dual[i, j] = X_dual_ascent[i, j] - dual_step[k]*X_dual_prox[i, j]
         # X_next = X - primal_step*(conv(h).T @ (conv(h) @ X - Y) + grad2d.T @ X_dual)
-        conv_2d(X, h, True, False, tmp6)
+        conv_2d(X, h, True, False, tmp2)
         for i in range(64):
             for j in range(64):
-                tmp6[i, j] = tmp6[i, j] - Y[i, j]
-        conv_2d(tmp6, h, True, True, tmp5)
-        grad2d(X_dual, True, tmp7)
+                tmp2[i, j] = tmp2[i, j] - Y[i, j]
+        conv_2d(tmp2, h, True, True, tmp1)
+        grad2d(X_dual, True, tmp3)
         for i in range(64):
             for j in range(64):
-                X_next[i, j] = X[i, j] - primal_step[k]*(tmp5[i, j] + tmp7[i, j])
+                X_next[i, j] = X[i, j] - primal_step[k]*(tmp1[i, j] + tmp3[i, j])
         # X_bar = 2 X_next - X
         for i in range(64):
             for j in range(64):

@@ -61,22 +61,12 @@ def unrolled(A, step, threshold, delta, y, x):
     dtype = x.dtype
     grad_x = np.empty((64,), dtype)  # gradient of the smooth part at the current point
     tmp0 = np.empty((48,), dtype)  # Piecewise(((A @ x - y), delta >= Abs((A @ x - y))), (delta*sign((A @ x - y)), True))
-    tmp2 = np.empty((48,), dtype)  # Piecewise(((A @ x - y), delta >= Abs((A @ x - y))), (delta*sign((A @ x - y)), True))
     x[:] = 0.0
-    # the first layer on its own: x starts at zero, so the terms that multiply it drop out
-    k = 0
-    # grad_x = A.T @ (Piecewise(((A @ x - y), delta >= Abs((A @ x - y))), (delta*sign((A @ x - y)), True)))
-    for i in range(48):
-        tmp0[i] = (dot(A[i], x) - y[i] if delta >= abs(dot(A[i], x) - y[i]) else delta*np.sign(dot(A[i], x) - y[i]))
-    matvec_t(A, tmp0, grad_x)
-    # x = prox_x(-step*grad_x, threshold)
-    for i in range(64):
-        x[i] = prox_x((-step[k])*grad_x[i], threshold[k])
-    for k in range(1, LAYERS):
+    for k in range(LAYERS):
         # grad_x = A.T @ (Piecewise(((A @ x - y), delta >= Abs((A @ x - y))), (delta*sign((A @ x - y)), True)))
         for i in range(48):
-            tmp2[i] = (dot(A[i], x) - y[i] if delta >= abs(dot(A[i], x) - y[i]) else delta*np.sign(dot(A[i], x) - y[i]))
-        matvec_t(A, tmp2, grad_x)
+            tmp0[i] = (dot(A[i], x) - y[i] if delta >= abs(dot(A[i], x) - y[i]) else delta*np.sign(dot(A[i], x) - y[i]))
+        matvec_t(A, tmp0, grad_x)
         # x = prox_x(x - step*grad_x, threshold)
         for i in range(64):
             x[i] = prox_x(x[i] - step[k]*grad_x[i], threshold[k])
@@ -114,22 +104,6 @@ def _part1(delta, y, tmp0, tmp1):
 @njit(cache=True, fastmath=True)
 def _part2(k, step, threshold, x, grad_x):
     for b in range(x.shape[0]):
-        # x = prox_x(-step*grad_x, threshold)
-        for i in range(64):
-            x[b, i] = prox_x((-step[k])*grad_x[b, i], threshold[k])
-
-
-@njit(cache=True, fastmath=True)
-def _part3(delta, y, tmp2, tmp3):
-    for b in range(y.shape[0]):
-        # grad_x = A.T @ (Piecewise(((A @ x - y), delta >= Abs((A @ x - y))), (delta*sign((A @ x - y)), True)))
-        for i in range(48):
-            tmp2[b, i] = (tmp3[b, i] - y[b, i] if delta >= abs(tmp3[b, i] - y[b, i]) else delta*np.sign(tmp3[b, i] - y[b, i]))
-
-
-@njit(cache=True, fastmath=True)
-def _part4(k, step, threshold, x, grad_x):
-    for b in range(x.shape[0]):
         # x = prox_x(x - step*grad_x, threshold)
         for i in range(64):
             x[b, i] = prox_x(x[b, i] - step[k]*grad_x[b, i], threshold[k])
@@ -144,24 +118,14 @@ def _solve_blas(A, step, threshold, delta, y, x):
     grad_x = np.empty((batch, 64), dtype)  # gradient of the smooth part at the current point
     tmp0 = np.empty((batch, 48), dtype)  # Piecewise(((A @ x - y), delta >= Abs((A @ x - y))), (delta*sign((A @ x - y)), True))
     tmp1 = np.empty((batch, 48), dtype)  # A @ x
-    tmp2 = np.empty((batch, 48), dtype)  # Piecewise(((A @ x - y), delta >= Abs((A @ x - y))), (delta*sign((A @ x - y)), True))
-    tmp3 = np.empty((batch, 48), dtype)  # A @ x
     _part0(x)
-    # the first layer on its own: x starts at zero, so the terms that multiply it drop out
-    k = 0
-    # grad_x = A.T @ (Piecewise(((A @ x - y), delta >= Abs((A @ x - y))), (delta*sign((A @ x - y)), True)))
-    np.matmul(x, A.T, out=tmp1)
-    _part1(delta, y, tmp0, tmp1)
-    np.matmul(tmp0, A, out=grad_x)
-    # x = prox_x(-step*grad_x, threshold)
-    _part2(k, step, threshold, x, grad_x)
-    for k in range(1, LAYERS):
+    for k in range(LAYERS):
         # grad_x = A.T @ (Piecewise(((A @ x - y), delta >= Abs((A @ x - y))), (delta*sign((A @ x - y)), True)))
-        np.matmul(x, A.T, out=tmp3)
-        _part3(delta, y, tmp2, tmp3)
-        np.matmul(tmp2, A, out=grad_x)
+        np.matmul(x, A.T, out=tmp1)
+        _part1(delta, y, tmp0, tmp1)
+        np.matmul(tmp0, A, out=grad_x)
         # x = prox_x(x - step*grad_x, threshold)
-        _part4(k, step, threshold, x, grad_x)
+        _part2(k, step, threshold, x, grad_x)
 
 
 

@@ -78,43 +78,15 @@ def unrolled(M, dual_step, primal_step, lam, Y, X):
     X_next = np.empty((32, 32), dtype)  # the new iterate of X
     tmp0 = np.empty((64, 32), dtype)  # grad2d @ X_bar
     tmp1 = np.empty((32, 32), dtype)  # grad2d.T @ X_dual
-    tmp2 = np.empty((64, 32), dtype)  # grad2d @ X_bar
-    tmp3 = np.empty((32, 32), dtype)  # grad2d.T @ X_dual
     X[:] = Y
     X_bar[:] = Y
-    # the first layer on its own: X_dual starts at zero, so the terms that multiply it drop out
-    k = 0
-    # X_dual_ascent = dual_step*grad2d @ X_bar
-    grad2d(X_bar, False, tmp0)
-    for i in range(64):
-        for j in range(32):
-            X_dual_ascent[i, j] = dual_step[k]*tmp0[i, j]
-    # X_dual_prox = prox_X_dual(1/dual_step*X_dual_ascent, lam/dual_step)
-    for i in range(64):
-        for j in range(32):
-            X_dual_prox[i, j] = (1.0 / dual_step[k])*X_dual_ascent[i, j]
-    prox_X_dual(X_dual_prox, lam / dual_step[k])
-    # X_dual = prox_(s h*)(u) = u - s prox_(h/s)(u/s)
-    for i in range(64):
-        for j in range(32):
-            X_dual[i, j] = X_dual_ascent[i, j] - dual_step[k]*X_dual_prox[i, j]
-    # X_next = X - primal_step*(grad2d.T @ X_dual + M*(M*X - Y))
-    grad2d(X_dual, True, tmp1)
-    for i in range(32):
-        for j in range(32):
-            X_next[i, j] = X[i, j] - primal_step[k]*(tmp1[i, j] + M[i, j]*(M[i, j]*X[i, j] - Y[i, j]))
-    # X_bar = 2 X_next - X
-    for i in range(32):
-        for j in range(32):
-            X_bar[i, j] = 2*X_next[i, j] - X[i, j]
-    # X = X_next
-    X[:] = X_next
-    for k in range(1, LAYERS):
+    X_dual[:] = 0.0
+    for k in range(LAYERS):
         # X_dual_ascent = dual_step*grad2d @ X_bar + X_dual
-        grad2d(X_bar, False, tmp2)
+        grad2d(X_bar, False, tmp0)
         for i in range(64):
             for j in range(32):
-                X_dual_ascent[i, j] = dual_step[k]*tmp2[i, j] + X_dual[i, j]
+                X_dual_ascent[i, j] = dual_step[k]*tmp0[i, j] + X_dual[i, j]
         # X_dual_prox = prox_X_dual(1/dual_step*X_dual_ascent, lam/dual_step)
         for i in range(64):
             for j in range(32):
@@ -125,10 +97,10 @@ def unrolled(M, dual_step, primal_step, lam, Y, X):
             for j in range(32):
                 X_dual[i, j] = X_dual_ascent[i, j] - dual_step[k]*X_dual_prox[i, j]
         # X_next = X - primal_step*(grad2d.T @ X_dual + M*(M*X - Y))
-        grad2d(X_dual, True, tmp3)
+        grad2d(X_dual, True, tmp1)
         for i in range(32):
             for j in range(32):
-                X_next[i, j] = X[i, j] - primal_step[k]*(tmp3[i, j] + M[i, j]*(M[i, j]*X[i, j] - Y[i, j]))
+                X_next[i, j] = X[i, j] - primal_step[k]*(tmp1[i, j] + M[i, j]*(M[i, j]*X[i, j] - Y[i, j]))
         # X_bar = 2 X_next - X
         for i in range(32):
             for j in range(32):

@@ -175,64 +175,15 @@ def unrolled(h, dual_step, primal_step, prox_net_X_dual_w0, prox_net_X_dual_b0, 
     prox_net_h1 = np.empty((8, 64, 64), dtype)  # prox_net: layer 1 channels
     prox_net_h2 = np.empty((8, 64, 64), dtype)  # prox_net: layer 2 channels
     prox_net_out = np.empty((1, 64, 64), dtype)  # prox_net: output
-    tmp12 = np.empty((128, 64), dtype)  # grad2d @ X_bar
-    tmp13 = np.empty((64, 64), dtype)  # conv(h).T @ (conv(h) @ X - Y)
-    tmp14 = np.empty((64, 64), dtype)  # conv(h) @ X - Y
-    tmp15 = np.empty((64, 64), dtype)  # grad2d.T @ X_dual
     X[:] = Y
     X_bar[:] = Y
-    # the first layer on its own: X_dual starts at zero, so the terms that multiply it drop out
-    k = 0
-    # X_dual_ascent = dual_step*grad2d @ X_bar
-    grad2d(X_bar, False, tmp0)
-    for i in range(128):
-        for j in range(64):
-            X_dual_ascent[i, j] = dual_step[k]*tmp0[i, j]
-    # X_dual_arg = 1/dual_step*X_dual_ascent
-    for i in range(128):
-        for j in range(64):
-            X_dual_arg[i, j] = (1.0 / dual_step[k])*X_dual_ascent[i, j]
-    # X_dual_prox = prox_X_dual(X_dual_arg, lam/dual_step)
-    X_dual_prox[:] = X_dual_arg
-    prox_X_dual(X_dual_prox, lam / dual_step[k])
-    # X_dual_prox = X_dual_prox + prox_net_X_dual_k(X_dual_arg)
-    prox_net_X_dual(X_dual_arg, prox_net_X_dual_w0[k], prox_net_X_dual_b0[k], prox_net_X_dual_w1[k], prox_net_X_dual_b1[k], prox_net_X_dual_w2[k], prox_net_X_dual_b2[k], prox_net_X_dual_h0, prox_net_X_dual_h1, prox_net_X_dual_h2, prox_net_X_dual_out)
-    for i in range(128):
-        for j in range(64):
-            X_dual_prox[i, j] = X_dual_prox[i, j] + prox_net_X_dual_out[0, i, j]
-    # X_dual = prox_(s h*)(u) = u - s prox_(h/s)(u/s)
-    for i in range(128):
-        for j in range(64):
-            X_dual[i, j] = X_dual_ascent[i, j] - dual_step[k]*X_dual_prox[i, j]
-    # X_arg = X - primal_step*(conv(h).T @ (conv(h) @ X - Y) + grad2d.T @ X_dual)
-    conv_2d(X, h, True, False, tmp6)
-    for i in range(64):
-        for j in range(64):
-            tmp6[i, j] = tmp6[i, j] - Y[i, j]
-    conv_2d(tmp6, h, True, True, tmp5)
-    grad2d(X_dual, True, tmp7)
-    for i in range(64):
-        for j in range(64):
-            X_arg[i, j] = X[i, j] - primal_step[k]*(tmp5[i, j] + tmp7[i, j])
-    # X_next = X_arg
-    X_next[:] = X_arg
-    # X_next = X_next + prox_net_k(X_arg)
-    prox_net(X_arg, prox_net_w0[k], prox_net_b0[k], prox_net_w1[k], prox_net_b1[k], prox_net_w2[k], prox_net_b2[k], prox_net_h0, prox_net_h1, prox_net_h2, prox_net_out)
-    for i in range(64):
-        for j in range(64):
-            X_next[i, j] = X_next[i, j] + prox_net_out[0, i, j]
-    # X_bar = 2 X_next - X
-    for i in range(64):
-        for j in range(64):
-            X_bar[i, j] = 2*X_next[i, j] - X[i, j]
-    # X = X_next
-    X[:] = X_next
-    for k in range(1, LAYERS):
+    X_dual[:] = 0.0
+    for k in range(LAYERS):
         # X_dual_ascent = dual_step*grad2d @ X_bar + X_dual
-        grad2d(X_bar, False, tmp12)
+        grad2d(X_bar, False, tmp0)
         for i in range(128):
             for j in range(64):
-                X_dual_ascent[i, j] = dual_step[k]*tmp12[i, j] + X_dual[i, j]
+                X_dual_ascent[i, j] = dual_step[k]*tmp0[i, j] + X_dual[i, j]
         # X_dual_arg = 1/dual_step*X_dual_ascent
         for i in range(128):
             for j in range(64):
@@ -250,15 +201,15 @@ def unrolled(h, dual_step, primal_step, prox_net_X_dual_w0, prox_net_X_dual_b0, 
             for j in range(64):
                 X_dual[i, j] = X_dual_ascent[i, j] - dual_step[k]*X_dual_prox[i, j]
         # X_arg = X - primal_step*(conv(h).T @ (conv(h) @ X - Y) + grad2d.T @ X_dual)
-        conv_2d(X, h, True, False, tmp14)
+        conv_2d(X, h, True, False, tmp6)
         for i in range(64):
             for j in range(64):
-                tmp14[i, j] = tmp14[i, j] - Y[i, j]
-        conv_2d(tmp14, h, True, True, tmp13)
-        grad2d(X_dual, True, tmp15)
+                tmp6[i, j] = tmp6[i, j] - Y[i, j]
+        conv_2d(tmp6, h, True, True, tmp5)
+        grad2d(X_dual, True, tmp7)
         for i in range(64):
             for j in range(64):
-                X_arg[i, j] = X[i, j] - primal_step[k]*(tmp13[i, j] + tmp15[i, j])
+                X_arg[i, j] = X[i, j] - primal_step[k]*(tmp5[i, j] + tmp7[i, j])
         # X_next = X_arg
         X_next[:] = X_arg
         # X_next = X_next + prox_net_k(X_arg)

@@ -60,22 +60,12 @@ def unrolled(A, step, eps, y, x):
     dtype = x.dtype
     grad_x = np.empty((48,), dtype)  # gradient of the smooth part at the current point
     tmp0 = np.empty((48,), dtype)  # -y/((A @ x) + eps) + 1
-    tmp2 = np.empty((48,), dtype)  # -y/((A @ x) + eps) + 1
     x[:] = 0.0
-    # the first layer on its own: x starts at zero, so the terms that multiply it drop out
-    k = 0
-    # grad_x = A.T @ (-y/((A @ x) + eps) + 1)
-    for i in range(48):
-        tmp0[i] = 1 - y[i] / (dot(A[i], x) + eps)
-    matvec_t(A, tmp0, grad_x)
-    # x = prox_x(-step*grad_x)
-    for i in range(48):
-        x[i] = prox_x((-step[k])*grad_x[i])
-    for k in range(1, LAYERS):
+    for k in range(LAYERS):
         # grad_x = A.T @ (-y/((A @ x) + eps) + 1)
         for i in range(48):
-            tmp2[i] = 1 - y[i] / (dot(A[i], x) + eps)
-        matvec_t(A, tmp2, grad_x)
+            tmp0[i] = 1 - y[i] / (dot(A[i], x) + eps)
+        matvec_t(A, tmp0, grad_x)
         # x = prox_x(x - step*grad_x)
         for i in range(48):
             x[i] = prox_x(x[i] - step[k]*grad_x[i])
@@ -113,22 +103,6 @@ def _part1(eps, y, tmp0, tmp1):
 @njit(cache=True, fastmath=True)
 def _part2(k, step, x, grad_x):
     for b in range(x.shape[0]):
-        # x = prox_x(-step*grad_x)
-        for i in range(48):
-            x[b, i] = prox_x((-step[k])*grad_x[b, i])
-
-
-@njit(cache=True, fastmath=True)
-def _part3(eps, y, tmp2, tmp3):
-    for b in range(y.shape[0]):
-        # grad_x = A.T @ (-y/((A @ x) + eps) + 1)
-        for i in range(48):
-            tmp2[b, i] = 1 - y[b, i] / (tmp3[b, i] + eps)
-
-
-@njit(cache=True, fastmath=True)
-def _part4(k, step, x, grad_x):
-    for b in range(x.shape[0]):
         # x = prox_x(x - step*grad_x)
         for i in range(48):
             x[b, i] = prox_x(x[b, i] - step[k]*grad_x[b, i])
@@ -143,24 +117,14 @@ def _solve_blas(A, step, eps, y, x):
     grad_x = np.empty((batch, 48), dtype)  # gradient of the smooth part at the current point
     tmp0 = np.empty((batch, 48), dtype)  # -y/((A @ x) + eps) + 1
     tmp1 = np.empty((batch, 48), dtype)  # A @ x
-    tmp2 = np.empty((batch, 48), dtype)  # -y/((A @ x) + eps) + 1
-    tmp3 = np.empty((batch, 48), dtype)  # A @ x
     _part0(x)
-    # the first layer on its own: x starts at zero, so the terms that multiply it drop out
-    k = 0
-    # grad_x = A.T @ (-y/((A @ x) + eps) + 1)
-    np.matmul(x, A.T, out=tmp1)
-    _part1(eps, y, tmp0, tmp1)
-    np.matmul(tmp0, A, out=grad_x)
-    # x = prox_x(-step*grad_x)
-    _part2(k, step, x, grad_x)
-    for k in range(1, LAYERS):
+    for k in range(LAYERS):
         # grad_x = A.T @ (-y/((A @ x) + eps) + 1)
-        np.matmul(x, A.T, out=tmp3)
-        _part3(eps, y, tmp2, tmp3)
-        np.matmul(tmp2, A, out=grad_x)
+        np.matmul(x, A.T, out=tmp1)
+        _part1(eps, y, tmp0, tmp1)
+        np.matmul(tmp0, A, out=grad_x)
         # x = prox_x(x - step*grad_x)
-        _part4(k, step, x, grad_x)
+        _part2(k, step, x, grad_x)
 
 
 

@@ -156,26 +156,9 @@ def unrolled(step_L, threshold_L, step_S, threshold_S, Y, L, S):
     grad_S = np.empty((100, 100), dtype)  # gradient of the smooth part at the current point
     L_svd_rows = np.empty((100, 100), dtype)  # SVD workspace of L
     L_svd_vt = np.empty((100, 100), dtype)  # SVD workspace of L
-    # the first layer on its own: L and S start at zero, so the terms that multiply them drop out
-    k = 0
-    # grad_L = -Y
-    for i in range(100):
-        for j in range(100):
-            grad_L[i, j] = (-1)*Y[i, j]
-    # L = prox_L(-step_L*grad_L, threshold_L)
-    for i in range(100):
-        for j in range(100):
-            L[i, j] = (-step_L[k])*grad_L[i, j]
-    prox_L(L, threshold_L[k], L_svd_rows, L_svd_vt)
-    # grad_S = L - Y
-    for i in range(100):
-        for j in range(100):
-            grad_S[i, j] = L[i, j] - Y[i, j]
-    # S = prox_S(-step_S*grad_S, threshold_S)
-    for i in range(100):
-        for j in range(100):
-            S[i, j] = prox_S((-step_S[k])*grad_S[i, j], threshold_S[k])
-    for k in range(1, LAYERS):
+    L[:] = 0.0
+    S[:] = 0.0
+    for k in range(LAYERS):
         # grad_L = L + S - Y
         for i in range(100):
             for j in range(100):

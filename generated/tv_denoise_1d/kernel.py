@@ -60,36 +60,14 @@ def unrolled(dual_step, primal_step, lam, y, x):
     x_next = np.empty((64,), dtype)  # the new iterate of x
     tmp0 = np.empty((63,), dtype)  # diff @ x_bar
     tmp1 = np.empty((64,), dtype)  # diff.T @ x_dual
-    tmp2 = np.empty((63,), dtype)  # diff @ x_bar
-    tmp3 = np.empty((64,), dtype)  # diff.T @ x_dual
     x[:] = y
     x_bar[:] = y
-    # the first layer on its own: x_dual starts at zero, so the terms that multiply it drop out
-    k = 0
-    # x_dual_ascent = dual_step*diff @ x_bar
-    diff(x_bar, False, tmp0)
-    for i in range(63):
-        x_dual_ascent[i] = dual_step[k]*tmp0[i]
-    # x_dual_prox = prox_x_dual(1/dual_step*x_dual_ascent, lam/dual_step)
-    for i in range(63):
-        x_dual_prox[i] = prox_x_dual((1.0 / dual_step[k])*x_dual_ascent[i], lam / dual_step[k])
-    # x_dual = prox_(s h*)(u) = u - s prox_(h/s)(u/s)
-    for i in range(63):
-        x_dual[i] = x_dual_ascent[i] - dual_step[k]*x_dual_prox[i]
-    # x_next = x - primal_step*(diff.T @ x_dual + x - y)
-    diff(x_dual, True, tmp1)
-    for i in range(64):
-        x_next[i] = x[i] - primal_step[k]*(tmp1[i] + x[i] - y[i])
-    # x_bar = 2 x_next - x
-    for i in range(64):
-        x_bar[i] = 2*x_next[i] - x[i]
-    # x = x_next
-    x[:] = x_next
-    for k in range(1, LAYERS):
+    x_dual[:] = 0.0
+    for k in range(LAYERS):
         # x_dual_ascent = dual_step*diff @ x_bar + x_dual
-        diff(x_bar, False, tmp2)
+        diff(x_bar, False, tmp0)
         for i in range(63):
-            x_dual_ascent[i] = dual_step[k]*tmp2[i] + x_dual[i]
+            x_dual_ascent[i] = dual_step[k]*tmp0[i] + x_dual[i]
         # x_dual_prox = prox_x_dual(1/dual_step*x_dual_ascent, lam/dual_step)
         for i in range(63):
             x_dual_prox[i] = prox_x_dual((1.0 / dual_step[k])*x_dual_ascent[i], lam / dual_step[k])
@@ -97,9 +75,9 @@ def unrolled(dual_step, primal_step, lam, y, x):
         for i in range(63):
             x_dual[i] = x_dual_ascent[i] - dual_step[k]*x_dual_prox[i]
         # x_next = x - primal_step*(diff.T @ x_dual + x - y)
-        diff(x_dual, True, tmp3)
+        diff(x_dual, True, tmp1)
         for i in range(64):
-            x_next[i] = x[i] - primal_step[k]*(tmp3[i] + x[i] - y[i])
+            x_next[i] = x[i] - primal_step[k]*(tmp1[i] + x[i] - y[i])
         # x_bar = 2 x_next - x
         for i in range(64):
             x_bar[i] = 2*x_next[i] - x[i]

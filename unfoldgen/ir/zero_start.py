@@ -27,14 +27,22 @@ from unfoldgen.ir.program import ApplyProx, Assign, Program, Step, prox_comment,
 
 def first_layer(program: Program) -> tuple[Step, ...]:
     """The first layer's steps without the terms that read a zero state, or ``()`` when no
-    term drops out (then the first layer is the loop's)."""
+    matrix product drops out (then the first layer is the loop's: emitting a layer twice to
+    save an elementwise addition, as RPCA's ``L + S - Y`` would, doubles the code to compile)."""
     zero = starting_at_zero(program)
     steps: list[Step] = []
     for step in program.steps:
         steps.append(_without_zero_terms(step, zero))
         if not _writes_zero(step, zero):
             zero.discard(step.target.name)
-    return tuple(steps) if steps != list(program.steps) else ()
+    saved = sum(map(_products, program.steps)) - sum(map(_products, steps))
+    return tuple(steps) if saved > 0 else ()
+
+
+def _products(step: Step) -> int:
+    """The matrix products (two or more matrix factors: ``W @ x``, ``A.T @ r``) a step computes."""
+    return sum(1 for expr in step_expressions(step) for node in sp.preorder_traversal(expr)
+               if isinstance(node, sp.MatMul) and sum(isinstance(a, sp.MatrixExpr) for a in node.args) > 1)
 
 
 def starting_at_zero(program: Program) -> set[str]:
