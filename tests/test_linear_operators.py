@@ -121,6 +121,20 @@ def test_helpers_equal_the_reference_and_their_adjoints(vector, image, rng, case
         assert abs(np.vdot(value, y) - inner) < 1e-12 * (1 + abs(inner)), backend
 
 
+@pytest.mark.parametrize("wrap", [True, False])
+@pytest.mark.parametrize("shape", [(5,), (1,), (5, 3), (3, 5), (1, 1)])
+def test_numba_convolutions_with_a_kernel_as_large_as_the_signal(vector, image, rng, wrap, shape):
+    """The largest kernel a spec accepts: the padded border is as wide as the signal's half,
+    and every tap's shift reaches the far end (circularly when wrap)."""
+    h, x = rng.standard_normal(shape), rng.standard_normal(shape)
+    helper = image.kernel.conv_2d if len(shape) == 2 else vector.kernel.conv_1d
+    mode = "wrap" if wrap else "constant"
+    for adjoint, reference in ((False, scipy.ndimage.convolve), (True, scipy.ndimage.correlate)):
+        out = np.empty(shape)
+        helper(x, h, wrap, adjoint, out)
+        np.testing.assert_allclose(out, reference(x, h, mode=mode), rtol=0, atol=1e-12, err_msg=f"adjoint={adjoint}")
+
+
 def test_resampling_is_an_adjoint_pair(vector, rng):
     x, z = rng.standard_normal(12), rng.standard_normal(6)
     down, up = vector.model.downsample, vector.model.upsample

@@ -23,24 +23,6 @@ SAMPLE_FLOPS = 5242880
 SHARED_MIN_FLOPS = 1 << 20
 
 
-@njit(cache=True, fastmath=True, inline="always")
-def add_shifted(target, weight, source, shift, wrap):
-    """target[i] += weight * source[i + shift] for every i of target, where i + shift leaves
-    source: circularly when wrap, not at all otherwise. The run inside source is taken as two
-    views, so its loop indexes both from zero: LLVM vectorises it (source[i + shift] with a
-    shift of either sign would need Numba's negative-index check on every element)."""
-    n = target.shape[0]
-    inside = min(n, max(0, -shift))
-    end = max(inside, min(n, n - shift))
-    run_out, run_in = target[inside:end], source[inside + shift:end + shift]
-    for i in range(run_out.shape[0]):
-        run_out[i] += weight * run_in[i]
-    if wrap:
-        for i in range(inside):
-            target[i] += weight * source[(i + shift) % n]
-        for i in range(end, n):
-            target[i] += weight * source[(i + shift) % n]
-
 @njit(cache=True)
 def pair_shrink(v, threshold):
     """In place, for v = [a; b] (2m x n): each pair (a_ij, b_ij) <- max(1 - threshold/||.||, 0) (a_ij, b_ij)."""
@@ -56,20 +38,43 @@ def pair_shrink(v, threshold):
 @njit(cache=True, fastmath=True)
 def conv_2d(x, h, wrap, adjoint, out):
     """out = h * x for an image x, same size (circular when wrap, zeros outside x otherwise);
-    adjoint: the correlation with h. Row by row of out, tap by tap: out[i] += h[a, b] times a
-    row of x shifted by the tap."""
-    m = x.shape[0]
-    half_r, half_c = h.shape[0] // 2, h.shape[1] // 2
-    out[:, :] = 0.0
+    adjoint: the correlation with h. x is copied once into a padded image (its border wrapped
+    or zero), and the sum is accumulated on rows as long as the padded ones, both flat: a tap
+    is then one contiguous pass over the whole image, which LLVM vectorises (a pass per row
+    and tap took 2.5x longer on a 64x64 image with a 5x5 kernel). The columns of the
+    accumulator beyond n are scratch. Rows are copied by loops: a slice assignment costs
+    more than the copy of a short row."""
+    m, n = x.shape
+    rows, cols = h.shape
+    half_r, half_c = rows // 2, cols // 2
+    width = n + 2 * half_c
+    padded = np.zeros((m + 2 * half_r) * width + 2 * half_c, x.dtype)
+    for i in range(m + 2 * half_r):
+        p = i - half_r
+        if wrap:
+            p %= m
+        elif p < 0 or p >= m:
+            continue
+        row, source = padded[i * width:(i + 1) * width], x[p]
+        for j in range(n):
+            row[half_c + j] = source[j]
+        if wrap:
+            for j in range(half_c):
+                row[j] = source[n - half_c + j]
+                row[half_c + n + j] = source[j]
+    size = m * width
+    total = np.zeros(size, x.dtype)
+    for a in range(rows):
+        for b in range(cols):
+            # out[i, j] += weight x[i + a - half_r, j + b - half_c]: h[a, b] correlates, h flipped convolves
+            weight = h[a, b] if adjoint else h[rows - 1 - a, cols - 1 - b]
+            shifted = padded[a * width + b:a * width + b + size]
+            for t in range(size):
+                total[t] += weight * shifted[t]
     for i in range(m):
-        for a in range(h.shape[0]):
-            p = i + (a - half_r if adjoint else half_r - a)
-            if wrap:
-                p %= m
-            elif p < 0 or p >= m:
-                continue
-            for b in range(h.shape[1]):
-                add_shifted(out[i], h[a, b], x[p], b - half_c if adjoint else half_c - b, wrap)
+        row, part = out[i], total[i * width:i * width + n]
+        for j in range(n):
+            row[j] = part[j]
 
 
 @njit(cache=True, fastmath=True)

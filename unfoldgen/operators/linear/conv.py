@@ -25,7 +25,11 @@ class Convolution(LinearOperator):
     """``args``: the kernel (a matrix symbol), wrap (1 or 0), and the argument's rows, cols."""
 
     template = "conv"
-    loop_helpers = ("add_shifted",)
+
+    @property
+    def loop_helpers(self) -> tuple[str, ...]:  # type: ignore[override]
+        """conv_1d adds shifted copies of x; conv_2d pads x and runs its own flat loops."""
+        return () if self.image else ("add_shifted",)
 
     @property
     def kernel(self) -> sp.MatrixExpr:
