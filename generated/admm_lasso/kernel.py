@@ -67,15 +67,18 @@ def unrolled(A, inverse, penalty, dual_step, lam, y, x):
     for k in range(LAYERS):
         # x_solve = inverse @ (penalty*(x - x_dual) + A.T @ y)
         matvec_t(A, y, tmp0)
+        penalty_k = penalty[k]
         for i in range(200):
-            tmp0[i] = tmp0[i] + penalty[k]*(x[i] - x_dual[i])
+            tmp0[i] = tmp0[i] + penalty_k*(x[i] - x_dual[i])
         matvec(inverse[k], tmp0, x_solve)
         # x = prox_x(x_dual + x_solve, lam/penalty)
+        c1 = lam / penalty[k]
         for i in range(200):
-            x[i] = prox_x(x_dual[i] + x_solve[i], lam / penalty[k])
+            x[i] = prox_x(x_dual[i] + x_solve[i], c1)
         # x_dual = dual_step*(x_solve - x) + x_dual
+        dual_step_k = dual_step[k]
         for i in range(200):
-            x_dual[i] = dual_step[k]*(x_solve[i] - x[i]) + x_dual[i]
+            x_dual[i] = dual_step_k*(x_solve[i] - x[i]) + x_dual[i]
 
 
 @njit(cache=True)
@@ -104,19 +107,22 @@ def _part0(x, x_dual):
 def _part1(k, penalty, x, x_dual, tmp0):
     for b in range(x.shape[0]):
         # x_solve = inverse @ (penalty*(x - x_dual) + A.T @ y)
+        penalty_k = penalty[k]
         for i in range(200):
-            tmp0[b, i] = tmp0[b, i] + penalty[k]*(x[b, i] - x_dual[b, i])
+            tmp0[b, i] = tmp0[b, i] + penalty_k*(x[b, i] - x_dual[b, i])
 
 
 @njit(cache=True, fastmath=True)
 def _part2(k, penalty, dual_step, lam, x, x_dual, x_solve):
     for b in range(x.shape[0]):
         # x = prox_x(x_dual + x_solve, lam/penalty)
+        c1 = lam / penalty[k]
         for i in range(200):
-            x[b, i] = prox_x(x_dual[b, i] + x_solve[b, i], lam / penalty[k])
+            x[b, i] = prox_x(x_dual[b, i] + x_solve[b, i], c1)
         # x_dual = dual_step*(x_solve - x) + x_dual
+        dual_step_k = dual_step[k]
         for i in range(200):
-            x_dual[b, i] = dual_step[k]*(x_solve[b, i] - x[b, i]) + x_dual[b, i]
+            x_dual[b, i] = dual_step_k*(x_solve[b, i] - x[b, i]) + x_dual[b, i]
 
 
 def _solve_blas(A, inverse, penalty, dual_step, lam, y, x):

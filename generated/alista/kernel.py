@@ -80,16 +80,18 @@ def unrolled(A, W_analytic, step, threshold, y, x):
     k = 0
     # x = soft_threshold_support(step*W_analytic.T @ y, threshold, SUPPORT[k])
     matvec_t(W_analytic, y, tmp1)
+    step_k = step[k]
     for i in range(500):
-        x[i] = step[k]*tmp1[i]
+        x[i] = step_k*tmp1[i]
     soft_threshold_support(x, threshold[k], SUPPORT[k], tmp0)
     for k in range(1, LAYERS):
         # x = soft_threshold_support(x - step*W_analytic.T @ (A @ x - y), threshold, SUPPORT[k])
         for i in range(250):
             tmp4[i] = dot(A[i], x) - y[i]
         matvec_t(W_analytic, tmp4, tmp3)
+        step_k = step[k]
         for i in range(500):
-            x[i] = x[i] - step[k]*tmp3[i]
+            x[i] = x[i] - step_k*tmp3[i]
         soft_threshold_support(x, threshold[k], SUPPORT[k], tmp2)
 
 
@@ -113,15 +115,17 @@ def unrolled_one(A, W_analytic, step, threshold, y, x):
     k = 0
     # x = soft_threshold_support(step*W_analytic.T @ y, threshold, SUPPORT[k])
     matvec_t(W_analytic, y, tmp1)
+    step_k = step[k]
     for i in range(500):
-        x[i] = step[k]*tmp1[i]
+        x[i] = step_k*tmp1[i]
     soft_threshold_support(x, threshold[k], SUPPORT[k], tmp0)
     for k in range(1, LAYERS):
         # x = soft_threshold_support(x - step*W_analytic.T @ (A @ x - y), threshold, SUPPORT[k])
         _rows0(A, y, x, tmp4)
         matvec_t(W_analytic, tmp4, tmp3)
+        step_k = step[k]
         for i in range(500):
-            x[i] = x[i] - step[k]*tmp3[i]
+            x[i] = x[i] - step_k*tmp3[i]
         soft_threshold_support(x, threshold[k], SUPPORT[k], tmp2)
 
 
@@ -151,8 +155,9 @@ def _solve_batch(A, W_analytic, step, threshold, y, x):
 def _part0(k, step, threshold, x, tmp0, tmp1):
     for b in range(x.shape[0]):
         # x = soft_threshold_support(step*W_analytic.T @ y, threshold, SUPPORT[k])
+        step_k = step[k]
         for i in range(500):
-            x[b, i] = step[k]*tmp1[b, i]
+            x[b, i] = step_k*tmp1[b, i]
         soft_threshold_support(x[b], threshold[k], SUPPORT[k], tmp0[b])
 
 
@@ -168,8 +173,9 @@ def _part1(y, tmp4):
 def _part2(k, step, threshold, x, tmp2, tmp3):
     for b in range(x.shape[0]):
         # x = soft_threshold_support(x - step*W_analytic.T @ (A @ x - y), threshold, SUPPORT[k])
+        step_k = step[k]
         for i in range(500):
-            x[b, i] = x[b, i] - step[k]*tmp3[b, i]
+            x[b, i] = x[b, i] - step_k*tmp3[b, i]
         soft_threshold_support(x[b], threshold[k], SUPPORT[k], tmp2[b])
 
 

@@ -68,16 +68,18 @@ def unrolled(A, step, hi, lo, y, x):
     for i in range(40):
         grad_x[i] = (-1)*tmp0[i]
     # x = prox_x(-step*grad_x, hi, lo)
+    c0 = (-step[0])
     for i in range(40):
-        x[i] = prox_x((-step[0])*grad_x[i], hi, lo)
+        x[i] = prox_x(c0*grad_x[i], hi, lo)
     for k in range(1, LAYERS):
         # grad_x = A.T @ (A @ x - y)
         for i in range(60):
             tmp1[i] = dot(A[i], x) - y[i]
         matvec_t(A, tmp1, grad_x)
         # x = prox_x(x - step*grad_x, hi, lo)
+        c1 = step[0]
         for i in range(40):
-            x[i] = prox_x(x[i] - step[0]*grad_x[i], hi, lo)
+            x[i] = prox_x(x[i] - c1*grad_x[i], hi, lo)
 
 
 @njit(cache=True)
@@ -102,8 +104,9 @@ def _part0(step, hi, lo, x, grad_x, tmp0):
         for i in range(40):
             grad_x[b, i] = (-1)*tmp0[b, i]
         # x = prox_x(-step*grad_x, hi, lo)
+        c0 = (-step[0])
         for i in range(40):
-            x[b, i] = prox_x((-step[0])*grad_x[b, i], hi, lo)
+            x[b, i] = prox_x(c0*grad_x[b, i], hi, lo)
 
 
 @njit(cache=True, fastmath=True)
@@ -118,8 +121,9 @@ def _part1(y, tmp1):
 def _part2(step, hi, lo, x, grad_x):
     for b in range(x.shape[0]):
         # x = prox_x(x - step*grad_x, hi, lo)
+        c1 = step[0]
         for i in range(40):
-            x[b, i] = prox_x(x[b, i] - step[0]*grad_x[b, i], hi, lo)
+            x[b, i] = prox_x(x[b, i] - c1*grad_x[b, i], hi, lo)
 
 
 def _solve_blas(A, step, hi, lo, y, x):

@@ -71,11 +71,14 @@ def unrolled(A, step, momentum, lam, y, x):
     for i in range(100):
         grad_x[i] = (-1)*tmp0[i]
     # x_next = prox_x(-step*grad_x, lam*step)
+    c0 = (-step[0])
+    c1 = lam*step[0]
     for i in range(100):
-        x_next[i] = prox_x((-step[0])*grad_x[i], lam*step[0])
+        x_next[i] = prox_x(c0*grad_x[i], c1)
     # x_momentum = momentum*x_next + x_next
+    momentum_k = momentum[k]
     for i in range(100):
-        x_momentum[i] = momentum[k]*x_next[i] + x_next[i]
+        x_momentum[i] = momentum_k*x_next[i] + x_next[i]
     # x = x_next
     x[:] = x_next
     for k in range(1, LAYERS):
@@ -84,11 +87,14 @@ def unrolled(A, step, momentum, lam, y, x):
             tmp1[i] = dot(A[i], x_momentum) - y[i]
         matvec_t(A, tmp1, grad_x)
         # x_next = prox_x(x_momentum - step*grad_x, lam*step)
+        c3 = step[0]
+        c1 = lam*step[0]
         for i in range(100):
-            x_next[i] = prox_x(x_momentum[i] - step[0]*grad_x[i], lam*step[0])
+            x_next[i] = prox_x(x_momentum[i] - c3*grad_x[i], c1)
         # x_momentum = x_next + momentum*(x_next - x)
+        momentum_k = momentum[k]
         for i in range(100):
-            x_momentum[i] = momentum[k]*(x_next[i] - x[i]) + x_next[i]
+            x_momentum[i] = momentum_k*(x_next[i] - x[i]) + x_next[i]
         # x = x_next
         x[:] = x_next
 
@@ -115,11 +121,14 @@ def _part0(k, step, momentum, lam, x, x_momentum, x_next, grad_x, tmp0):
         for i in range(100):
             grad_x[b, i] = (-1)*tmp0[b, i]
         # x_next = prox_x(-step*grad_x, lam*step)
+        c0 = (-step[0])
+        c1 = lam*step[0]
         for i in range(100):
-            x_next[b, i] = prox_x((-step[0])*grad_x[b, i], lam*step[0])
+            x_next[b, i] = prox_x(c0*grad_x[b, i], c1)
         # x_momentum = momentum*x_next + x_next
+        momentum_k = momentum[k]
         for i in range(100):
-            x_momentum[b, i] = momentum[k]*x_next[b, i] + x_next[b, i]
+            x_momentum[b, i] = momentum_k*x_next[b, i] + x_next[b, i]
         # x = x_next
         x[b, :] = x_next[b]
 
@@ -136,11 +145,14 @@ def _part1(y, tmp1):
 def _part2(k, step, momentum, lam, x, x_momentum, x_next, grad_x):
     for b in range(x.shape[0]):
         # x_next = prox_x(x_momentum - step*grad_x, lam*step)
+        c3 = step[0]
+        c1 = lam*step[0]
         for i in range(100):
-            x_next[b, i] = prox_x(x_momentum[b, i] - step[0]*grad_x[b, i], lam*step[0])
+            x_next[b, i] = prox_x(x_momentum[b, i] - c3*grad_x[b, i], c1)
         # x_momentum = x_next + momentum*(x_next - x)
+        momentum_k = momentum[k]
         for i in range(100):
-            x_momentum[b, i] = momentum[k]*(x_next[b, i] - x[b, i]) + x_next[b, i]
+            x_momentum[b, i] = momentum_k*(x_next[b, i] - x[b, i]) + x_next[b, i]
         # x = x_next
         x[b, :] = x_next[b]
 

@@ -84,27 +84,26 @@ def unrolled(M, dual_step, primal_step, lam, Y, X):
     for k in range(LAYERS):
         # X_dual_ascent = dual_step*grad2d @ X_bar + X_dual
         grad2d(X_bar, False, tmp0)
-        for i in range(64):
-            for j in range(32):
-                X_dual_ascent[i, j] = dual_step[k]*tmp0[i, j] + X_dual[i, j]
+        dual_step_k = dual_step[k]
+        for i in range(2048):
+            X_dual_ascent.flat[i] = dual_step_k*tmp0.flat[i] + X_dual.flat[i]
         # X_dual_prox = prox_X_dual(1/dual_step*X_dual_ascent, lam/dual_step)
-        for i in range(64):
-            for j in range(32):
-                X_dual_prox[i, j] = (1.0 / dual_step[k])*X_dual_ascent[i, j]
+        c1 = (1.0 / dual_step[k])
+        for i in range(2048):
+            X_dual_prox.flat[i] = c1*X_dual_ascent.flat[i]
         prox_X_dual(X_dual_prox, lam / dual_step[k])
         # X_dual = prox_(s h*)(u) = u - s prox_(h/s)(u/s)
-        for i in range(64):
-            for j in range(32):
-                X_dual[i, j] = X_dual_ascent[i, j] - dual_step[k]*X_dual_prox[i, j]
+        dual_step_k = dual_step[k]
+        for i in range(2048):
+            X_dual.flat[i] = X_dual_ascent.flat[i] - dual_step_k*X_dual_prox.flat[i]
         # X_next = X - primal_step*(grad2d.T @ X_dual + M*(M*X - Y))
         grad2d(X_dual, True, tmp1)
-        for i in range(32):
-            for j in range(32):
-                X_next[i, j] = X[i, j] - primal_step[k]*(tmp1[i, j] + M[i, j]*(M[i, j]*X[i, j] - Y[i, j]))
+        primal_step_k = primal_step[k]
+        for i in range(1024):
+            X_next.flat[i] = X.flat[i] - primal_step_k*(tmp1.flat[i] + M.flat[i]*(M.flat[i]*X.flat[i] - Y.flat[i]))
         # X_bar = 2 X_next - X
-        for i in range(32):
-            for j in range(32):
-                X_bar[i, j] = 2*X_next[i, j] - X[i, j]
+        for i in range(1024):
+            X_bar.flat[i] = 2*X_next.flat[i] - X.flat[i]
         # X = X_next
         X[:] = X_next
 

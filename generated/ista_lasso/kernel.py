@@ -69,16 +69,20 @@ def unrolled(A, step, lam, y, x):
     for i in range(100):
         grad_x[i] = (-1)*tmp0[i]
     # x = prox_x(-step*grad_x, lam*step)
+    c0 = (-step[0])
+    c1 = lam*step[0]
     for i in range(100):
-        x[i] = prox_x((-step[0])*grad_x[i], lam*step[0])
+        x[i] = prox_x(c0*grad_x[i], c1)
     for k in range(1, LAYERS):
         # grad_x = A.T @ (A @ x - y)
         for i in range(50):
             tmp1[i] = dot(A[i], x) - y[i]
         matvec_t(A, tmp1, grad_x)
         # x = prox_x(x - step*grad_x, lam*step)
+        c2 = step[0]
+        c1 = lam*step[0]
         for i in range(100):
-            x[i] = prox_x(x[i] - step[0]*grad_x[i], lam*step[0])
+            x[i] = prox_x(x[i] - c2*grad_x[i], c1)
 
 
 @njit(cache=True)
@@ -103,8 +107,10 @@ def _part0(step, lam, x, grad_x, tmp0):
         for i in range(100):
             grad_x[b, i] = (-1)*tmp0[b, i]
         # x = prox_x(-step*grad_x, lam*step)
+        c0 = (-step[0])
+        c1 = lam*step[0]
         for i in range(100):
-            x[b, i] = prox_x((-step[0])*grad_x[b, i], lam*step[0])
+            x[b, i] = prox_x(c0*grad_x[b, i], c1)
 
 
 @njit(cache=True, fastmath=True)
@@ -119,8 +125,10 @@ def _part1(y, tmp1):
 def _part2(step, lam, x, grad_x):
     for b in range(x.shape[0]):
         # x = prox_x(x - step*grad_x, lam*step)
+        c2 = step[0]
+        c1 = lam*step[0]
         for i in range(100):
-            x[b, i] = prox_x(x[b, i] - step[0]*grad_x[b, i], lam*step[0])
+            x[b, i] = prox_x(x[b, i] - c2*grad_x[b, i], c1)
 
 
 def _solve_blas(A, step, lam, y, x):

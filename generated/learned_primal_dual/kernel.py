@@ -206,13 +206,13 @@ def unrolled(h, dual_step, primal_step, prox_net_X_dual_w0, prox_net_X_dual_b0, 
     for k in range(LAYERS):
         # X_dual_ascent = dual_step*grad2d @ X_bar + X_dual
         grad2d(X_bar, False, tmp0)
-        for i in range(128):
-            for j in range(64):
-                X_dual_ascent[i, j] = dual_step[k]*tmp0[i, j] + X_dual[i, j]
+        dual_step_k = dual_step[k]
+        for i in range(8192):
+            X_dual_ascent.flat[i] = dual_step_k*tmp0.flat[i] + X_dual.flat[i]
         # X_dual_arg = 1/dual_step*X_dual_ascent
-        for i in range(128):
-            for j in range(64):
-                X_dual_arg[i, j] = (1.0 / dual_step[k])*X_dual_ascent[i, j]
+        c1 = (1.0 / dual_step[k])
+        for i in range(8192):
+            X_dual_arg.flat[i] = c1*X_dual_ascent.flat[i]
         # X_dual_prox = prox_X_dual(X_dual_arg, lam/dual_step)
         X_dual_prox[:] = X_dual_arg
         prox_X_dual(X_dual_prox, lam / dual_step[k])
@@ -222,19 +222,18 @@ def unrolled(h, dual_step, primal_step, prox_net_X_dual_w0, prox_net_X_dual_b0, 
             for j in range(64):
                 X_dual_prox[i, j] = X_dual_prox[i, j] + prox_net_X_dual_out[0, i, j]
         # X_dual = prox_(s h*)(u) = u - s prox_(h/s)(u/s)
-        for i in range(128):
-            for j in range(64):
-                X_dual[i, j] = X_dual_ascent[i, j] - dual_step[k]*X_dual_prox[i, j]
+        dual_step_k = dual_step[k]
+        for i in range(8192):
+            X_dual.flat[i] = X_dual_ascent.flat[i] - dual_step_k*X_dual_prox.flat[i]
         # X_arg = X - primal_step*(conv(h).T @ (conv(h) @ X - Y) + grad2d.T @ X_dual)
         conv_2d(X, h, True, False, tmp6)
-        for i in range(64):
-            for j in range(64):
-                tmp6[i, j] = tmp6[i, j] - Y[i, j]
+        for i in range(4096):
+            tmp6.flat[i] = tmp6.flat[i] - Y.flat[i]
         conv_2d(tmp6, h, True, True, tmp5)
         grad2d(X_dual, True, tmp7)
-        for i in range(64):
-            for j in range(64):
-                X_arg[i, j] = X[i, j] - primal_step[k]*(tmp5[i, j] + tmp7[i, j])
+        primal_step_k = primal_step[k]
+        for i in range(4096):
+            X_arg.flat[i] = X.flat[i] - primal_step_k*(tmp5.flat[i] + tmp7.flat[i])
         # X_next = X_arg
         X_next[:] = X_arg
         # X_next = X_next + prox_net_k(X_arg)
@@ -243,9 +242,8 @@ def unrolled(h, dual_step, primal_step, prox_net_X_dual_w0, prox_net_X_dual_b0, 
             for j in range(64):
                 X_next[i, j] = X_next[i, j] + prox_net_out[0, i, j]
         # X_bar = 2 X_next - X
-        for i in range(64):
-            for j in range(64):
-                X_bar[i, j] = 2*X_next[i, j] - X[i, j]
+        for i in range(4096):
+            X_bar.flat[i] = 2*X_next.flat[i] - X.flat[i]
         # X = X_next
         X[:] = X_next
 

@@ -55,27 +55,31 @@ def unrolled(threshold, W_y, W_x, y, x):
     # the first layer on its own: x starts at zero, so the terms that multiply it drop out
     k = 0
     # x = prox_x(W_y @ y, threshold)
+    threshold_k = threshold[k]
     for i in range(500):
-        x[i] = prox_x(dot(W_y[k, i], y), threshold[k])
+        x[i] = prox_x(dot(W_y[k, i], y), threshold_k)
     for k in range(1, LAYERS):
         # x = prox_x(W_y @ y + W_x @ x, threshold)
+        threshold_k = threshold[k]
         for i in range(500):
-            tmp0[i] = prox_x(dot(W_y[k, i], y) + dot(W_x[k, i], x), threshold[k])
+            tmp0[i] = prox_x(dot(W_y[k, i], y) + dot(W_x[k, i], x), threshold_k)
         x[:] = tmp0
 
 
 @njit(parallel=True, cache=True, fastmath=True)
 def _rows0(k, threshold, W_y, y, x):
     """500 rows shared among the threads (one sample)."""
+    threshold_k = threshold[k]
     for i in prange(500):
-        x[i] = prox_x(dot(W_y[k, i], y), threshold[k])
+        x[i] = prox_x(dot(W_y[k, i], y), threshold_k)
 
 
 @njit(parallel=True, cache=True, fastmath=True)
 def _rows1(k, threshold, W_y, W_x, y, x, tmp0):
     """500 rows shared among the threads (one sample)."""
+    threshold_k = threshold[k]
     for i in prange(500):
-        tmp0[i] = prox_x(dot(W_y[k, i], y) + dot(W_x[k, i], x), threshold[k])
+        tmp0[i] = prox_x(dot(W_y[k, i], y) + dot(W_x[k, i], x), threshold_k)
 
 
 @njit(cache=True)
@@ -118,17 +122,19 @@ def _solve_batch(threshold, W_y, W_x, y, x):
 @njit(cache=True, fastmath=True)
 def _part0(k, threshold, x):
     # x = prox_x(W_y @ y, threshold)
+    threshold_k = threshold[k]
     for i in range(500):
         for b in range(x.shape[1]):
-            x[i, b] = prox_x(x[i, b], threshold[k])
+            x[i, b] = prox_x(x[i, b], threshold_k)
 
 
 @njit(cache=True, fastmath=True)
 def _part1(k, threshold, x, tmp0, tmp1):
     # x = prox_x(W_y @ y + W_x @ x, threshold)
+    threshold_k = threshold[k]
     for i in range(500):
         for b in range(x.shape[1]):
-            x[i, b] = prox_x(tmp0[i, b] + tmp1[i, b], threshold[k])
+            x[i, b] = prox_x(tmp0[i, b] + tmp1[i, b], threshold_k)
 
 
 def _solve_blas(threshold, W_y, W_x, y, x):

@@ -55,21 +55,24 @@ def unrolled(A, threshold, W, y, x):
     # the first layer on its own: x starts at zero, so the terms that multiply it drop out
     k = 0
     # x = prox_x(W @ y, threshold)
+    threshold_k = threshold[k]
     for i in range(500):
-        x[i] = prox_x(dot(W[k, i], y), threshold[k])
+        x[i] = prox_x(dot(W[k, i], y), threshold_k)
     for k in range(1, LAYERS):
         # x = prox_x(x - W @ (A @ x - y), threshold)
         for i in range(250):
             tmp1[i] = dot(A[i], x) - y[i]
+        threshold_k = threshold[k]
         for i in range(500):
-            x[i] = prox_x(x[i] - dot(W[k, i], tmp1), threshold[k])
+            x[i] = prox_x(x[i] - dot(W[k, i], tmp1), threshold_k)
 
 
 @njit(parallel=True, cache=True, fastmath=True)
 def _rows0(k, threshold, W, y, x):
     """500 rows shared among the threads (one sample)."""
+    threshold_k = threshold[k]
     for i in prange(500):
-        x[i] = prox_x(dot(W[k, i], y), threshold[k])
+        x[i] = prox_x(dot(W[k, i], y), threshold_k)
 
 
 @njit(parallel=True, cache=True, fastmath=True)
@@ -82,8 +85,9 @@ def _rows1(A, y, x, tmp1):
 @njit(parallel=True, cache=True, fastmath=True)
 def _rows2(k, threshold, W, x, tmp1):
     """500 rows shared among the threads (one sample)."""
+    threshold_k = threshold[k]
     for i in prange(500):
-        x[i] = prox_x(x[i] - dot(W[k, i], tmp1), threshold[k])
+        x[i] = prox_x(x[i] - dot(W[k, i], tmp1), threshold_k)
 
 
 @njit(cache=True)
@@ -126,9 +130,10 @@ def _solve_batch(A, threshold, W, y, x):
 @njit(cache=True, fastmath=True)
 def _part0(k, threshold, x):
     # x = prox_x(W @ y, threshold)
+    threshold_k = threshold[k]
     for i in range(500):
         for b in range(x.shape[1]):
-            x[i, b] = prox_x(x[i, b], threshold[k])
+            x[i, b] = prox_x(x[i, b], threshold_k)
 
 
 @njit(cache=True, fastmath=True)
@@ -142,9 +147,10 @@ def _part1(y, tmp1):
 @njit(cache=True, fastmath=True)
 def _part2(k, threshold, x, tmp0):
     # x = prox_x(x - W @ (A @ x - y), threshold)
+    threshold_k = threshold[k]
     for i in range(500):
         for b in range(x.shape[1]):
-            x[i, b] = prox_x(x[i, b] - tmp0[i, b], threshold[k])
+            x[i, b] = prox_x(x[i, b] - tmp0[i, b], threshold_k)
 
 
 def _solve_blas(A, threshold, W, y, x):

@@ -54,12 +54,14 @@ def unrolled(threshold, W_y, W_x, y, x):
     # the first layer on its own: x starts at zero, so the terms that multiply it drop out
     k = 0
     # x = prox_x(W_y @ y, threshold)
+    threshold_k = threshold[k]
     for i in range(64):
-        x[i] = prox_x(dot(W_y[k, i], y), threshold[k])
+        x[i] = prox_x(dot(W_y[k, i], y), threshold_k)
     for k in range(1, LAYERS):
         # x = prox_x(W_y @ y + W_x @ x, threshold)
+        threshold_k = threshold[k]
         for i in range(64):
-            tmp0[i] = prox_x(dot(W_y[k, i], y) + dot(W_x[k, i], x), threshold[k])
+            tmp0[i] = prox_x(dot(W_y[k, i], y) + dot(W_x[k, i], x), threshold_k)
         x[:] = tmp0
 
 
@@ -82,16 +84,18 @@ def _solve_batch(threshold, W_y, W_x, y, x):
 def _part0(k, threshold, x):
     for b in range(x.shape[0]):
         # x = prox_x(W_y @ y, threshold)
+        threshold_k = threshold[k]
         for i in range(64):
-            x[b, i] = prox_x(x[b, i], threshold[k])
+            x[b, i] = prox_x(x[b, i], threshold_k)
 
 
 @njit(cache=True, fastmath=True)
 def _part1(k, threshold, x, tmp0, tmp1):
     for b in range(x.shape[0]):
         # x = prox_x(W_y @ y + W_x @ x, threshold)
+        threshold_k = threshold[k]
         for i in range(64):
-            x[b, i] = prox_x(tmp0[b, i] + tmp1[b, i], threshold[k])
+            x[b, i] = prox_x(tmp0[b, i] + tmp1[b, i], threshold_k)
 
 
 def _solve_blas(threshold, W_y, W_x, y, x):

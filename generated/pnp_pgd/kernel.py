@@ -97,11 +97,13 @@ def unrolled(A, step, prox_net_w0, prox_net_b0, prox_net_w1, prox_net_b1, lam, y
     for i in range(500):
         grad_x[i] = (-1)*tmp0[i]
     # x_arg = -step*grad_x
+    c0 = (-step[k])
     for i in range(500):
-        x_arg[i] = (-step[k])*grad_x[i]
+        x_arg[i] = c0*grad_x[i]
     # x = prox_x(x_arg, lam*step)
+    c1 = lam*step[k]
     for i in range(500):
-        x[i] = prox_x(x_arg[i], lam*step[k])
+        x[i] = prox_x(x_arg[i], c1)
     # x = x + prox_net_k(x_arg)
     prox_net(x_arg, prox_net_w0[0], prox_net_b0[0], prox_net_w1[0], prox_net_b1[0], prox_net_h0, prox_net_h1, prox_net_out)
     for i in range(500):
@@ -112,11 +114,13 @@ def unrolled(A, step, prox_net_w0, prox_net_b0, prox_net_w1, prox_net_b1, lam, y
             tmp4[i] = dot(A[i], x) - y[i]
         matvec_t(A, tmp4, grad_x)
         # x_arg = x - step*grad_x
+        step_k = step[k]
         for i in range(500):
-            x_arg[i] = x[i] - step[k]*grad_x[i]
+            x_arg[i] = x[i] - step_k*grad_x[i]
         # x = prox_x(x_arg, lam*step)
+        c1 = lam*step[k]
         for i in range(500):
-            x[i] = prox_x(x_arg[i], lam*step[k])
+            x[i] = prox_x(x_arg[i], c1)
         # x = x + prox_net_k(x_arg)
         prox_net(x_arg, prox_net_w0[0], prox_net_b0[0], prox_net_w1[0], prox_net_b1[0], prox_net_h0, prox_net_h1, prox_net_out)
         for i in range(500):
@@ -148,11 +152,13 @@ def unrolled_one(A, step, prox_net_w0, prox_net_b0, prox_net_w1, prox_net_b1, la
     for i in range(500):
         grad_x[i] = (-1)*tmp0[i]
     # x_arg = -step*grad_x
+    c0 = (-step[k])
     for i in range(500):
-        x_arg[i] = (-step[k])*grad_x[i]
+        x_arg[i] = c0*grad_x[i]
     # x = prox_x(x_arg, lam*step)
+    c1 = lam*step[k]
     for i in range(500):
-        x[i] = prox_x(x_arg[i], lam*step[k])
+        x[i] = prox_x(x_arg[i], c1)
     # x = x + prox_net_k(x_arg)
     prox_net(x_arg, prox_net_w0[0], prox_net_b0[0], prox_net_w1[0], prox_net_b1[0], prox_net_h0, prox_net_h1, prox_net_out)
     for i in range(500):
@@ -162,11 +168,13 @@ def unrolled_one(A, step, prox_net_w0, prox_net_b0, prox_net_w1, prox_net_b1, la
         _rows0(A, y, x, tmp4)
         matvec_t(A, tmp4, grad_x)
         # x_arg = x - step*grad_x
+        step_k = step[k]
         for i in range(500):
-            x_arg[i] = x[i] - step[k]*grad_x[i]
+            x_arg[i] = x[i] - step_k*grad_x[i]
         # x = prox_x(x_arg, lam*step)
+        c1 = lam*step[k]
         for i in range(500):
-            x[i] = prox_x(x_arg[i], lam*step[k])
+            x[i] = prox_x(x_arg[i], c1)
         # x = x + prox_net_k(x_arg)
         prox_net(x_arg, prox_net_w0[0], prox_net_b0[0], prox_net_w1[0], prox_net_b1[0], prox_net_h0, prox_net_h1, prox_net_out)
         for i in range(500):
@@ -202,11 +210,13 @@ def _part0(k, step, prox_net_w0, prox_net_b0, prox_net_w1, prox_net_b1, lam, x, 
         for i in range(500):
             grad_x[b, i] = (-1)*tmp0[b, i]
         # x_arg = -step*grad_x
+        c0 = (-step[k])
         for i in range(500):
-            x_arg[b, i] = (-step[k])*grad_x[b, i]
+            x_arg[b, i] = c0*grad_x[b, i]
         # x = prox_x(x_arg, lam*step)
+        c1 = lam*step[k]
         for i in range(500):
-            x[b, i] = prox_x(x_arg[b, i], lam*step[k])
+            x[b, i] = prox_x(x_arg[b, i], c1)
         # x = x + prox_net_k(x_arg)
         prox_net(x_arg[b], prox_net_w0[0], prox_net_b0[0], prox_net_w1[0], prox_net_b1[0], prox_net_h0[b], prox_net_h1[b], prox_net_out[b])
         for i in range(500):
@@ -225,11 +235,13 @@ def _part1(y, tmp4):
 def _part2(k, step, prox_net_w0, prox_net_b0, prox_net_w1, prox_net_b1, lam, x, grad_x, x_arg, prox_net_h0, prox_net_h1, prox_net_out):
     for b in range(x.shape[0]):
         # x_arg = x - step*grad_x
+        step_k = step[k]
         for i in range(500):
-            x_arg[b, i] = x[b, i] - step[k]*grad_x[b, i]
+            x_arg[b, i] = x[b, i] - step_k*grad_x[b, i]
         # x = prox_x(x_arg, lam*step)
+        c1 = lam*step[k]
         for i in range(500):
-            x[b, i] = prox_x(x_arg[b, i], lam*step[k])
+            x[b, i] = prox_x(x_arg[b, i], c1)
         # x = x + prox_net_k(x_arg)
         prox_net(x_arg[b], prox_net_w0[0], prox_net_b0[0], prox_net_w1[0], prox_net_b1[0], prox_net_h0[b], prox_net_h1[b], prox_net_out[b])
         for i in range(500):

@@ -67,8 +67,9 @@ def unrolled(A, step, eps, y, x):
             tmp0[i] = 1 - y[i] / (dot(A[i], x) + eps)
         matvec_t(A, tmp0, grad_x)
         # x = prox_x(x - step*grad_x)
+        step_k = step[k]
         for i in range(48):
-            x[i] = prox_x(x[i] - step[k]*grad_x[i])
+            x[i] = prox_x(x[i] - step_k*grad_x[i])
 
 
 @njit(cache=True)
@@ -104,8 +105,9 @@ def _part1(eps, y, tmp0, tmp1):
 def _part2(k, step, x, grad_x):
     for b in range(x.shape[0]):
         # x = prox_x(x - step*grad_x)
+        step_k = step[k]
         for i in range(48):
-            x[b, i] = prox_x(x[b, i] - step[k]*grad_x[b, i])
+            x[b, i] = prox_x(x[b, i] - step_k*grad_x[b, i])
 
 
 def _solve_blas(A, step, eps, y, x):

@@ -160,22 +160,21 @@ def unrolled(step_L, threshold_L, step_S, threshold_S, Y, L, S):
     S[:] = 0.0
     for k in range(LAYERS):
         # grad_L = L + S - Y
-        for i in range(100):
-            for j in range(100):
-                grad_L[i, j] = L[i, j] + S[i, j] - Y[i, j]
+        for i in range(10000):
+            grad_L.flat[i] = L.flat[i] + S.flat[i] - Y.flat[i]
         # L = prox_L(L - step_L*grad_L, threshold_L)
-        for i in range(100):
-            for j in range(100):
-                L[i, j] = L[i, j] - step_L[k]*grad_L[i, j]
+        step_L_k = step_L[k]
+        for i in range(10000):
+            L.flat[i] = L.flat[i] - step_L_k*grad_L.flat[i]
         prox_L(L, threshold_L[k], L_svd_rows, L_svd_vt)
         # grad_S = L + S - Y
-        for i in range(100):
-            for j in range(100):
-                grad_S[i, j] = L[i, j] + S[i, j] - Y[i, j]
+        for i in range(10000):
+            grad_S.flat[i] = L.flat[i] + S.flat[i] - Y.flat[i]
         # S = prox_S(S - step_S*grad_S, threshold_S)
-        for i in range(100):
-            for j in range(100):
-                S[i, j] = prox_S(S[i, j] - step_S[k]*grad_S[i, j], threshold_S[k])
+        step_S_k = step_S[k]
+        threshold_S_k = threshold_S[k]
+        for i in range(10000):
+            S.flat[i] = prox_S(S.flat[i] - step_S_k*grad_S.flat[i], threshold_S_k)
 
 
 @njit(cache=True)

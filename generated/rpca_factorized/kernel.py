@@ -218,46 +218,43 @@ def unrolled(zeta0, zeta, eta, Y, U, V, S):
     V[:] = 0.0
     S[:] = 0.0
     # S = prox_S(Y, zeta0)
-    for i in range(100):
-        for j in range(100):
-            S[i, j] = prox_S(Y[i, j], zeta0[0])
+    c0 = zeta0[0]
+    for i in range(10000):
+        S.flat[i] = prox_S(Y.flat[i], c0)
     # U = svd_left(Y - S, r)
-    for i in range(100):
-        for j in range(100):
-            tmp0[i, j] = Y[i, j] - S[i, j]
+    for i in range(10000):
+        tmp0.flat[i] = Y.flat[i] - S.flat[i]
     svd_factor(tmp0, 5, 0, U)
     # V = svd_right(Y - S, r)
-    for i in range(100):
-        for j in range(100):
-            tmp1[i, j] = Y[i, j] - S[i, j]
+    for i in range(10000):
+        tmp1.flat[i] = Y.flat[i] - S.flat[i]
     svd_factor(tmp1, 5, 1, V)
     for k in range(LAYERS):
         # S = prox_S(Y - U @ V.T, zeta)
         matmat_nt(U, V, tmp2)
-        for i in range(100):
-            for j in range(100):
-                S[i, j] = prox_S(Y[i, j] - tmp2[i, j], zeta[k])
+        zeta_k = zeta[k]
+        for i in range(10000):
+            S.flat[i] = prox_S(Y.flat[i] - tmp2.flat[i], zeta_k)
         # R = U @ V.T + S - Y
         matmat_nt(U, V, R)
-        for i in range(100):
-            for j in range(100):
-                R[i, j] = R[i, j] - Y[i, j] + S[i, j]
+        for i in range(10000):
+            R.flat[i] = R.flat[i] - Y.flat[i] + S.flat[i]
         # U_next = U - eta*R @ V @ (inv(V.T @ V))
         matmat(V.T, V, tmp4)
         invert(tmp4, tmp5)
         matmat(V, tmp5, tmp6)
         matmat(R, tmp6, tmp3)
-        for i in range(100):
-            for j in range(5):
-                U_next[i, j] = U[i, j] - eta[k]*tmp3[i, j]
+        eta_k = eta[k]
+        for i in range(500):
+            U_next.flat[i] = U.flat[i] - eta_k*tmp3.flat[i]
         # V = V - eta*R.T @ U @ (inv(U.T @ U))
         matmat(U.T, U, tmp8)
         invert(tmp8, tmp9)
         matmat(U, tmp9, tmp10)
         matmat(R.T, tmp10, tmp7)
-        for i in range(100):
-            for j in range(5):
-                V[i, j] = V[i, j] - eta[k]*tmp7[i, j]
+        eta_k = eta[k]
+        for i in range(500):
+            V.flat[i] = V.flat[i] - eta_k*tmp7.flat[i]
         # U = U_next
         U[:] = U_next
 

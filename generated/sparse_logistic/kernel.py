@@ -70,8 +70,10 @@ def unrolled(A, step, threshold, y, x):
             tmp0[i] = (1.0 / (1.0 + math.exp(-(dot(A[i], x))))) - y[i]
         matvec_t(A, tmp0, grad_x)
         # x = prox_x(x - step*grad_x, threshold)
+        step_k = step[k]
+        threshold_k = threshold[k]
         for i in range(32):
-            x[i] = prox_x(x[i] - step[k]*grad_x[i], threshold[k])
+            x[i] = prox_x(x[i] - step_k*grad_x[i], threshold_k)
 
 
 @njit(cache=True)
@@ -107,8 +109,10 @@ def _part1(y, tmp0, tmp1):
 def _part2(k, step, threshold, x, grad_x):
     for b in range(x.shape[0]):
         # x = prox_x(x - step*grad_x, threshold)
+        step_k = step[k]
+        threshold_k = threshold[k]
         for i in range(32):
-            x[b, i] = prox_x(x[b, i] - step[k]*grad_x[b, i], threshold[k])
+            x[b, i] = prox_x(x[b, i] - step_k*grad_x[b, i], threshold_k)
 
 
 def _solve_blas(A, step, threshold, y, x):

@@ -66,18 +66,23 @@ def unrolled(dual_step, primal_step, lam, y, x):
     for k in range(LAYERS):
         # x_dual_ascent = dual_step*diff @ x_bar + x_dual
         diff(x_bar, False, tmp0)
+        dual_step_k = dual_step[k]
         for i in range(63):
-            x_dual_ascent[i] = dual_step[k]*tmp0[i] + x_dual[i]
+            x_dual_ascent[i] = dual_step_k*tmp0[i] + x_dual[i]
         # x_dual_prox = prox_x_dual(1/dual_step*x_dual_ascent, lam/dual_step)
+        c1 = (1.0 / dual_step[k])
+        c2 = lam / dual_step[k]
         for i in range(63):
-            x_dual_prox[i] = prox_x_dual((1.0 / dual_step[k])*x_dual_ascent[i], lam / dual_step[k])
+            x_dual_prox[i] = prox_x_dual(c1*x_dual_ascent[i], c2)
         # x_dual = prox_(s h*)(u) = u - s prox_(h/s)(u/s)
+        dual_step_k = dual_step[k]
         for i in range(63):
-            x_dual[i] = x_dual_ascent[i] - dual_step[k]*x_dual_prox[i]
+            x_dual[i] = x_dual_ascent[i] - dual_step_k*x_dual_prox[i]
         # x_next = x - primal_step*(diff.T @ x_dual + x - y)
         diff(x_dual, True, tmp1)
+        primal_step_k = primal_step[k]
         for i in range(64):
-            x_next[i] = x[i] - primal_step[k]*(tmp1[i] + x[i] - y[i])
+            x_next[i] = x[i] - primal_step_k*(tmp1[i] + x[i] - y[i])
         # x_bar = 2 x_next - x
         for i in range(64):
             x_bar[i] = 2*x_next[i] - x[i]

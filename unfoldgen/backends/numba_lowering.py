@@ -94,6 +94,7 @@ class NumbaLowering(Printer):
     program: Program
     spelling: Spelling | None = None  # the kernel file's (one per file: it records what the code reads)
     buffers: list[Buffer] = field(default_factory=list)
+    invariants: dict[str, str] = field(default_factory=dict)  # scalar code -> the local bound to it before loops
 
     def __post_init__(self) -> None:
         Printer.__init__(self)
@@ -107,8 +108,9 @@ class NumbaLowering(Printer):
     def scalar(self, expr: sp.Basic, atom: bool = True) -> Scalar:
         """Printed scalar code, with the names it reads (and ``k`` where it indexes a layer)."""
         names = {s.name for s in expr.free_symbols if s != V}
+        indexed = any(self.layer_index(name) is not None for name in names)
         names |= {self.k for name in names if self.layer_index(name) == self.k}
-        return Scalar(self.scalars.atom(expr) if atom else self.scalars.print(expr), frozenset(names))
+        return Scalar(self.scalars.atom(expr) if atom else self.scalars.print(expr), frozenset(names), indexed)
 
     def shape_of(self, expr: sp.MatrixExpr) -> tuple[int, ...]:
         return self.program.shape_of(expr)
@@ -261,7 +263,30 @@ class NumbaLowering(Printer):
             value = self.sum_element(expr, idx, out)
         else:
             value = self.element(expr, idx, out)
-        out.append(Loop(target, wrap(value) if wrap else value, shape, idx))
+        out.append(self.loop(target, wrap(value) if wrap else value, shape, idx))
+
+    def loop(self, target: str, value: Code, shape: tuple[int, ...], idx: tuple[str, ...]) -> Loop:
+        """The loop, its scalars read from arrays bound to locals before it (see :class:`Loop`):
+        ``threshold[k]`` as ``threshold_k``, a longer expression as ``c0``, ``c1``... One name
+        per expression for the whole program, so a name always holds values of one type."""
+        invariants: dict[str, Scalar] = {}
+        code: list[Fragment] = []
+        for fragment in value:
+            if isinstance(fragment, Scalar) and fragment.indexed:
+                name = self.invariant_name(fragment)
+                invariants[name] = fragment
+                fragment = Scalar(name, fragment.names)
+            code.append(fragment)
+        return Loop(target, tuple(code), shape, idx, tuple(invariants.items()))
+
+    def invariant_name(self, scalar: Scalar) -> str:
+        if scalar.text not in self.invariants:
+            arrays = sorted(scalar.names - {self.k})
+            entry = len(arrays) == 1 and scalar.text == f"{arrays[0]}[{self.k}]"
+            wanted = f"{arrays[0]}_{self.k}" if entry else f"c{len(self.invariants)}"
+            taken = {b.name for b in self.buffers} | set(self.invariants.values()) | set(self.index_names)
+            self.invariants[scalar.text] = around(wanted, self.names | taken)
+        return self.invariants[scalar.text]
 
     @staticmethod
     def is_pure_product(expr: sp.Basic) -> bool:
@@ -321,7 +346,7 @@ class NumbaLowering(Printer):
         output = buffers[-1].name
         flat = idx[0] if len(shape) == 1 else f"{idx[0]}*{shape[1]} + {idx[1]}"
         element = Ref(output, subscript=(flat,)) if network.kind == "mlp" else Ref(output, subscript=("0", *idx))
-        out.append(Loop(step.target.name, (self.indexed(step.base.name, idx), " + ", element), shape, idx))
+        out.append(self.loop(step.target.name, (self.indexed(step.base.name, idx), " + ", element), shape, idx))
         return out
 
     def initial(self, name: str, expr: sp.MatrixExpr | None) -> list[Statement]:
