@@ -7,13 +7,27 @@ the PyTorch module and the plain path."""
 
 from __future__ import annotations
 
+import re
+
 import numba
 import numpy as np
 import torch
 
-from tests.conftest import variant
+from tests.conftest import ROOT, Built, variant
 from tests.test_backends_agree import relative
-from unfoldgen.backends.numba_statements import Copy, Loop, Product, Ref, RowProducts, Sample, fuse_rows
+from unfoldgen.backends.numba_kernel import lower_kernel
+from unfoldgen.backends.numba_statements import (
+    Copy,
+    Loop,
+    Product,
+    Ref,
+    RowProducts,
+    Sample,
+    Scalar,
+    fuse_rows,
+    statement_lines,
+)
+from unfoldgen.compiler import build
 
 
 def _products_then_loop(target: str) -> list:
@@ -134,3 +148,44 @@ def test_large_weights_run_the_batch_on_its_last_axis_and_equal_the_module(tmp_p
         assert_backends_agree(built, rng, batch=17)
     small = variant("ista_lasso", tmp_path / "small", dims={"m": side - 1, "n": side + 4}, layers=2)
     assert "# the batch on the last axis" not in (small.directory / "kernel.py").read_text()
+
+
+def test_loops_read_a_layers_scalars_from_locals_bound_before_them(tmp_path, rng) -> None:
+    """``threshold[k]`` is read once a layer, into ``threshold_k``: inside the loop LLVM would
+    load it again for every element. Where the spec already has that name (here the input
+    ``threshold_k``), the local takes another spelling, and the kernel still equals the module."""
+    spec = (ROOT / "specs" / "lista.yaml").read_text()
+    (tmp_path / "lista.yaml").write_text(re.sub(r"\by\b", "threshold_k", spec))
+    result = build(tmp_path / "lista.yaml", tmp_path / "out")
+    built = Built(result.directory, result.program)
+    source = (built.directory / "kernel.py").read_text()
+    body = source[source.index("def unrolled("):source.index("def _rows0(")]
+    assert "threshold_k_ = threshold[k]" in body and "threshold[k]" not in body.replace("= threshold[k]", "")
+    program = built.program
+    for statement in lower_kernel(program).steps[0].statements:
+        loop = statement.loop if isinstance(statement, RowProducts) else statement
+        assert not any(isinstance(f, Scalar) and f.indexed for f in loop.value)
+    kernel = built.kernel
+    model = built.model.Unfolded(A=torch.from_numpy(rng.standard_normal((250, 500)) / 16), dtype=torch.float64)
+    observed = rng.standard_normal((3, 250))
+    with torch.no_grad():
+        expected = model(threshold_k=torch.from_numpy(observed))["x"].numpy()
+    params = {name: value.astype(np.float64) for name, value in model.kernel_params().items()}
+    assert relative(kernel.solve(params, threshold_k=observed)["x"], expected) < 1e-10
+
+
+def _image_loop(*refs: Ref) -> Loop:
+    value: list = [Scalar("step_k", frozenset({"step", "k"}))]
+    for ref in refs:
+        value += [" + ", ref]
+    return Loop("X", tuple(value), (4, 6), ("i", "j"))
+
+
+def test_a_loop_over_a_matrix_runs_once_over_its_entries_where_every_array_is_read_whole() -> None:
+    flat = statement_lines(_image_loop(Ref("Y", subscript=("i", "j")), Ref("Z", subscript=("i", "j"))))
+    assert flat == ["for i in range(24):", "    X.flat[i] = step_k + Y.flat[i] + Z.flat[i]"]
+    for other in (Ref("Y", subscript=("j", "i")), Ref("Y", "k", ("i", "j")), Ref("Y", subscript=("i", "j"), transposed=True)):
+        nested = statement_lines(_image_loop(Ref("Z", subscript=("i", "j")), other))
+        assert nested[:2] == ["for i in range(4):", "    for j in range(6):"], other
+    batched = statement_lines(_image_loop(Ref("Y", subscript=("i", "j"))), Sample(index="b", arrays=frozenset({"X", "Y"})))
+    assert batched[:2] == ["for i in range(4):", "    for j in range(6):"]  # the batch's loops index the sample
