@@ -256,6 +256,7 @@ def emit_numba_kernel(program: Program, folded: Mapping[str, np.ndarray] | None 
     for statement in _statements(lowered):
         if isinstance(statement, RowProducts):
             rows.add(statement)
+    results = program.local("results")  # the outputs, batch first, while the batch-last path rebinds their names
     products = {s.helper for s in _statements(lowered) if isinstance(s, Product)}
     products |= batched.helpers if batched.uses_blas else set()
     plain_rows = {name for s in _statements(lowered) if isinstance(s, RowProducts) for name in s.weights} - set(weights)
@@ -279,9 +280,9 @@ def emit_numba_kernel(program: Program, folded: Mapping[str, np.ndarray] | None 
         sample_flops=sample_flops(program),
         buffers=[_buffer(b, scratch_of=scratch_of) for b in sample_buffers],
         batch_buffers=[_buffer(b, batch, batch_last=batched.batch_last) for b in batch_buffers],
-        results=program.local("results"), batch_last_inputs=[_batch_last(name, shape, g) for name, shape in program.inputs.items()],
+        results=results, batch_last_inputs=[_batch_last(name, shape, g) for name, shape in program.inputs.items()],
         batch_last_outputs=[_buffer(Buffer(o.name, o.shape, ""), batch, batch_last=True) for o in outputs],
-        batch_last_results=[f"{program.local('results')}[{i}][:] = {_moved(o.name, o.shape, g, back=True)}"
+        batch_last_results=[f"{results}[{i}][:] = {_moved(o.name, o.shape, g, back=True)}"
                             for i, o in enumerate(outputs)],
         setup=[_code(step, one_sample) for step in lowered.setup], steps=[_code(step, one_sample) for step in lowered.steps],
         first=[_code(step, one_sample) for step in lowered.first],
