@@ -4,8 +4,8 @@
 Needs only numpy and numba. ``solve(params, **inputs)`` runs a batch (batch-first arrays; a
 large one shares its samples among the threads), ``solve_one(params, **inputs)`` one sample;
 ``params`` is the dict that ``Unfolded.kernel_params()`` returns. float32 and float64 inputs
-are both supported: the params are cast to the inputs' dtype. Buffers are allocated once per
-sample, outside the layer loop."""
+are both supported: the params are cast to the inputs' dtype. The layers' buffers are
+allocated once per sample, outside the layer loop."""
 
 import math
 

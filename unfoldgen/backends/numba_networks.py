@@ -1,9 +1,9 @@
 """The Numba functions that run the networks of paradigms 3 and 4, one sample at a time.
 
 Each network becomes one ``@njit`` function taking its inputs, its weights for the current
-layer, and buffers allocated once per sample by the kernel, so nothing is allocated in the
-layer loop: dense layers are ``matvec`` into a buffer plus a bias-and-activation loop; 3x3
-convolutions (zero padding) are direct loops (``conv3x3`` in the kernel).
+layer, and buffers allocated once per sample by the kernel: dense layers are ``matvec`` into a
+buffer plus a bias-and-activation loop; 3x3 convolutions (zero padding) are direct loops
+(``conv3x3`` in the kernel) over a zero-bordered copy of their input, made at each call.
 """
 
 from __future__ import annotations
