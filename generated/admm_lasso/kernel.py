@@ -72,9 +72,9 @@ def unrolled(A, inverse, penalty, dual_step, lam, y, x):
             tmp0[i] = tmp0[i] + penalty_k*(x[i] - x_dual[i])
         matvec(inverse[k], tmp0, x_solve)
         # x = prox_x(x_dual + x_solve, lam/penalty)
-        c1 = lam / penalty[k]
+        c0 = lam / penalty[k]
         for i in range(200):
-            x[i] = prox_x(x_dual[i] + x_solve[i], c1)
+            x[i] = prox_x(x_dual[i] + x_solve[i], c0)
         # x_dual = dual_step*(x_solve - x) + x_dual
         dual_step_k = dual_step[k]
         for i in range(200):
@@ -116,9 +116,9 @@ def _part1(k, penalty, x, x_dual, tmp0):
 def _part2(k, penalty, dual_step, lam, x, x_dual, x_solve):
     for b in range(x.shape[0]):
         # x = prox_x(x_dual + x_solve, lam/penalty)
-        c1 = lam / penalty[k]
+        c0 = lam / penalty[k]
         for i in range(200):
-            x[b, i] = prox_x(x_dual[b, i] + x_solve[b, i], c1)
+            x[b, i] = prox_x(x_dual[b, i] + x_solve[b, i], c0)
         # x_dual = dual_step*(x_solve - x) + x_dual
         dual_step_k = dual_step[k]
         for i in range(200):

@@ -64,18 +64,18 @@ def unrolled(A, step, lam, mu, y, x):
         grad_x[i] = (-1)*tmp0[i]
     # x = prox_x(-step*grad_x, step, lam, mu)
     c0 = (-step[0])
-    c1 = step[0]
+    step_0 = step[0]
     for i in range(100):
-        x[i] = prox_x(c0*grad_x[i], c1, lam, mu)
+        x[i] = prox_x(c0*grad_x[i], step_0, lam, mu)
     for k in range(1, LAYERS):
         # grad_x = A.T @ (A @ x - y)
         for i in range(50):
             tmp1[i] = dot(A[i], x) - y[i]
         matvec_t(A, tmp1, grad_x)
         # x = prox_x(x - step*grad_x, step, lam, mu)
-        c1 = step[0]
+        step_0 = step[0]
         for i in range(100):
-            x[i] = prox_x(x[i] - c1*grad_x[i], c1, lam, mu)
+            x[i] = prox_x(x[i] - step_0*grad_x[i], step_0, lam, mu)
 
 
 @njit(cache=True)
@@ -101,9 +101,9 @@ def _part0(step, lam, mu, x, grad_x, tmp0):
             grad_x[b, i] = (-1)*tmp0[b, i]
         # x = prox_x(-step*grad_x, step, lam, mu)
         c0 = (-step[0])
-        c1 = step[0]
+        step_0 = step[0]
         for i in range(100):
-            x[b, i] = prox_x(c0*grad_x[b, i], c1, lam, mu)
+            x[b, i] = prox_x(c0*grad_x[b, i], step_0, lam, mu)
 
 
 @njit(cache=True, fastmath=True)
@@ -118,9 +118,9 @@ def _part1(y, tmp1):
 def _part2(step, lam, mu, x, grad_x):
     for b in range(x.shape[0]):
         # x = prox_x(x - step*grad_x, step, lam, mu)
-        c1 = step[0]
+        step_0 = step[0]
         for i in range(100):
-            x[b, i] = prox_x(x[b, i] - c1*grad_x[b, i], c1, lam, mu)
+            x[b, i] = prox_x(x[b, i] - step_0*grad_x[b, i], step_0, lam, mu)
 
 
 def _solve_blas(A, step, lam, mu, y, x):

@@ -87,10 +87,10 @@ def unrolled(A, step, momentum, lam, y, x):
             tmp1[i] = dot(A[i], x_momentum) - y[i]
         matvec_t(A, tmp1, grad_x)
         # x_next = prox_x(x_momentum - step*grad_x, lam*step)
-        c3 = step[0]
+        step_0 = step[0]
         c1 = lam*step[0]
         for i in range(100):
-            x_next[i] = prox_x(x_momentum[i] - c3*grad_x[i], c1)
+            x_next[i] = prox_x(x_momentum[i] - step_0*grad_x[i], c1)
         # x_momentum = x_next + momentum*(x_next - x)
         momentum_k = momentum[k]
         for i in range(100):
@@ -145,10 +145,10 @@ def _part1(y, tmp1):
 def _part2(k, step, momentum, lam, x, x_momentum, x_next, grad_x):
     for b in range(x.shape[0]):
         # x_next = prox_x(x_momentum - step*grad_x, lam*step)
-        c3 = step[0]
+        step_0 = step[0]
         c1 = lam*step[0]
         for i in range(100):
-            x_next[b, i] = prox_x(x_momentum[b, i] - c3*grad_x[b, i], c1)
+            x_next[b, i] = prox_x(x_momentum[b, i] - step_0*grad_x[b, i], c1)
         # x_momentum = x_next + momentum*(x_next - x)
         momentum_k = momentum[k]
         for i in range(100):

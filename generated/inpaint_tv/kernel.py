@@ -88,9 +88,9 @@ def unrolled(M, dual_step, primal_step, lam, Y, X):
         for i in range(2048):
             X_dual_ascent.flat[i] = dual_step_k*tmp0.flat[i] + X_dual.flat[i]
         # X_dual_prox = prox_X_dual(1/dual_step*X_dual_ascent, lam/dual_step)
-        c1 = (1.0 / dual_step[k])
+        c0 = (1.0 / dual_step[k])
         for i in range(2048):
-            X_dual_prox.flat[i] = c1*X_dual_ascent.flat[i]
+            X_dual_prox.flat[i] = c0*X_dual_ascent.flat[i]
         prox_X_dual(X_dual_prox, lam / dual_step[k])
         # X_dual = prox_(s h*)(u) = u - s prox_(h/s)(u/s)
         dual_step_k = dual_step[k]

@@ -113,10 +113,10 @@ def unrolled(A, step, correction_w0, correction_b0, correction_w1, correction_b1
             tmp4[i] = dot(A[i], x) - y[i]
         matvec_t(A, tmp4, grad_x)
         # x_update = prox_x(x - step*grad_x, lam*step)
-        c2 = step[0]
+        step_0 = step[0]
         c1 = lam*step[0]
         for i in range(500):
-            x_update[i] = prox_x(x[i] - c2*grad_x[i], c1)
+            x_update[i] = prox_x(x[i] - step_0*grad_x[i], c1)
         # x = x_update + correction_k(x, grad_x)
         correction(x, grad_x, correction_w0[k], correction_b0[k], correction_w1[k], correction_b1[k], correction_h0, correction_h1, correction_out)
         for i in range(500):
@@ -162,10 +162,10 @@ def unrolled_one(A, step, correction_w0, correction_b0, correction_w1, correctio
         _rows0(A, y, x, tmp4)
         matvec_t(A, tmp4, grad_x)
         # x_update = prox_x(x - step*grad_x, lam*step)
-        c2 = step[0]
+        step_0 = step[0]
         c1 = lam*step[0]
         for i in range(500):
-            x_update[i] = prox_x(x[i] - c2*grad_x[i], c1)
+            x_update[i] = prox_x(x[i] - step_0*grad_x[i], c1)
         # x = x_update + correction_k(x, grad_x)
         correction(x, grad_x, correction_w0[k], correction_b0[k], correction_w1[k], correction_b1[k], correction_h0, correction_h1, correction_out)
         for i in range(500):
@@ -229,10 +229,10 @@ def _part2(y, tmp4):
 def _part3(k, step, correction_w0, correction_b0, correction_w1, correction_b1, lam, x, grad_x, x_update, correction_h0, correction_h1, correction_out):
     for b in range(x.shape[0]):
         # x_update = prox_x(x - step*grad_x, lam*step)
-        c2 = step[0]
+        step_0 = step[0]
         c1 = lam*step[0]
         for i in range(500):
-            x_update[b, i] = prox_x(x[b, i] - c2*grad_x[b, i], c1)
+            x_update[b, i] = prox_x(x[b, i] - step_0*grad_x[b, i], c1)
         # x = x_update + correction_k(x, grad_x)
         correction(x[b], grad_x[b], correction_w0[k], correction_b0[k], correction_w1[k], correction_b1[k], correction_h0[b], correction_h1[b], correction_out[b])
         for i in range(500):

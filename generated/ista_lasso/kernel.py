@@ -79,10 +79,10 @@ def unrolled(A, step, lam, y, x):
             tmp1[i] = dot(A[i], x) - y[i]
         matvec_t(A, tmp1, grad_x)
         # x = prox_x(x - step*grad_x, lam*step)
-        c2 = step[0]
+        step_0 = step[0]
         c1 = lam*step[0]
         for i in range(100):
-            x[i] = prox_x(x[i] - c2*grad_x[i], c1)
+            x[i] = prox_x(x[i] - step_0*grad_x[i], c1)
 
 
 @njit(cache=True)
@@ -125,10 +125,10 @@ def _part1(y, tmp1):
 def _part2(step, lam, x, grad_x):
     for b in range(x.shape[0]):
         # x = prox_x(x - step*grad_x, lam*step)
-        c2 = step[0]
+        step_0 = step[0]
         c1 = lam*step[0]
         for i in range(100):
-            x[b, i] = prox_x(x[b, i] - c2*grad_x[b, i], c1)
+            x[b, i] = prox_x(x[b, i] - step_0*grad_x[b, i], c1)
 
 
 def _solve_blas(A, step, lam, y, x):

@@ -211,9 +211,9 @@ def unrolled(h, dual_step, primal_step, prox_net_X_dual_w0, prox_net_X_dual_b0, 
         for i in range(8192):
             X_dual_ascent.flat[i] = dual_step_k*tmp0.flat[i] + X_dual.flat[i]
         # X_dual_arg = 1/dual_step*X_dual_ascent
-        c1 = (1.0 / dual_step[k])
+        c0 = (1.0 / dual_step[k])
         for i in range(8192):
-            X_dual_arg.flat[i] = c1*X_dual_ascent.flat[i]
+            X_dual_arg.flat[i] = c0*X_dual_ascent.flat[i]
         # X_dual_prox = prox_X_dual(X_dual_arg, lam/dual_step)
         X_dual_prox[:] = X_dual_arg
         prox_X_dual(X_dual_prox, lam / dual_step[k])

@@ -77,9 +77,9 @@ def unrolled(A, step, y, x):
             tmp1[i] = dot(A[i], x) - y[i]
         matvec_t(A, tmp1, grad_x)
         # x = prox_x(x - step*grad_x)
-        c1 = step[0]
+        step_0 = step[0]
         for i in range(40):
-            x[i] = prox_x(x[i] - c1*grad_x[i])
+            x[i] = prox_x(x[i] - step_0*grad_x[i])
 
 
 @njit(cache=True)
@@ -121,9 +121,9 @@ def _part1(y, tmp1):
 def _part2(step, x, grad_x):
     for b in range(x.shape[0]):
         # x = prox_x(x - step*grad_x)
-        c1 = step[0]
+        step_0 = step[0]
         for i in range(40):
-            x[b, i] = prox_x(x[b, i] - c1*grad_x[b, i])
+            x[b, i] = prox_x(x[b, i] - step_0*grad_x[b, i])
 
 
 def _solve_blas(A, step, y, x):

@@ -218,9 +218,9 @@ def unrolled(zeta0, zeta, eta, Y, U, V, S):
     V[:] = 0.0
     S[:] = 0.0
     # S = prox_S(Y, zeta0)
-    c0 = zeta0[0]
+    zeta0_0 = zeta0[0]
     for i in range(10000):
-        S.flat[i] = prox_S(Y.flat[i], c0)
+        S.flat[i] = prox_S(Y.flat[i], zeta0_0)
     # U = svd_left(Y - S, r)
     for i in range(10000):
         tmp0.flat[i] = Y.flat[i] - S.flat[i]

@@ -70,10 +70,10 @@ def unrolled(dual_step, primal_step, lam, y, x):
         for i in range(63):
             x_dual_ascent[i] = dual_step_k*tmp0[i] + x_dual[i]
         # x_dual_prox = prox_x_dual(1/dual_step*x_dual_ascent, lam/dual_step)
-        c1 = (1.0 / dual_step[k])
-        c2 = lam / dual_step[k]
+        c0 = (1.0 / dual_step[k])
+        c1 = lam / dual_step[k]
         for i in range(63):
-            x_dual_prox[i] = prox_x_dual(c1*x_dual_ascent[i], c2)
+            x_dual_prox[i] = prox_x_dual(c0*x_dual_ascent[i], c1)
         # x_dual = prox_(s h*)(u) = u - s prox_(h/s)(u/s)
         dual_step_k = dual_step[k]
         for i in range(63):

@@ -95,6 +95,7 @@ class NumbaLowering(Printer):
     spelling: Spelling | None = None  # the kernel file's (one per file: it records what the code reads)
     buffers: list[Buffer] = field(default_factory=list)
     invariants: dict[str, str] = field(default_factory=dict)  # scalar code -> the local bound to it before loops
+    compounds: int = 0  # invariants named c0, c1...
 
     def __post_init__(self) -> None:
         Printer.__init__(self)
@@ -280,10 +281,15 @@ class NumbaLowering(Printer):
         return Loop(target, tuple(code), shape, idx, tuple(invariants.items()))
 
     def invariant_name(self, scalar: Scalar) -> str:
+        """``step_k`` for the entry ``step[k]`` (``step_0`` for a tied ``step[0]``), else the
+        next of ``c0``, ``c1``..."""
         if scalar.text not in self.invariants:
             arrays = sorted(scalar.names - {self.k})
-            entry = len(arrays) == 1 and scalar.text == f"{arrays[0]}[{self.k}]"
-            wanted = f"{arrays[0]}_{self.k}" if entry else f"c{len(self.invariants)}"
+            layer = self.layer_index(arrays[0]) if len(arrays) == 1 else None
+            if layer is not None and scalar.text == f"{arrays[0]}[{layer}]":
+                wanted = f"{arrays[0]}_{layer}"
+            else:
+                wanted, self.compounds = f"c{self.compounds}", self.compounds + 1
             taken = {b.name for b in self.buffers} | set(self.invariants.values()) | set(self.index_names)
             self.invariants[scalar.text] = around(wanted, self.names | taken)
         return self.invariants[scalar.text]
