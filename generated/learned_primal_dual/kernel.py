@@ -24,6 +24,38 @@ SAMPLE_FLOPS = 186490880
 SHARED_MIN_FLOPS = 1 << 20
 
 
+@njit(cache=True, fastmath=True, inline="always")
+def pad_flat(x, half_r, half_c, wrap, out):
+    """Writes the image x (m x n) into out, zeros of (m + 2 half_r) (n + 2 half_c) + 2 half_c
+    entries, with a border of half_r rows and half_c columns (x's far side when wrap, zeros
+    otherwise), row after row: a convolution's tap is then one contiguous view of out, the
+    rows read past their end landing in the border or the last 2 half_c entries. Rows are
+    copied by loops: a slice assignment costs more than the copy of a short row."""
+    m, n = x.shape
+    width = n + 2 * half_c
+    for i in range(m + 2 * half_r):
+        p = i - half_r
+        if wrap:
+            p %= m
+        elif p < 0 or p >= m:
+            continue
+        row, source = out[i * width:(i + 1) * width], x[p]
+        for j in range(n):
+            row[half_c + j] = source[j]
+        if wrap:
+            for j in range(half_c):
+                row[j] = source[n - half_c + j]
+                row[half_c + n + j] = source[j]
+
+
+@njit(cache=True, fastmath=True, inline="always")
+def crop_flat(total, width, out):
+    """out (m x n) = the first n entries of each width-long row of the flat total."""
+    for i in range(out.shape[0]):
+        row, part = out[i], total[i * width:]
+        for j in range(out.shape[1]):
+            row[j] = part[j]
+
 @njit(cache=True)
 def pair_shrink(v, threshold):
     """In place, for v = [a; b] (2m x n): each pair (a_ij, b_ij) <- max(1 - threshold/||.||, 0) (a_ij, b_ij)."""
@@ -39,30 +71,17 @@ def pair_shrink(v, threshold):
 @njit(cache=True, fastmath=True)
 def conv_2d(x, h, wrap, adjoint, out):
     """out = h * x for an image x, same size (circular when wrap, zeros outside x otherwise);
-    adjoint: the correlation with h. x is copied once into a padded image (its border wrapped
-    or zero), and the sum is accumulated on rows as long as the padded ones, both flat: a tap
-    is then one contiguous pass over the whole image, which LLVM vectorises (a pass per row
-    and tap took 2.5x longer on a 64x64 image with a 5x5 kernel). The columns of the
-    accumulator beyond n are scratch. Rows are copied by loops: a slice assignment costs
-    more than the copy of a short row."""
+    adjoint: the correlation with h. x is copied once into a padded image (pad_flat), and the
+    sum is accumulated on rows as long as the padded ones, both flat: a tap is then one
+    contiguous pass over the whole image, which LLVM vectorises (a pass per row and tap took
+    2.5x longer on a 64x64 image with a 5x5 kernel). The columns of the accumulator beyond n
+    are scratch."""
     m, n = x.shape
     rows, cols = h.shape
     half_r, half_c = rows // 2, cols // 2
     width = n + 2 * half_c
     padded = np.zeros((m + 2 * half_r) * width + 2 * half_c, x.dtype)
-    for i in range(m + 2 * half_r):
-        p = i - half_r
-        if wrap:
-            p %= m
-        elif p < 0 or p >= m:
-            continue
-        row, source = padded[i * width:(i + 1) * width], x[p]
-        for j in range(n):
-            row[half_c + j] = source[j]
-        if wrap:
-            for j in range(half_c):
-                row[j] = source[n - half_c + j]
-                row[half_c + n + j] = source[j]
+    pad_flat(x, half_r, half_c, wrap, padded)
     size = m * width
     total = np.zeros(size, x.dtype)
     for a in range(rows):
@@ -72,10 +91,7 @@ def conv_2d(x, h, wrap, adjoint, out):
             shifted = padded[a * width + b:a * width + b + size]
             for t in range(size):
                 total[t] += weight * shifted[t]
-    for i in range(m):
-        row, part = out[i], total[i * width:i * width + n]
-        for j in range(n):
-            row[j] = part[j]
+    crop_flat(total, width, out)
 
 
 @njit(cache=True, fastmath=True)
@@ -107,19 +123,16 @@ def grad2d(x, adjoint, out):
 def conv3x3(source, weight, bias, target):
     """target[o] = bias[o] + sum_c weight[o, c] (*) source[c]: 3x3 cross-correlation, zero padding
     (what torch.nn.functional.conv2d(..., padding=1) computes). Each source channel is copied
-    once into a zero-bordered image, flat, and each target channel accumulated on rows as long
-    (their last two entries scratch): a channel's nine taps are then one contiguous pass over
-    the whole image, which LLVM vectorises. A pass per row and tap spent most of its time
-    starting loops: learned_primal_dual ran 2.2x slower."""
+    once into a zero-bordered image, flat (pad_flat), and each target channel accumulated on
+    rows as long (their last two entries scratch, crop_flat): a channel's nine taps are then
+    one contiguous pass over the whole image, which LLVM vectorises. A pass per row and tap
+    spent most of its time starting loops: learned_primal_dual ran 2.2x slower."""
     channels, rows, cols = source.shape
     width = cols + 2
     size = rows * width
     padded = np.zeros((channels, (rows + 2) * width + 2), source.dtype)
     for c in range(channels):
-        for i in range(rows):
-            row, part = padded[c, (i + 1) * width + 1:], source[c, i]
-            for j in range(cols):
-                row[j] = part[j]
+        pad_flat(source[c], 1, 1, False, padded[c])
     total = np.empty(size, source.dtype)
     for o in range(weight.shape[0]):
         total[:] = bias[o]
@@ -134,10 +147,7 @@ def conv3x3(source, weight, bias, target):
                 total[t] += (w[0, 0] * s00[t] + w[0, 1] * s01[t] + w[0, 2] * s02[t]
                              + w[1, 0] * s10[t] + w[1, 1] * s11[t] + w[1, 2] * s12[t]
                              + w[2, 0] * s20[t] + w[2, 1] * s21[t] + w[2, 2] * s22[t])
-        for i in range(rows):
-            row, part = target[o, i], total[i * width:]
-            for j in range(cols):
-                row[j] = part[j]
+        crop_flat(total, width, target[o])
 
 
 @njit(cache=True)

@@ -25,7 +25,7 @@ GLOBALS = (
     "np", "torch", "math", "prange",
     "LAYERS", "SUPPORT", "SEED", "INPUT_SHAPES", "OUTPUT_SHAPES", "BLAS_MIN_BATCH",
     "dot", "matvec", "matvec_t", "matmat", "matmat_nt", "invert", "jacobi_svd", "svd_into", "svd_factor", "analytic_weight",
-    "soft_threshold_support", "conv3x3", "add_shifted", "softplus", "unrolled",
+    "soft_threshold_support", "conv3x3", "add_shifted", "pad_flat", "crop_flat", "softplus", "unrolled",
     "dot_float16", "dot_bfloat16", "dot_int8", "dequantize_float16", "dequantize_bfloat16", "dequantize_int8",
     "range", "len", "int", "bool", "tuple", "ValueError",
 )
@@ -45,7 +45,7 @@ MODULE_NAMES = frozenset({
     "_lapack_usable", "_one_blas_thread", "contextlib", "importlib", "SAMPLE_FLOPS", "SHARED_MIN_FLOPS",
     "_rows_in_parallel", "_solve_samples", "_solve_batch", "_solve_blas",
     "dot", "matmat", "matmat_nt", "matvec", "matvec_t", "soft_threshold_support", "unrolled_one", "solve", "solve_one", "svd_factor",
-    "unrolled", "conv3x3", "add_shifted", "softplus", "WEIGHT_DTYPES", "float32_from_bits", "float32_from_half_bits", "intrinsic", "types", "ir",
+    "unrolled", "conv3x3", "add_shifted", "pad_flat", "crop_flat", "softplus", "WEIGHT_DTYPES", "float32_from_bits", "float32_from_half_bits", "intrinsic", "types", "ir",
     "dot_float16", "dot_bfloat16", "dot_int8", "dequantize_float16", "dequantize_bfloat16", "dequantize_int8",
     *dir(builtins),
 })

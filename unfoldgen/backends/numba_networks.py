@@ -27,7 +27,7 @@ class NetworkCode:
 
 def network_products(network: Network) -> tuple[str, ...]:
     """The loop helpers of templates/numba_products.py.j2 the network's function calls."""
-    return ("matvec",) if network.kind == "mlp" else ()
+    return ("matvec",) if network.kind == "mlp" else ("pad_flat",)
 
 
 def network_call(network: Network) -> NetworkCode:

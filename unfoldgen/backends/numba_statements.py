@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from unfoldgen.backends.hygiene import CANONICAL, Spelling
 from unfoldgen.backends.weights import WeightFormat
 
-PRODUCTS = ("dot", "matvec", "matvec_t", "matmat", "matmat_nt", "add_shifted")  # loop helpers of templates/numba_products.py.j2
+PRODUCTS = ("dot", "matvec", "matvec_t", "matmat", "matmat_nt", "add_shifted", "pad_flat")  # loop helpers of templates/numba_products.py.j2
 
 
 @dataclass(frozen=True)
@@ -283,9 +283,9 @@ def statement_lines(statement: Statement, sample: Sample = ONE_SAMPLE) -> list[s
         return [f"{sample.g.of(statement.function)}({', '.join(sample.code(a) for a in statement.args)})"]
     if isinstance(statement, RowProducts):
         return row_products_lines(statement, sample)
-    if _flattens(statement, sample):
-        return [*statement.invariant_lines(), *_flat_loop_lines(statement, sample)]
     lines = statement.invariant_lines()
+    if _flattens(statement, sample):
+        return lines + _flat_loop_lines(statement, sample)
     lines += [f"{'    ' * depth}for {index} in {sample.g.range}({size}):"
               for depth, (index, size) in enumerate(zip(statement.indices, statement.shape, strict=True))]
     target = sample.ref(Ref(statement.target, subscript=statement.indices))

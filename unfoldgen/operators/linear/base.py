@@ -33,7 +33,12 @@ class LinearOperator(sp.MatrixExpr):
 
     template: ClassVar[str]  # templates/linear/<template>.py.j2
     image: ClassVar[bool] = False
-    loop_helpers: ClassVar[tuple[str, ...]] = ()  # those of templates/numba_products.py.j2 its Numba helper calls
+
+    @property
+    def loop_helpers(self) -> tuple[str, ...]:
+        """The helpers of templates/numba_products.py.j2 its Numba helper calls (they may depend
+        on its arguments: a vector's convolution and an image's call different ones)."""
+        return ()
 
     def __new__(cls, *args: sp.Basic) -> Self:
         return sp.MatrixExpr.__new__(cls, *(sp.sympify(a) for a in args))

@@ -27,9 +27,9 @@ class Convolution(LinearOperator):
     template = "conv"
 
     @property
-    def loop_helpers(self) -> tuple[str, ...]:  # type: ignore[override]
-        """conv_1d adds shifted copies of x; conv_2d pads x and runs its own flat loops."""
-        return () if self.image else ("add_shifted",)
+    def loop_helpers(self) -> tuple[str, ...]:
+        """conv_1d adds shifted copies of x; conv_2d pads x, flat, and crops its sum."""
+        return ("pad_flat",) if self.image else ("add_shifted",)
 
     @property
     def kernel(self) -> sp.MatrixExpr:
