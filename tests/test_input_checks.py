@@ -60,11 +60,31 @@ def test_complex_or_boolean_input_is_a_type_error(nnls: Built, model: Any, entry
             entry_points(nnls, model)[entry](y=value)
 
 
-def test_kernel_single_sample_entry_checks_too(nnls: Built, model: Any) -> None:
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_kernel_single_sample_entry_checks_too(nnls: Built, model: Any, bad: float) -> None:
+    """solve_one scans inside its compiled call (_one_sample): the errors are the same."""
+    params = model.kernel_params()
     with pytest.raises(ValueError, match=rf"input 'y' must have shape \[{M}\]"):
-        nnls.kernel.solve_one(model.kernel_params(), y=np.zeros((1, M)))
-    with pytest.raises(ValueError, match="NaN or Inf"):
-        nnls.kernel.solve_one(model.kernel_params(), y=np.full(M, np.nan))
+        nnls.kernel.solve_one(params, y=np.zeros((1, M)))
+    for position in (0, M - 1):
+        y = np.zeros(M)
+        y[position] = bad
+        with pytest.raises(ValueError, match=rf"input 'y' contains NaN or Inf \(first at index \({position},\)\)"):
+            nnls.kernel.solve_one(params, y=y)
+    with pytest.raises(FloatingPointError, match="output 'x' has NaN or Inf .* the params hold NaN or Inf"):
+        nnls.kernel.solve_one({**params, "step": np.full_like(params["step"], bad)}, y=np.ones(M))
+    assert np.isfinite(nnls.kernel.solve_one(params, y=np.ones(M))["x"]).all()
+
+
+def test_the_kernels_compiled_scan_finds_any_non_finite_entry(nnls: Built) -> None:
+    all_finite = nnls.kernel.all_finite
+    assert all_finite(np.zeros((3, 4))) and all_finite(np.array(2.0)) and all_finite(np.zeros(0))
+    for bad in (np.nan, np.inf, -np.inf):
+        for index in ((0, 0), (2, 3), (1, 2)):
+            array = np.zeros((3, 4), np.float32)
+            array[index] = bad
+            assert not all_finite(array)
+        assert not all_finite(np.array(bad))
 
 
 @pytest.mark.parametrize("runner", ["kernel", "numpy_loop"])

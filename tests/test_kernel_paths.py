@@ -72,23 +72,23 @@ def test_a_large_single_sample_shares_its_rows_among_threads(tmp_path, rng, monk
     y = rng.standard_normal((1, 64))
     with torch.no_grad():
         expected = model(y=torch.from_numpy(y))["x"].numpy()[0]
-    kernel = built.kernel
-    ran = []
-
-    def recorded(name):
-        run = getattr(kernel, name)
-        return lambda *arguments: (ran.append(name), run(*arguments))
-
-    for name in ("unrolled", "unrolled_one"):
-        monkeypatch.setattr(kernel, name, recorded(name))
-    got = kernel.solve_one(model.kernel_params(), y=y[0])["x"]
-    assert relative(got, expected) < 1e-10
-    assert ran == ["unrolled_one" if numba.get_num_threads() > 1 else "unrolled"]
+    kernel, params = built.kernel, model.kernel_params()
+    chosen = []
+    rows_in_parallel = kernel._rows_in_parallel
+    monkeypatch.setattr(kernel, "_rows_in_parallel", lambda: chosen.append(rows_in_parallel()) or chosen[-1])
+    assert relative(kernel.solve_one(params, y=y[0])["x"], expected) < 1e-10
+    assert chosen == [numba.get_num_threads() > 1]
     # Numba's fallback threading layer starts a parallel region slowly: the rows stay serial
     monkeypatch.setattr(numba, "threading_layer", lambda: "workqueue")
-    ran.clear()
-    assert relative(kernel.solve_one(model.kernel_params(), y=y[0])["x"], expected) < 1e-10
-    assert ran == ["unrolled"]
+    chosen.clear()
+    assert relative(kernel.solve_one(params, y=y[0])["x"], expected) < 1e-10
+    assert chosen == [False]
+    # the compiled entry runs either path, whatever this machine's thread count
+    checked = kernel._checked_params(params, np.dtype(np.float64)).values()
+    for parallel in (True, False):
+        x = np.empty(512)
+        assert kernel._one_sample(parallel, *checked, y[0], x) == 0
+        assert relative(x, expected) < 1e-10
 
 
 def test_lapack_and_jacobi_svds_give_the_same_singular_value_thresholding(tmp_path, rng) -> None:

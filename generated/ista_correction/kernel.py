@@ -180,6 +180,29 @@ def _rows_in_parallel():
 
 
 @njit(cache=True)
+def all_finite(array):
+    """Whether no entry of ``array`` is NaN or Inf (stops at the first that is)."""
+    for value in array.flat:
+        if not np.isfinite(value):
+            return False
+    return True
+
+
+@njit(cache=True)
+def _one_sample(rows_in_parallel, A, step, correction_w0, correction_b0, correction_w1, correction_b1, lam, y, x):
+    """One sample between the scans of its inputs and outputs for NaN and Inf, all compiled:
+    from Python, the scans and the extra call cost more than a small network's layers. Returns
+    0, or 1 where an input holds NaN or Inf (nothing ran), or 2 where an output does."""
+    if not all_finite(y):
+        return 1
+    if rows_in_parallel:
+        unrolled_one(A, step, correction_w0, correction_b0, correction_w1, correction_b1, lam, y, x)
+    else:
+        unrolled(A, step, correction_w0, correction_b0, correction_w1, correction_b1, lam, y, x)
+    return 0 if all_finite(x) else 2
+
+
+@njit(cache=True)
 def _solve_samples(A, step, correction_w0, correction_b0, correction_w1, correction_b1, lam, y, x):
     """The samples one after another, on the calling thread: a batch below SHARED_MIN_FLOPS."""
     for b in range(y.shape[0]):
@@ -271,10 +294,11 @@ def _solve_blas(A, step, correction_w0, correction_b0, correction_w1, correction
 
 
 
-def _checked_inputs(inputs, batched):
+def _checked_inputs(inputs, batched, scanned=True):
     """The inputs by name, as contiguous arrays of one floating dtype (the first input's, or
-    float64), after checking their names, shapes and values. Numba does not check bounds, so a
-    wrongly shaped array would be read out of range: every shape is checked here, at the entry."""
+    float64), after checking their names, shapes and (where ``scanned``) values. Numba does not
+    check bounds, so a wrongly shaped array would be read out of range: every shape is checked
+    here, at the entry."""
     names = sorted(inputs)
     if names != sorted(INPUT_SHAPES):
         raise ValueError(f"expected inputs {sorted(INPUT_SHAPES)}, got {names}")
@@ -287,7 +311,9 @@ def _checked_inputs(inputs, batched):
         if array.shape != expected or (batched and array.ndim != len(shape) + 1):
             wanted = "[batch" + "".join(f", {n}" for n in shape) + "]" if batched else str(list(shape))
             raise ValueError(f"input '{name}' must have shape {wanted}, got {list(array.shape)}")
-        arrays[name] = _finite("input", name, np.ascontiguousarray(array, dtype=dtype))
+        arrays[name] = np.ascontiguousarray(array, dtype=dtype)
+        if scanned:
+            _finite("input", name, arrays[name])
     return arrays, dtype
 
 
@@ -354,8 +380,11 @@ def solve(params, **inputs):
 
 def solve_one(params, **inputs):
     """Run the network on one sample (arrays without a batch dimension)."""
-    arrays, dtype = _checked_inputs(inputs, batched=False)
+    arrays, dtype = _checked_inputs(inputs, batched=False, scanned=False)
     outputs = {name: np.empty(shape, dtype) for name, shape in OUTPUT_SHAPES.items()}
-    run = unrolled_one if _rows_in_parallel() else unrolled
-    run(*_checked_params(params, dtype).values(), *arrays.values(), *outputs.values())
-    return _checked_outputs(outputs)
+    found = _one_sample(_rows_in_parallel(), *_checked_params(params, dtype).values(), *arrays.values(), *outputs.values())
+    if found == 1:
+        _checked_inputs(inputs, batched=False)  # raises, naming the input
+    if found == 2:
+        _checked_outputs(outputs)  # raises, naming the output
+    return outputs

@@ -19,10 +19,11 @@ def soft_threshold(v, threshold):
     return np.sign(v) * np.maximum(np.abs(v) - threshold, 0.0)
 
 
-def _checked_inputs(inputs, batched):
+def _checked_inputs(inputs, batched, scanned=True):
     """The inputs by name, as contiguous arrays of one floating dtype (the first input's, or
-    float64), after checking their names, shapes and values. Numba does not check bounds, so a
-    wrongly shaped array would be read out of range: every shape is checked here, at the entry."""
+    float64), after checking their names, shapes and (where ``scanned``) values. Numba does not
+    check bounds, so a wrongly shaped array would be read out of range: every shape is checked
+    here, at the entry."""
     names = sorted(inputs)
     if names != sorted(INPUT_SHAPES):
         raise ValueError(f"expected inputs {sorted(INPUT_SHAPES)}, got {names}")
@@ -35,7 +36,9 @@ def _checked_inputs(inputs, batched):
         if array.shape != expected or (batched and array.ndim != len(shape) + 1):
             wanted = "[batch" + "".join(f", {n}" for n in shape) + "]" if batched else str(list(shape))
             raise ValueError(f"input '{name}' must have shape {wanted}, got {list(array.shape)}")
-        arrays[name] = _finite("input", name, np.ascontiguousarray(array, dtype=dtype))
+        arrays[name] = np.ascontiguousarray(array, dtype=dtype)
+        if scanned:
+            _finite("input", name, arrays[name])
     return arrays, dtype
 
 

@@ -26,13 +26,14 @@ GLOBALS = (
     "LAYERS", "SUPPORT", "SEED", "INPUT_SHAPES", "OUTPUT_SHAPES", "BLAS_MIN_BATCH",
     "dot", "matvec", "matvec_t", "matmat", "matmat_nt", "invert", "jacobi_svd", "svd_into", "svd_factor", "analytic_weight",
     "soft_threshold_support", "conv3x3", "add_shifted", "pad_flat", "crop_flat", "softplus", "unrolled",
+    "unrolled_one", "all_finite",
     "dot_float16", "dot_bfloat16", "dot_int8", "dequantize_float16", "dequantize_bfloat16", "dequantize_int8",
     "range", "len", "int", "bool", "tuple", "ValueError",
 )
 # Names the emitted code defines where the spec's names live: the generated API's keywords,
 # the methods' receiver, and locals.
 OWN = ("self", "super", "params", "layers", "all_layers", "on_layer", "dtype", "device", "reference", "generator",
-       "hidden", "array")
+       "hidden", "array", "rows_in_parallel")
 
 
 # Every name an emitted file binds at module level (imports, constants, functions, the class),
@@ -43,7 +44,7 @@ MODULE_NAMES = frozenset({
     "ARRAY_PARAMS", "BLAS_MIN_BATCH", "INPUT_SHAPES", "LAYERS", "OUTPUT_SHAPES", "PER_LAYER_PARAMETERS",
     "SCALAR_PARAMS", "SEED", "SPEC_DTYPE", "SUPPORT", "Unfolded", "analytic_weight", "invert", "jacobi_svd", "svd_into", "lapack_svd",
     "_lapack_usable", "_one_blas_thread", "contextlib", "importlib", "SAMPLE_FLOPS", "SHARED_MIN_FLOPS",
-    "_rows_in_parallel", "_solve_samples", "_solve_batch", "_solve_blas",
+    "_rows_in_parallel", "_one_sample", "all_finite", "_solve_samples", "_solve_batch", "_solve_blas",
     "dot", "matmat", "matmat_nt", "matvec", "matvec_t", "soft_threshold_support", "unrolled_one", "solve", "solve_one", "svd_factor",
     "unrolled", "conv3x3", "add_shifted", "pad_flat", "crop_flat", "softplus", "WEIGHT_DTYPES", "float32_from_bits", "float32_from_half_bits", "intrinsic", "types", "ir",
     "dot_float16", "dot_bfloat16", "dot_int8", "dequantize_float16", "dequantize_bfloat16", "dequantize_int8",

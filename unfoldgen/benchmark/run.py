@@ -34,11 +34,13 @@ THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"
 WORKER_TIMEOUT_S = 1800
 WORKER_ROUNDS = 2  # processes per backend; the fastest counts
 
-# Import the kernel, load the parameters, run one sample: the time a deployed process waits
-# before its first result (the interpreter's own start-up is not counted). Prints the time at
-# the end of each phase, from the start: the imports of numpy and numba, SciPy's linalg where
-# SciPy is installed (Numba imports it at its first call otherwise, whatever the kernel calls),
-# the kernel's module, the parameters, the first result (Numba's registries and cached code).
+# Import the kernel, load the parameters and one sample, run it: the time a deployed process
+# waits before its first result (the interpreter's own start-up is not counted). argv: the
+# workspace, and an .npz of one sample's inputs (a process serving a request reads one, not the
+# benchmark's batch). Prints the time at the end of each phase, from the start: the imports of
+# numpy and numba, SciPy's linalg where SciPy is installed (Numba imports it at its first call
+# otherwise, whatever the kernel calls), the kernel's module, the parameters and the sample,
+# the first result (Numba's registries and cached code).
 COLD_START = """
 import time
 started = time.perf_counter()
@@ -57,9 +59,9 @@ if importlib.util.find_spec("scipy") is not None:
 import kernel
 ends["kernel_module"] = time.perf_counter() - started
 params = dict(np.load(sys.argv[1] + "/params.npz"))
-inputs = dict(np.load(sys.argv[1] + "/inputs.npz"))
+inputs = dict(np.load(sys.argv[2]))
 ends["parameters"] = time.perf_counter() - started
-kernel.solve_one(params, **{name: value[0] for name, value in inputs.items()})
+kernel.solve_one(params, **inputs)
 ends["first_result"] = time.perf_counter() - started
 print(json.dumps(ends))
 """
@@ -134,35 +136,41 @@ def cold_start(folder: Path, env: dict[str, str]) -> dict[str, Any]:
     order); and ``numba_floor``: the same cached start for a one-line function, what Numba
     itself costs a process before any kernel's work."""
     with tempfile.TemporaryDirectory(prefix="unfoldgen-cache-") as cache:
-        env = {**env, "NUMBA_CACHE_DIR": cache}
-        uncached = _first_result(folder, env)["first_result"]
-        cached = _fastest_start(folder, env)
+        # Both caches of a deployed process: Numba's, and Python's bytecode of the kernel
+        # (written by the uncached start; an installed package ships it).
+        env = {name: value for name, value in env.items() if name != "PYTHONDONTWRITEBYTECODE"}
+        env |= {"NUMBA_CACHE_DIR": cache}
+        sample = Path(cache) / "sample.npz"
+        with np.load(folder / "inputs.npz") as inputs:
+            np.savez(sample, **{name: inputs[name][0] for name in inputs.files})
+        uncached = _first_result(folder, sample, env)["first_result"]
+        cached = _fastest_start(folder, sample, env)
         trivial = Path(cache) / "trivial"
         trivial.mkdir()
         (trivial / "kernel.py").write_text(TRIVIAL_KERNEL)
         np.savez(trivial / "params.npz")
-        np.savez(trivial / "inputs.npz", x=np.zeros((1, 1)))
-        _first_result(trivial, env)  # fills the cache
-        floor = _fastest_start(trivial, env)["first_result"]
+        np.savez(trivial / "sample.npz", x=np.zeros(1))
+        _first_result(trivial, trivial / "sample.npz", env)  # fills the caches
+        floor = _fastest_start(trivial, trivial / "sample.npz", env)["first_result"]
     phases = dict(zip(cached, np.diff([0.0, *cached.values()]).tolist(), strict=True))
     return {"uncached": uncached, "cached": cached["first_result"], "cached_phases": phases, "numba_floor": floor}
 
 
-def _fastest_start(folder: Path, env: dict[str, str]) -> dict[str, float]:
-    starts = [_first_result(folder, env) for _ in range(CACHED_STARTS)]
+def _fastest_start(folder: Path, sample: Path, env: dict[str, str]) -> dict[str, float]:
+    starts = [_first_result(folder, sample, env) for _ in range(CACHED_STARTS)]
     return min(starts, key=lambda ends: ends["first_result"])
 
 
-def _first_result(folder: Path, env: dict[str, str]) -> dict[str, float]:
-    """COLD_START in a new process on ``folder``: the end of each phase, in seconds."""
-    done = subprocess.run([sys.executable, "-c", COLD_START, str(folder)], env=env, capture_output=True, text=True,
+def _first_result(folder: Path, sample: Path, env: dict[str, str]) -> dict[str, float]:
+    """COLD_START in a new process on ``folder`` and ``sample``: the end of each phase, in seconds."""
+    done = subprocess.run([sys.executable, "-c", COLD_START, str(folder), str(sample)], env=env, capture_output=True, text=True,
                           timeout=WORKER_TIMEOUT_S, check=True)
     ends: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
     return ends
 
 
 PHASE_NAMES = {"numpy": "import numpy", "numba": "import numba", "kernel_module": "the kernel's module",
-               "scipy_linalg": "SciPy's linalg", "parameters": "loading the parameters",
+               "scipy_linalg": "SciPy's linalg", "parameters": "loading the parameters and the sample",
                "first_result": "the first result"}
 
 
