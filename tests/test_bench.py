@@ -69,6 +69,7 @@ def test_bench_prints_the_json_contract(tmp_path: Path) -> None:
         assert set(row) == {"backend", "batch", "threads", "us_per_sample", "gflops"}
         assert row["threads"] == 1 and row["us_per_sample"] > 0
         assert row["gflops"] == pytest.approx(report["flops_per_sample"] / row["us_per_sample"] / 1e3)
+    assert report["kernel_processes"] == []  # one thread: no parallel region to time
     cold = report["cold_start_s"]
     assert set(cold) == {"cached", "uncached", "cached_phases", "numba_floor"}
     # a kernel this small starts as fast as Numba's floor, within noise: no order between those two
@@ -140,6 +141,12 @@ def test_performance_page_checks_the_targets_from_the_json() -> None:
     text = page({"lista_2thread": slow})
     assert "1.11x slower than onnxruntime" in text and "BLAS products 20.0 ms (32 calls)" in text
     assert "12 us per call at batch 1 (1.3% of its forward)" in text  # torch_eager: 900 us at batch 1
+    assert "An empty region" not in text  # no process measured one
+    processes = [{"batch_1_us": 250.4, "parallel_region_us": 1.14}, {"batch_1_us": 266.0, "parallel_region_us": 2.5}]
+    text = page({"lista_2thread": slow | {"kernel_processes": processes}})
+    assert "16 starts and joins per sample" in text
+    assert "250 us at batch 1 with 1.1 us a region; 266 us at batch 1 with 2.5 us a region" in text
+    assert "An empty region" not in page({"lista_1thread": slow | {"threads": 1, "kernel_processes": processes}})
 
 
 
@@ -182,3 +189,10 @@ def test_onnxruntime_is_listed_as_unavailable_with_the_reason_the_export_gave(tm
         patch.setattr("numpy.load", lambda path: {})
         worker_main([str(tmp_path), "onnxruntime", "1"])
     assert "cannot be exported to ONNX" in json.loads(printed.getvalue())["error"]
+
+
+def test_the_kernel_worker_times_an_empty_parallel_region(monkeypatch: pytest.MonkeyPatch) -> None:
+    from unfoldgen.benchmark.worker import parallel_region_us
+
+    monkeypatch.setenv("NUMBA_NUM_THREADS", "2")
+    assert 0 < parallel_region_us(count=3) < 1e5

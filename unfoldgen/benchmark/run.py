@@ -230,6 +230,7 @@ def bench(spec_path: Path, options: BenchOptions) -> dict[str, Any]:
         "parameter_bytes": cost.parameter_bytes, "working_bytes_per_sample": cost.working_bytes,
         "results": results, "unavailable": unavailable, "cold_start_s": cold,
         "kernel_batch_profile": profiles.get("batch_profile"), "module_input_checks_us": profiles.get("input_checks_us"),
+        "kernel_processes": profiles.get("kernel_processes", []),
         "machine": machine(), "wall_s": time.perf_counter() - started,
     }
 
@@ -239,7 +240,8 @@ def _measure_rounds(folder: Path, options: BenchOptions, env: dict[str, str]
     """Every backend's microseconds per sample at each batch: WORKER_ROUNDS rounds over the
     backends, one process each, keeping each batch's fastest median (a shared machine only
     slows a process down, and a process can run slower throughout: its threads' placement, a
-    neighbour). Also why a backend is unavailable, and the kernel's profiles from its first run."""
+    neighbour). Also why a backend is unavailable, the kernel's profiles from its first run, and
+    with more than one thread, each kernel process's empty parallel region and batch-1 time."""
     timings: dict[str, dict[int, float]] = {}
     unavailable: dict[str, str] = {}
     profiles: dict[str, Any] = {}  # the kernel's batch profile, the module's input checks
@@ -251,6 +253,9 @@ def _measure_rounds(folder: Path, options: BenchOptions, env: dict[str, str]
                 timings.pop(backend, None)
                 continue
             profiles = {key: measured[key] for key in ("batch_profile", "input_checks_us") if key in measured} | profiles
+            if "parallel_region_us" in measured:  # each kernel process's, with its batch-1 time
+                profiles.setdefault("kernel_processes", []).append(
+                    {"batch_1_us": measured["us_per_sample"].get("1"), "parallel_region_us": measured["parallel_region_us"]})
             best = timings.setdefault(backend, {})
             for batch, us in measured["us_per_sample"].items():
                 best[int(batch)] = min(us, best.get(int(batch), us))

@@ -69,6 +69,7 @@ def measure(folder: Path, backend: str, batches: list[int]) -> dict[str, Any]:
     if backend == "numba":
         profile = batch_breakdown(sys.modules[MODULE_PREFIX + "kernel"], params, _chunk(inputs, max(batches)))
         result |= {"batch_profile": profile} if profile else {}
+        result |= {"parallel_region_us": parallel_region_us()} if threads() > 1 else {}
     if backend == "torch_eager":
         result["input_checks_us"] = input_checks(sys.modules[MODULE_PREFIX + "model"], inputs, batches)
     return result
@@ -163,6 +164,26 @@ def matmul_peak(size: int = 2048) -> dict[str, Any]:
     numpy_gflops = flops / min(wall_times(lambda: a @ b)) / 1e9
     torch_gflops = flops / min(wall_times(lambda: ta @ tb)) / 1e9
     return {"peak_gflops": max(numpy_gflops, torch_gflops), "numpy_gflops": numpy_gflops, "torch_gflops": torch_gflops}
+
+
+def parallel_region_us(count: int = 100) -> float:
+    """Microseconds to start and join one empty parallel region (a prange over the threads) in
+    this process, as a single sample's rows shared among threads pay once per layer. It depends
+    on where the OS placed the threads, so it is measured in the kernel's own process."""
+    from numba import njit, prange
+
+    @njit(parallel=True, cache=False)
+    def touch(flags: np.ndarray) -> None:
+        for i in prange(flags.size):
+            flags[i] += 1.0
+
+    @njit(cache=False)
+    def regions(flags: np.ndarray, count: int) -> None:
+        for _ in range(count):
+            touch(flags)
+
+    flags = np.zeros(threads())
+    return median_seconds(lambda: regions(flags, count)) / count * 1e6
 
 
 def memory_floor(folder: Path) -> dict[str, Any]:
