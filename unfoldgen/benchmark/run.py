@@ -241,7 +241,8 @@ def _measure_rounds(folder: Path, options: BenchOptions, env: dict[str, str]
     backends, one process each, keeping each batch's fastest median (a shared machine only
     slows a process down, and a process can run slower throughout: its threads' placement, a
     neighbour). Also why a backend is unavailable, the kernel's profiles from its first run, and
-    with more than one thread, each kernel process's empty parallel region and batch-1 time."""
+    where a single sample shares its rows among threads, each kernel process's empty parallel
+    region and batch-1 time."""
     timings: dict[str, dict[int, float]] = {}
     unavailable: dict[str, str] = {}
     profiles: dict[str, Any] = {}  # the kernel's batch profile, the module's input checks

@@ -67,9 +67,11 @@ def measure(folder: Path, backend: str, batches: list[int]) -> dict[str, Any]:
     timings = _timings(single, batched, inputs, batches)
     result: dict[str, Any] = {"us_per_sample": {str(b): t for b, t in timings.items()}}
     if backend == "numba":
-        profile = batch_breakdown(sys.modules[MODULE_PREFIX + "kernel"], params, _chunk(inputs, max(batches)))
+        kernel = sys.modules[MODULE_PREFIX + "kernel"]
+        profile = batch_breakdown(kernel, params, _chunk(inputs, max(batches)))
         result |= {"batch_profile": profile} if profile else {}
-        result |= {"parallel_region_us": parallel_region_us()} if threads() > 1 else {}
+        # only where a single sample shares its rows among threads: one region per layer
+        result |= {"parallel_region_us": parallel_region_us()} if threads() > 1 and hasattr(kernel, "unrolled_one") else {}
     if backend == "torch_eager":
         result["input_checks_us"] = input_checks(sys.modules[MODULE_PREFIX + "model"], inputs, batches)
     return result
