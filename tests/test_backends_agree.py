@@ -77,6 +77,8 @@ VARIANTS = {
                            "learn": {"hyperparameters": {"penalty": "per_layer"}}}),
     "objective_weights": ("rpca", {"learn": {"objective": "weights"}}),
     "cnn_prox": ("rpca", {"learn": {"prox": {"network": "cnn", "widths": [3, 2], "activation": "softplus"}}}),
+    # a dense network on matrices: its features are the flattened variables, one after another
+    "mlp_prox_on_matrices": ("rpca", {"learn": {"prox": {"network": "mlp", "widths": [7], "activation": "softplus"}}}),
     "tied_maps_tanh_correction": ("ista_lasso", {"learn": {"objective": "tied", "correction": {
         "widths": [7, 5], "activation": "tanh", "tying": "shared"}}}),
     "admm_untied_maps_learned_prox": ("admm_lasso", {"learn": {"objective": "untied", "prox": {"widths": [6]}}}),

@@ -210,3 +210,34 @@ def test_weight_formats_round_trip_within_their_precision() -> None:
     assert np.all(back[0, 0] == 0.0) and stored["scale"][0, 0] == 0.0
     levels = np.abs(stored["weights"].astype(np.int32)).max(axis=-1)
     assert levels[0, 0] == 0 and np.all(levels[stored["scale"] > 0] == 127)  # each row spans the 8 bits
+
+
+@pytest.mark.parametrize("weights_dtype", ["bfloat16", "int8"])
+def test_low_precision_weights_of_a_dense_network_are_dequantised_in_the_kernel(tmp_path: Path, weights_dtype: str) -> None:
+    """A learned prox's dense layers are matrix-vector products of the kernel's own, so their
+    weights can be stored in low precision too: the kernel with them computes what the NumPy
+    loop computes with the dequantised weights, for one sample (fused rows) and for a batch
+    (BLAS products of the dequantised weights)."""
+    from conftest import load_module, variant
+
+    from tests.test_backends_agree import relative, solve_through_blas
+    from unfoldgen.backends.numba_kernel import emit_numba_kernel, low_precision_params
+    from unfoldgen.backends.weights import WEIGHT_FORMATS
+
+    built = variant("pnp_pgd", tmp_path, dims={"m": 8, "n": 12}, layers=3)
+    model = built.model.Unfolded(A=np.random.default_rng(1).standard_normal((8, 12)) / 3, dtype=torch.float64)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for parameter in model.parameters():  # the last dense layer starts at zero
+            parameter.add_(0.1 * torch.randn_like(parameter))
+    params = {name: np.asarray(value, np.float32) for name, value in model.kernel_params().items()}
+    weight_format = WEIGHT_FORMATS[weights_dtype]
+    stored, names = low_precision_params(built.program, params, weight_format)
+    assert names == ["prox_net_w0", "prox_net_w1"]
+    (tmp_path / "low.py").write_text(emit_numba_kernel(built.program, weights_dtype=weights_dtype))
+    kernel = load_module(tmp_path / "low.py")
+    y = np.random.default_rng(2).standard_normal((20, 8)).astype(np.float32)
+    expected = built.numpy_loop.solve(weight_format.restore(stored, names), y=y)["x"]
+    assert relative(kernel.solve_one(stored, y=y[3])["x"], expected[3]) < 1e-5
+    assert relative(solve_through_blas(kernel, stored, {"y": y})["x"], expected) < 1e-5
+    assert relative(expected, built.numpy_loop.solve(params, y=y)["x"]) > 1e-7  # the weights did change

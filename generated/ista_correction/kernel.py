@@ -34,15 +34,6 @@ def dot(row, v):
     return acc
 
 @njit(cache=True, fastmath=True)
-def matvec(a, v, out):
-    """out = a @ v (rows of a are contiguous)."""
-    for i in range(a.shape[0]):
-        acc = out.dtype.type(0)
-        for j in range(a.shape[1]):
-            acc += a[i, j] * v[j]
-        out[i] = acc
-
-@njit(cache=True, fastmath=True)
 def matvec_t(a, v, out):
     """out = a.T @ v, accumulated row by row of a so memory is read in order."""
     out[:] = 0.0
@@ -63,21 +54,6 @@ def prox_x(v, threshold):
     """prox of lam * norm1(x)."""
     v = soft_threshold(v, threshold)
     return v
-
-
-@njit(cache=True)
-def correction(x, grad_x, w0, b0, w1, b1, hidden0, hidden1, out):
-    """learned correction c_k(x, grad_x) of the update of x: dense layers 1000 -> 64 -> 500,
-    relu. Writes `out`."""
-    # features: the inputs, flattened and concatenated
-    hidden0[0:500] = x
-    hidden0[500:1000] = grad_x
-    matvec(w0, hidden0, hidden1)
-    for i in range(64):
-        hidden1[i] = max(hidden1[i] + b0[i], 0.0)
-    matvec(w1, hidden1, out)
-    for i in range(500):
-        out[i] = out[i] + b1[i]
 
 
 @njit(cache=True)
@@ -104,7 +80,12 @@ def unrolled(A, step, correction_w0, correction_b0, correction_w1, correction_b1
     for i in range(500):
         x_update[i] = prox_x(c0*grad_x[i], c1)
     # x = x_update + correction_k(x, grad_x)
-    correction(x, grad_x, correction_w0[k], correction_b0[k], correction_w1[k], correction_b1[k], correction_h0, correction_h1, correction_out)
+    correction_h0[0:500] = x
+    correction_h0[500:1000] = grad_x
+    for i in range(64):
+        correction_h1[i] = max(dot(correction_w0[k, i], correction_h0) + correction_b0[k, i], 0.0)
+    for i in range(500):
+        correction_out[i] = dot(correction_w1[k, i], correction_h1) + correction_b1[k, i]
     for i in range(500):
         x[i] = x_update[i] + correction_out[i]
     for k in range(1, LAYERS):
@@ -118,13 +99,25 @@ def unrolled(A, step, correction_w0, correction_b0, correction_w1, correction_b1
         for i in range(500):
             x_update[i] = prox_x(x[i] - step_0*grad_x[i], c1)
         # x = x_update + correction_k(x, grad_x)
-        correction(x, grad_x, correction_w0[k], correction_b0[k], correction_w1[k], correction_b1[k], correction_h0, correction_h1, correction_out)
+        correction_h0[0:500] = x
+        correction_h0[500:1000] = grad_x
+        for i in range(64):
+            correction_h1[i] = max(dot(correction_w0[k, i], correction_h0) + correction_b0[k, i], 0.0)
+        for i in range(500):
+            correction_out[i] = dot(correction_w1[k, i], correction_h1) + correction_b1[k, i]
         for i in range(500):
             x[i] = x_update[i] + correction_out[i]
 
 
 @njit(parallel=True, cache=True, fastmath=True)
-def _rows0(A, y, x, tmp4):
+def _rows0(k, correction_w0, correction_b0, correction_h0, correction_h1):
+    """64 rows shared among the threads (one sample)."""
+    for i in prange(64):
+        correction_h1[i] = max(dot(correction_w0[k, i], correction_h0) + correction_b0[k, i], 0.0)
+
+
+@njit(parallel=True, cache=True, fastmath=True)
+def _rows1(A, y, x, tmp4):
     """250 rows shared among the threads (one sample)."""
     for i in prange(250):
         tmp4[i] = dot(A[i], x) - y[i]
@@ -154,12 +147,16 @@ def unrolled_one(A, step, correction_w0, correction_b0, correction_w1, correctio
     for i in range(500):
         x_update[i] = prox_x(c0*grad_x[i], c1)
     # x = x_update + correction_k(x, grad_x)
-    correction(x, grad_x, correction_w0[k], correction_b0[k], correction_w1[k], correction_b1[k], correction_h0, correction_h1, correction_out)
+    correction_h0[0:500] = x
+    correction_h0[500:1000] = grad_x
+    _rows0(k, correction_w0, correction_b0, correction_h0, correction_h1)
+    for i in range(500):
+        correction_out[i] = dot(correction_w1[k, i], correction_h1) + correction_b1[k, i]
     for i in range(500):
         x[i] = x_update[i] + correction_out[i]
     for k in range(1, LAYERS):
         # grad_x = A.T @ (A @ x - y)
-        _rows0(A, y, x, tmp4)
+        _rows1(A, y, x, tmp4)
         matvec_t(A, tmp4, grad_x)
         # x_update = prox_x(x - step*grad_x, lam*step)
         step_0 = step[0]
@@ -167,7 +164,11 @@ def unrolled_one(A, step, correction_w0, correction_b0, correction_w1, correctio
         for i in range(500):
             x_update[i] = prox_x(x[i] - step_0*grad_x[i], c1)
         # x = x_update + correction_k(x, grad_x)
-        correction(x, grad_x, correction_w0[k], correction_b0[k], correction_w1[k], correction_b1[k], correction_h0, correction_h1, correction_out)
+        correction_h0[0:500] = x
+        correction_h0[500:1000] = grad_x
+        _rows0(k, correction_w0, correction_b0, correction_h0, correction_h1)
+        for i in range(500):
+            correction_out[i] = dot(correction_w1[k, i], correction_h1) + correction_b1[k, i]
         for i in range(500):
             x[i] = x_update[i] + correction_out[i]
 
@@ -224,7 +225,7 @@ def _part0(x):
 
 
 @njit(cache=True, fastmath=True)
-def _part1(k, step, correction_w0, correction_b0, correction_w1, correction_b1, lam, x, grad_x, x_update, tmp0, correction_h0, correction_h1, correction_out):
+def _part1(step, lam, x, grad_x, x_update, tmp0, correction_h0):
     for b in range(x.shape[0]):
         # grad_x = -A.T @ y
         for i in range(500):
@@ -235,13 +236,30 @@ def _part1(k, step, correction_w0, correction_b0, correction_w1, correction_b1, 
         for i in range(500):
             x_update[b, i] = prox_x(c0*grad_x[b, i], c1)
         # x = x_update + correction_k(x, grad_x)
-        correction(x[b], grad_x[b], correction_w0[k], correction_b0[k], correction_w1[k], correction_b1[k], correction_h0[b], correction_h1[b], correction_out[b])
+        correction_h0[b, 0:500] = x[b]
+        correction_h0[b, 500:1000] = grad_x[b]
+
+
+@njit(cache=True, fastmath=True)
+def _part2(k, correction_b0, correction_h1):
+    for b in range(correction_h1.shape[0]):
+        # x = x_update + correction_k(x, grad_x)
+        for i in range(64):
+            correction_h1[b, i] = max(correction_h1[b, i] + correction_b0[k, i], 0.0)
+
+
+@njit(cache=True, fastmath=True)
+def _part3(k, correction_b1, x, x_update, correction_out):
+    for b in range(x.shape[0]):
+        # x = x_update + correction_k(x, grad_x)
+        for i in range(500):
+            correction_out[b, i] = correction_out[b, i] + correction_b1[k, i]
         for i in range(500):
             x[b, i] = x_update[b, i] + correction_out[b, i]
 
 
 @njit(cache=True, fastmath=True)
-def _part2(y, tmp4):
+def _part4(y, tmp4):
     for b in range(y.shape[0]):
         # grad_x = A.T @ (A @ x - y)
         for i in range(250):
@@ -249,7 +267,7 @@ def _part2(y, tmp4):
 
 
 @njit(cache=True, fastmath=True)
-def _part3(k, step, correction_w0, correction_b0, correction_w1, correction_b1, lam, x, grad_x, x_update, correction_h0, correction_h1, correction_out):
+def _part5(step, lam, x, grad_x, x_update, correction_h0):
     for b in range(x.shape[0]):
         # x_update = prox_x(x - step*grad_x, lam*step)
         step_0 = step[0]
@@ -257,9 +275,8 @@ def _part3(k, step, correction_w0, correction_b0, correction_w1, correction_b1, 
         for i in range(500):
             x_update[b, i] = prox_x(x[b, i] - step_0*grad_x[b, i], c1)
         # x = x_update + correction_k(x, grad_x)
-        correction(x[b], grad_x[b], correction_w0[k], correction_b0[k], correction_w1[k], correction_b1[k], correction_h0[b], correction_h1[b], correction_out[b])
-        for i in range(500):
-            x[b, i] = x_update[b, i] + correction_out[b, i]
+        correction_h0[b, 0:500] = x[b]
+        correction_h0[b, 500:1000] = grad_x[b]
 
 
 def _solve_blas(A, step, correction_w0, correction_b0, correction_w1, correction_b1, lam, y, x):
@@ -282,15 +299,23 @@ def _solve_blas(A, step, correction_w0, correction_b0, correction_w1, correction
     np.matmul(y, A, out=tmp0)
     # x_update = prox_x(-step*grad_x, lam*step)
     # x = x_update + correction_k(x, grad_x)
-    _part1(k, step, correction_w0, correction_b0, correction_w1, correction_b1, lam, x, grad_x, x_update, tmp0, correction_h0, correction_h1, correction_out)
+    _part1(step, lam, x, grad_x, x_update, tmp0, correction_h0)
+    np.matmul(correction_h0, correction_w0[k].T, out=correction_h1)
+    _part2(k, correction_b0, correction_h1)
+    np.matmul(correction_h1, correction_w1[k].T, out=correction_out)
+    _part3(k, correction_b1, x, x_update, correction_out)
     for k in range(1, LAYERS):
         # grad_x = A.T @ (A @ x - y)
         np.matmul(x, A.T, out=tmp4)
-        _part2(y, tmp4)
+        _part4(y, tmp4)
         np.matmul(tmp4, A, out=grad_x)
         # x_update = prox_x(x - step*grad_x, lam*step)
         # x = x_update + correction_k(x, grad_x)
-        _part3(k, step, correction_w0, correction_b0, correction_w1, correction_b1, lam, x, grad_x, x_update, correction_h0, correction_h1, correction_out)
+        _part5(step, lam, x, grad_x, x_update, correction_h0)
+        np.matmul(correction_h0, correction_w0[k].T, out=correction_h1)
+        _part2(k, correction_b0, correction_h1)
+        np.matmul(correction_h1, correction_w1[k].T, out=correction_out)
+        _part3(k, correction_b1, x, x_update, correction_out)
 
 
 

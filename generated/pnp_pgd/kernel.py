@@ -34,15 +34,6 @@ def dot(row, v):
     return acc
 
 @njit(cache=True, fastmath=True)
-def matvec(a, v, out):
-    """out = a @ v (rows of a are contiguous)."""
-    for i in range(a.shape[0]):
-        acc = out.dtype.type(0)
-        for j in range(a.shape[1]):
-            acc += a[i, j] * v[j]
-        out[i] = acc
-
-@njit(cache=True, fastmath=True)
 def matvec_t(a, v, out):
     """out = a.T @ v, accumulated row by row of a so memory is read in order."""
     out[:] = 0.0
@@ -66,27 +57,12 @@ def prox_x(v, threshold):
 
 
 @njit(cache=True)
-def prox_net(x_arg, w0, b0, w1, b1, hidden0, hidden1, out):
-    """learned part of the prox of x: D_k(v) = P(v) + N_k(v): dense layers 500 -> 128 -> 500,
-    relu. Writes `out`."""
-    # features: the inputs, flattened and concatenated
-    hidden0[0:500] = x_arg
-    matvec(w0, hidden0, hidden1)
-    for i in range(128):
-        hidden1[i] = max(hidden1[i] + b0[i], 0.0)
-    matvec(w1, hidden1, out)
-    for i in range(500):
-        out[i] = out[i] + b1[i]
-
-
-@njit(cache=True)
 def unrolled(A, step, prox_net_w0, prox_net_b0, prox_net_w1, prox_net_b1, lam, y, x):
     """All 16 layers for one sample; x receive(s) the result."""
     dtype = x.dtype
     grad_x = np.empty((500,), dtype)  # gradient of the smooth part at the current point
     x_arg = np.empty((500,), dtype)  # the argument of the learned prox
     tmp0 = np.empty((500,), dtype)  # A.T @ y
-    prox_net_h0 = np.empty((500,), dtype)  # prox_net: layer 0 activations
     prox_net_h1 = np.empty((128,), dtype)  # prox_net: layer 1 activations
     prox_net_out = np.empty((500,), dtype)  # prox_net: output
     tmp4 = np.empty((250,), dtype)  # A @ x - y
@@ -105,7 +81,10 @@ def unrolled(A, step, prox_net_w0, prox_net_b0, prox_net_w1, prox_net_b1, lam, y
     for i in range(500):
         x[i] = prox_x(x_arg[i], c1)
     # x = x + prox_net_k(x_arg)
-    prox_net(x_arg, prox_net_w0[0], prox_net_b0[0], prox_net_w1[0], prox_net_b1[0], prox_net_h0, prox_net_h1, prox_net_out)
+    for i in range(128):
+        prox_net_h1[i] = max(dot(prox_net_w0[0, i], x_arg) + prox_net_b0[0, i], 0.0)
+    for i in range(500):
+        prox_net_out[i] = dot(prox_net_w1[0, i], prox_net_h1) + prox_net_b1[0, i]
     for i in range(500):
         x[i] = x[i] + prox_net_out[i]
     for k in range(1, LAYERS):
@@ -122,13 +101,30 @@ def unrolled(A, step, prox_net_w0, prox_net_b0, prox_net_w1, prox_net_b1, lam, y
         for i in range(500):
             x[i] = prox_x(x_arg[i], c1)
         # x = x + prox_net_k(x_arg)
-        prox_net(x_arg, prox_net_w0[0], prox_net_b0[0], prox_net_w1[0], prox_net_b1[0], prox_net_h0, prox_net_h1, prox_net_out)
+        for i in range(128):
+            prox_net_h1[i] = max(dot(prox_net_w0[0, i], x_arg) + prox_net_b0[0, i], 0.0)
+        for i in range(500):
+            prox_net_out[i] = dot(prox_net_w1[0, i], prox_net_h1) + prox_net_b1[0, i]
         for i in range(500):
             x[i] = x[i] + prox_net_out[i]
 
 
 @njit(parallel=True, cache=True, fastmath=True)
-def _rows0(A, y, x, tmp4):
+def _rows0(prox_net_w0, prox_net_b0, x_arg, prox_net_h1):
+    """128 rows shared among the threads (one sample)."""
+    for i in prange(128):
+        prox_net_h1[i] = max(dot(prox_net_w0[0, i], x_arg) + prox_net_b0[0, i], 0.0)
+
+
+@njit(parallel=True, cache=True, fastmath=True)
+def _rows1(prox_net_w1, prox_net_b1, prox_net_h1, prox_net_out):
+    """500 rows shared among the threads (one sample)."""
+    for i in prange(500):
+        prox_net_out[i] = dot(prox_net_w1[0, i], prox_net_h1) + prox_net_b1[0, i]
+
+
+@njit(parallel=True, cache=True, fastmath=True)
+def _rows2(A, y, x, tmp4):
     """250 rows shared among the threads (one sample)."""
     for i in prange(250):
         tmp4[i] = dot(A[i], x) - y[i]
@@ -141,7 +137,6 @@ def unrolled_one(A, step, prox_net_w0, prox_net_b0, prox_net_w1, prox_net_b1, la
     grad_x = np.empty((500,), dtype)  # gradient of the smooth part at the current point
     x_arg = np.empty((500,), dtype)  # the argument of the learned prox
     tmp0 = np.empty((500,), dtype)  # A.T @ y
-    prox_net_h0 = np.empty((500,), dtype)  # prox_net: layer 0 activations
     prox_net_h1 = np.empty((128,), dtype)  # prox_net: layer 1 activations
     prox_net_out = np.empty((500,), dtype)  # prox_net: output
     tmp4 = np.empty((250,), dtype)  # A @ x - y
@@ -160,12 +155,13 @@ def unrolled_one(A, step, prox_net_w0, prox_net_b0, prox_net_w1, prox_net_b1, la
     for i in range(500):
         x[i] = prox_x(x_arg[i], c1)
     # x = x + prox_net_k(x_arg)
-    prox_net(x_arg, prox_net_w0[0], prox_net_b0[0], prox_net_w1[0], prox_net_b1[0], prox_net_h0, prox_net_h1, prox_net_out)
+    _rows0(prox_net_w0, prox_net_b0, x_arg, prox_net_h1)
+    _rows1(prox_net_w1, prox_net_b1, prox_net_h1, prox_net_out)
     for i in range(500):
         x[i] = x[i] + prox_net_out[i]
     for k in range(1, LAYERS):
         # grad_x = A.T @ (A @ x - y)
-        _rows0(A, y, x, tmp4)
+        _rows2(A, y, x, tmp4)
         matvec_t(A, tmp4, grad_x)
         # x_arg = x - step*grad_x
         step_k = step[k]
@@ -176,7 +172,8 @@ def unrolled_one(A, step, prox_net_w0, prox_net_b0, prox_net_w1, prox_net_b1, la
         for i in range(500):
             x[i] = prox_x(x_arg[i], c1)
         # x = x + prox_net_k(x_arg)
-        prox_net(x_arg, prox_net_w0[0], prox_net_b0[0], prox_net_w1[0], prox_net_b1[0], prox_net_h0, prox_net_h1, prox_net_out)
+        _rows0(prox_net_w0, prox_net_b0, x_arg, prox_net_h1)
+        _rows1(prox_net_w1, prox_net_b1, prox_net_h1, prox_net_out)
         for i in range(500):
             x[i] = x[i] + prox_net_out[i]
 
@@ -227,7 +224,7 @@ def _solve_batch(A, step, prox_net_w0, prox_net_b0, prox_net_w1, prox_net_b1, la
 
 
 @njit(cache=True, fastmath=True)
-def _part0(k, step, prox_net_w0, prox_net_b0, prox_net_w1, prox_net_b1, lam, x, grad_x, x_arg, tmp0, prox_net_h0, prox_net_h1, prox_net_out):
+def _part0(k, step, lam, x, grad_x, x_arg, tmp0):
     for b in range(x.shape[0]):
         # grad_x = -A.T @ y
         for i in range(500):
@@ -240,14 +237,28 @@ def _part0(k, step, prox_net_w0, prox_net_b0, prox_net_w1, prox_net_b1, lam, x, 
         c1 = lam*step[k]
         for i in range(500):
             x[b, i] = prox_x(x_arg[b, i], c1)
+
+
+@njit(cache=True, fastmath=True)
+def _part1(prox_net_b0, prox_net_h1):
+    for b in range(prox_net_h1.shape[0]):
         # x = x + prox_net_k(x_arg)
-        prox_net(x_arg[b], prox_net_w0[0], prox_net_b0[0], prox_net_w1[0], prox_net_b1[0], prox_net_h0[b], prox_net_h1[b], prox_net_out[b])
+        for i in range(128):
+            prox_net_h1[b, i] = max(prox_net_h1[b, i] + prox_net_b0[0, i], 0.0)
+
+
+@njit(cache=True, fastmath=True)
+def _part2(prox_net_b1, x, prox_net_out):
+    for b in range(x.shape[0]):
+        # x = x + prox_net_k(x_arg)
+        for i in range(500):
+            prox_net_out[b, i] = prox_net_out[b, i] + prox_net_b1[0, i]
         for i in range(500):
             x[b, i] = x[b, i] + prox_net_out[b, i]
 
 
 @njit(cache=True, fastmath=True)
-def _part1(y, tmp4):
+def _part3(y, tmp4):
     for b in range(y.shape[0]):
         # grad_x = A.T @ (A @ x - y)
         for i in range(250):
@@ -255,7 +266,7 @@ def _part1(y, tmp4):
 
 
 @njit(cache=True, fastmath=True)
-def _part2(k, step, prox_net_w0, prox_net_b0, prox_net_w1, prox_net_b1, lam, x, grad_x, x_arg, prox_net_h0, prox_net_h1, prox_net_out):
+def _part4(k, step, lam, x, grad_x, x_arg):
     for b in range(x.shape[0]):
         # x_arg = x - step*grad_x
         step_k = step[k]
@@ -265,10 +276,6 @@ def _part2(k, step, prox_net_w0, prox_net_b0, prox_net_w1, prox_net_b1, lam, x, 
         c1 = lam*step[k]
         for i in range(500):
             x[b, i] = prox_x(x_arg[b, i], c1)
-        # x = x + prox_net_k(x_arg)
-        prox_net(x_arg[b], prox_net_w0[0], prox_net_b0[0], prox_net_w1[0], prox_net_b1[0], prox_net_h0[b], prox_net_h1[b], prox_net_out[b])
-        for i in range(500):
-            x[b, i] = x[b, i] + prox_net_out[b, i]
 
 
 def _solve_blas(A, step, prox_net_w0, prox_net_b0, prox_net_w1, prox_net_b1, lam, y, x):
@@ -280,7 +287,6 @@ def _solve_blas(A, step, prox_net_w0, prox_net_b0, prox_net_w1, prox_net_b1, lam
     grad_x = np.empty((batch, 500), dtype)  # gradient of the smooth part at the current point
     x_arg = np.empty((batch, 500), dtype)  # the argument of the learned prox
     tmp0 = np.empty((batch, 500), dtype)  # A.T @ y
-    prox_net_h0 = np.empty((batch, 500), dtype)  # prox_net: layer 0 activations
     prox_net_h1 = np.empty((batch, 128), dtype)  # prox_net: layer 1 activations
     prox_net_out = np.empty((batch, 500), dtype)  # prox_net: output
     tmp4 = np.empty((batch, 250), dtype)  # A @ x - y
@@ -291,16 +297,24 @@ def _solve_blas(A, step, prox_net_w0, prox_net_b0, prox_net_w1, prox_net_b1, lam
     # x_arg = -step*grad_x
     # x = prox_x(x_arg, lam*step)
     # x = x + prox_net_k(x_arg)
-    _part0(k, step, prox_net_w0, prox_net_b0, prox_net_w1, prox_net_b1, lam, x, grad_x, x_arg, tmp0, prox_net_h0, prox_net_h1, prox_net_out)
+    _part0(k, step, lam, x, grad_x, x_arg, tmp0)
+    np.matmul(x_arg, prox_net_w0[0].T, out=prox_net_h1)
+    _part1(prox_net_b0, prox_net_h1)
+    np.matmul(prox_net_h1, prox_net_w1[0].T, out=prox_net_out)
+    _part2(prox_net_b1, x, prox_net_out)
     for k in range(1, LAYERS):
         # grad_x = A.T @ (A @ x - y)
         np.matmul(x, A.T, out=tmp4)
-        _part1(y, tmp4)
+        _part3(y, tmp4)
         np.matmul(tmp4, A, out=grad_x)
         # x_arg = x - step*grad_x
         # x = prox_x(x_arg, lam*step)
         # x = x + prox_net_k(x_arg)
-        _part2(k, step, prox_net_w0, prox_net_b0, prox_net_w1, prox_net_b1, lam, x, grad_x, x_arg, prox_net_h0, prox_net_h1, prox_net_out)
+        _part4(k, step, lam, x, grad_x, x_arg)
+        np.matmul(x_arg, prox_net_w0[0].T, out=prox_net_h1)
+        _part1(prox_net_b0, prox_net_h1)
+        np.matmul(prox_net_h1, prox_net_w1[0].T, out=prox_net_out)
+        _part2(prox_net_b1, x, prox_net_out)
 
 
 

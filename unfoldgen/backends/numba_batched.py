@@ -118,8 +118,8 @@ class BatchedLowering:
         are read at an entry, a fill, or a copy of one sample's array."""
         if isinstance(statement, Fill):
             return True
-        if isinstance(statement, Copy):
-            return statement.source.name in self.sample_names and statement.source.layer is None
+        if isinstance(statement, Copy):  # a whole sample's array (a span flattens it: batch first)
+            return statement.source.name in self.sample_names and statement.source.layer is None and statement.span is None
         if not isinstance(statement, Loop):
             return False
         refs = [f for f in statement.value if isinstance(f, Ref) and f.name in self.sample_names]
@@ -138,7 +138,7 @@ class BatchedLowering:
                     lines.append(product)
                     continue
                 if part is None:
-                    part = Part(f"_part{len(self.parts)}")
+                    part = Part(f"_part{len(self.parts)}")  # numbered in order; a repeat is dropped at close
                     self.parts.append(part)
                 if step.comment and f"# {step.comment}" not in part.lines:
                     part.lines.append(f"# {step.comment}")
@@ -156,7 +156,10 @@ class BatchedLowering:
             return
         part.arguments = [name for name in [self.layer, *self.arguments] if name in part.reads]
         part.batch_source = next(name for name in part.arguments if name in self.sample_names)
-        lines.append(f"{part.name}({', '.join(part.arguments)})")
+        same = next(p for p in self.parts if p.lines == part.lines and p.arguments == part.arguments)
+        if same is not part:  # the same statements in the first layer and in the layer loop: one function
+            self.parts.remove(part)
+        lines.append(f"{same.name}({', '.join(same.arguments)})")
 
     def shared_weight(self, statement: Statement) -> bool:
         """``out = W @ v`` (or ``W.T @ v``) with ``W`` shared by the samples: one BLAS product."""

@@ -75,7 +75,7 @@ def _prox_lines(prox: ProxOperator, g: Spelling) -> list[str]:
 
 def _networks(program: Program, g: Spelling) -> list[dict[str, object]]:
     functions = []
-    for network in program.networks:
+    for network in (n for n in program.networks if n.kind != "mlp"):  # dense layers are the kernel's own statements
         inputs = [(i.name, program.tensor_shape(i.name)) for i in program.network_inputs(network)]
         functions.append(network_function(network, inputs, g))
     return functions
@@ -152,11 +152,15 @@ class ParallelRows:
         used = reads(statement) | _scales(statement, self.sample)
         if work < PARALLEL_MIN_WORK or used & PARFOR_NAMES:  # a spec name Numba's parfor code binds: serial
             return
-        name = f"_rows{len(self.functions)}"
         arguments = [a for a in [self.layer, *self.arguments] if a in used]
-        self.functions.append({"name": name, "arguments": arguments, "rows": statement.loop.shape[0],
-                               "lines": row_loop_lines(statement, self.sample, self.sample.g.prange)})
-        self.calls[id(statement)] = f"{name}({', '.join(arguments)})"
+        lines = row_loop_lines(statement, self.sample, self.sample.g.prange)
+        # the same loop in the first layer and in the layer loop (a network's layers): one function
+        same = next((f for f in self.functions if f["lines"] == lines and f["arguments"] == arguments), None)
+        if same is None:
+            same = {"name": f"_rows{len(self.functions)}", "arguments": arguments, "rows": statement.loop.shape[0],
+                    "lines": lines}
+            self.functions.append(same)
+        self.calls[id(statement)] = f"{same['name']}({', '.join(arguments)})"
 
     def lines(self, statement: Statement, sample: Sample) -> list[str]:
         call = self.calls.get(id(statement))

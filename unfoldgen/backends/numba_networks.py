@@ -1,19 +1,21 @@
-"""The Numba functions that run the networks of paradigms 3 and 4, one sample at a time.
+"""The networks of paradigms 3 and 4 in the Numba kernel.
 
-Each network becomes one ``@njit`` function taking its inputs, its weights for the current
-layer, and buffers allocated once per sample by the kernel: dense layers are ``matvec`` into a
-buffer plus a bias-and-activation loop; 3x3 convolutions (zero padding) are direct loops
-(``conv3x3`` in the kernel) over a zero-bordered copy of their input, made at each call.
+A dense network is no function of its own: the lowering writes its layers as the kernel's
+products and loops (``NumbaLowering.dense_layers``), so one sample fuses each layer into a
+pass over the weight rows and a batch runs each layer as one BLAS product. A convolutional
+network becomes one ``@njit`` function taking its input, its weights for the current layer,
+and buffers allocated once per sample by the kernel: 3x3 convolutions (zero padding) are
+direct loops (``conv3x3`` in the kernel) over a zero-bordered copy of their input.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from unfoldgen.backends.common import Locals
 from unfoldgen.backends.hygiene import Spelling
+from unfoldgen.backends.numba_statements import Code
 from unfoldgen.ir.program import Network
 
 NUMBA_ACTIVATIONS = {"relu": "max({value}, 0.0)", "tanh": "{math}.tanh({value})", "softplus": "{softplus}({value})"}
@@ -26,8 +28,9 @@ class NetworkCode:
 
 
 def network_products(network: Network) -> tuple[str, ...]:
-    """The loop helpers of templates/numba_products.py.j2 the network's function calls."""
-    return ("matvec",) if network.kind == "mlp" else ("pad_flat",)
+    """The loop helpers of templates/numba_products.py.j2 the network's function calls (a
+    dense network has no function: its layers are the kernel's own products and loops)."""
+    return () if network.kind == "mlp" else ("pad_flat",)
 
 
 def network_call(network: Network) -> NetworkCode:
@@ -46,29 +49,10 @@ def _mlp(network: Network) -> NetworkCode:
     return NetworkCode(buffers, _weights(network))
 
 
-def mlp_lines(network: Network, inputs: list[tuple[str, tuple[int, ...]]], g: Spelling) -> list[str]:
-    """Body of the dense network: features, then ``h <- act(W h + b)`` per layer."""
-    local = Locals(name for name, _ in inputs)
-    i = local("i")
-    lines = ["# features: the inputs, flattened and concatenated"]
-    offset = 0
-    for name, shape in inputs:
-        if len(shape) == 1:
-            lines.append(f"{local('hidden0')}[{offset}:{offset + shape[0]}] = {name}")
-        else:
-            lines += [f"for {i} in {g.range}({shape[0]}):",
-                      f"    {local('hidden0')}[{offset} + {i}*{shape[1]}:{offset} + ({i} + 1)*{shape[1]}] = {name}[{i}]"]
-        offset += math.prod(shape)
-    activation = NUMBA_ACTIVATIONS[network.activation]
-    for layer in range(network.depth):
-        source = local(f"hidden{layer}")
-        target = local(f"hidden{layer + 1}") if layer < network.depth - 1 else local("out")
-        lines.append(f"{g.matvec}({local(f'w{layer}')}, {source}, {target})")
-        value = f"{target}[{i}] + {local(f'b{layer}')}[{i}]"
-        if layer < network.depth - 1:
-            value = g.format(activation, value=value)
-        lines += [f"for {i} in {g.range}({network.sizes[layer + 1]}):", f"    {target}[{i}] = {value}"]
-    return lines
+def activation(name: str, value: Code, g: Spelling) -> Code:
+    """``value`` through the activation ``name`` (code fragments, for a loop's value)."""
+    before, after = g.format(NUMBA_ACTIVATIONS[name], value="\0").split("\0")
+    return (before, *value, after)
 
 
 def _cnn(network: Network) -> NetworkCode:
@@ -97,13 +81,12 @@ def cnn_lines(network: Network, inputs: list[tuple[str, tuple[int, ...]]], g: Sp
 
 
 def network_function(network: Network, inputs: list[tuple[str, tuple[int, ...]]], g: Spelling) -> dict[str, object]:
-    """What the kernel template needs to emit the network's function."""
+    """What the kernel template needs to emit a convolutional network's function."""
     code = network_call(network)
     local = Locals(name for name, _ in inputs)
     hidden = [local(f"hidden{i}") for i in range(network.depth)]
     arguments = [name for name, _ in inputs] + [local(w) for w in code.signature] + hidden + [local("out")]
-    lines = mlp_lines(network, inputs, g) if network.kind == "mlp" else cnn_lines(network, inputs, g)
     sizes = " -> ".join(map(str, network.sizes))
-    kind = "dense layers" if network.kind == "mlp" else "3x3 convolutions, channels"
-    return {"name": network.name, "arguments": arguments, "lines": lines,
-            "doc": f"{network.description}: {kind} {sizes}, {network.activation}. Writes `{local('out')}`."}
+    return {"name": network.name, "arguments": arguments, "lines": cnn_lines(network, inputs, g),
+            "doc": f"{network.description}: 3x3 convolutions, channels {sizes}, {network.activation}. "
+                   f"Writes `{local('out')}`."}

@@ -117,8 +117,14 @@ class Loop:
 
 @dataclass(frozen=True)
 class Copy:
+    """``target[:] = source``; with ``span`` (start, stop), ``source`` into
+    ``target[start:stop]`` (a dense network's features: its inputs, one after another),
+    flattened where ``flatten`` (a matrix)."""
+
     target: str
     source: Ref
+    span: tuple[int, int] | None = None
+    flatten: bool = False
 
 
 @dataclass(frozen=True)
@@ -273,6 +279,11 @@ def _code_reads(code: Code) -> set[str]:
 
 def statement_lines(statement: Statement, sample: Sample = ONE_SAMPLE) -> list[str]:
     """The source lines of one statement."""
+    if isinstance(statement, Copy) and statement.span is not None:
+        start, stop = statement.span
+        target = sample.ref(Ref(statement.target, subscript=(f"{start}:{stop}",)))
+        flat = f".reshape({stop - start})" if statement.flatten else ""
+        return [f"{target} = {sample.ref(statement.source)}{flat}"]
     if isinstance(statement, (Copy, Fill)):
         value = sample.ref(statement.source) if isinstance(statement, Copy) else statement.value
         return [f"{sample.ref(Ref(statement.target, subscript=(':',)))} = {value}"]
