@@ -147,6 +147,38 @@ def test_performance_page_checks_the_targets_from_the_json() -> None:
     assert "16 starts and joins per sample" in text
     assert "250 us at batch 1 with 1.1 us a region; 266 us at batch 1 with 2.5 us a region" in text
     assert "An empty region" not in page({"lista_1thread": slow | {"threads": 1, "kernel_processes": processes}})
+    shared = slow | {"kernel_batch_profile": slow["kernel_batch_profile"] | {"blas_ms": 5.0, "compiled_loops_ms": 20.0,
+                                                                            "shares": 2}}
+    text = page({"lista_2thread": shared})
+    assert "its samples in 2 shares, one per thread, each with one BLAS thread: the busiest thread's share" in text
+    assert "each thread's over its own share of the samples" in text and "spinning" not in text
+
+
+def test_the_batch_profile_times_the_busiest_share(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where a batch runs one share of its samples per thread, the profile counts each thread's
+    products and loops apart and reports the busiest thread's, with the number of shares."""
+    import numba
+
+    from tests.conftest import variant
+    from unfoldgen.benchmark.worker import batch_breakdown
+
+    if numba.config.NUMBA_NUM_THREADS < 2:  # one core: no shares
+        return
+    built = variant("fista_lasso", tmp_path, dims={"m": 8, "n": 12}, layers=3)
+    params = built.model.Unfolded(A=np.random.default_rng(0).standard_normal((8, 12))).kernel_params()
+    inputs = {"y": np.random.default_rng(1).standard_normal((32, 8))}
+    whole = batch_breakdown(built.kernel, params, inputs)
+    assert whole is not None and whole["shares"] == 1 and whole["python_ms"] >= 0
+    monkeypatch.setattr(built.kernel, "SPLIT_MIN_FLOPS", 0)
+    threads = numba.get_num_threads()
+    numba.set_num_threads(2)
+    try:
+        shared = batch_breakdown(built.kernel, params, inputs)
+    finally:
+        numba.set_num_threads(threads)
+    assert shared is not None and shared["shares"] == 2
+    assert shared["calls"] == whole["calls"]  # one share makes the same calls as the whole batch
+    assert shared["blas_ms"] + shared["compiled_loops_ms"] <= shared["total_ms"]
 
 
 

@@ -189,3 +189,60 @@ def test_a_loop_over_a_matrix_runs_once_over_its_entries_where_every_array_is_re
         assert nested[:2] == ["for i in range(4):", "    for j in range(6):"], other
     batched = statement_lines(_image_loop(Ref("Y", subscript=("i", "j"))), Sample(index="b", arrays=frozenset({"X", "Y"})))
     assert batched[:2] == ["for i in range(4):", "    for j in range(6):"]  # the batch's loops index the sample
+
+
+def test_a_large_blas_batch_runs_one_share_per_thread_with_one_blas_thread(tmp_path, rng, monkeypatch) -> None:
+    """From SPLIT_MIN_FLOPS on, with more than one Numba thread, the BLAS path runs one share
+    of the samples per thread (``_solve_blas_shares``), each through ``_solve_blas`` on its own
+    thread with BLAS held to one thread; the result equals the whole batch's and the module's,
+    in float64 and float32, for batch-first (FISTA) and batch-last (LISTA) layouts. BLAS has its
+    threads back afterwards; without threadpoolctl the whole batch runs as before."""
+    import importlib.util
+    import threading
+
+    from threadpoolctl import threadpool_info
+
+    from tests.test_backends_agree import assert_backends_agree, solve_through_blas
+
+    if numba.config.NUMBA_NUM_THREADS < 2:  # the machine has one core: nothing to share
+        return
+    find_spec, threads = importlib.util.find_spec, numba.get_num_threads()
+    numba.set_num_threads(2)
+    shares: list[tuple[int, int]] = []  # the thread and the samples of each _solve_blas call
+
+    def blas_threads() -> list[int]:
+        return [info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas"]
+
+    for spec, dims in (("fista_lasso", {"m": 8, "n": 12}), ("lista_small", {"m": 250, "n": 254})):
+        built = variant(spec, tmp_path / spec, dims=dims, layers=3)
+        kernel = built.kernel
+        constants = {name: rng.standard_normal(shape) / 3 for name, shape in built.program.constants.items()}
+        params = built.model.Unfolded(**constants, dtype=torch.float64).kernel_params()
+        y = rng.standard_normal((21, dims["m"]))
+        whole = solve_through_blas(kernel, params, {"y": y})["x"]  # below SPLIT_MIN_FLOPS: one share
+        shares.clear()
+        before = blas_threads()
+        solve_blas = kernel._solve_blas
+
+        def recorded(*arguments, solve_blas=solve_blas):
+            shares.append((threading.get_ident(), arguments[-1].shape[0]))
+            return solve_blas(*arguments)
+
+        monkeypatch.setattr(kernel, "_solve_blas", recorded)
+        monkeypatch.setattr(kernel, "SPLIT_MIN_FLOPS", 0)
+        split = solve_through_blas(kernel, params, {"y": y})["x"]
+        assert sorted(size for _, size in shares) == [10, 11] and len({thread for thread, _ in shares}) == 2
+        assert relative(split, whole) < 1e-12
+        assert blas_threads() == before
+        monkeypatch.setattr(kernel, "_solve_blas", solve_blas)
+        monkeypatch.setattr(kernel, "BLAS_MIN_BATCH", 1)
+        assert_backends_agree(built, rng, batch=6)  # the module, float64 and float32, through the shares
+        shares.clear()
+        monkeypatch.setattr(kernel, "_solve_blas", recorded)
+        monkeypatch.setattr(kernel, "_POOL", [])
+        monkeypatch.setattr(importlib.util, "find_spec", lambda name, *rest: None if name == "threadpoolctl" else find_spec(name))
+        assert relative(kernel.solve(params, y=y)["x"], whole) < 1e-12
+        assert [size for _, size in shares] == [21]
+        monkeypatch.undo()
+    numba.set_num_threads(threads)
+

@@ -143,7 +143,6 @@ def _solve_batch(M, dual_step, primal_step, lam, Y, X):
         unrolled(M, dual_step, primal_step, lam, Y[b], X[b])
 
 
-
 def _checked_inputs(inputs, batched, scanned=True):
     """The inputs by name, as contiguous arrays of one floating dtype (the first input's, or
     float64), after checking their names, shapes and (where ``scanned``) values. Numba does not

@@ -7,6 +7,10 @@ large one shares its samples among the threads), ``solve_one(params, **inputs)``
 are both supported: the params are cast to the inputs' dtype. The layers' buffers are
 allocated once per sample, outside the layer loop."""
 
+import importlib.util
+import threading
+
+import numba
 import numpy as np
 from numba import njit, prange
 
@@ -21,6 +25,9 @@ SAMPLE_FLOPS = 2055000
 SHARED_MIN_FLOPS = 1 << 20
 # Batches from this size on take the BLAS path (_solve_blas); smaller ones run per sample.
 BLAS_MIN_BATCH = 16
+# A BLAS batch of at least SPLIT_MIN_FLOPS runs as one share of its samples per thread, each
+# share through _solve_blas with BLAS held to one thread (threadpoolctl, where importable).
+SPLIT_MIN_FLOPS = 1 << 27
 
 
 @njit(cache=True, fastmath=True)
@@ -120,7 +127,7 @@ def _solve_batch(A, step, lam, y, x):
         unrolled(A, step, lam, y[b], x[b])
 
 
-@njit(cache=True, fastmath=True)
+@njit(cache=True, fastmath=True, nogil=True)
 def _part0(step, lam, x, grad_x, tmp0):
     for b in range(x.shape[0]):
         # grad_x = -A.T @ y
@@ -133,7 +140,7 @@ def _part0(step, lam, x, grad_x, tmp0):
             x[b, i] = prox_x(c0*grad_x[b, i], c1)
 
 
-@njit(cache=True, fastmath=True)
+@njit(cache=True, fastmath=True, nogil=True)
 def _part1(y, tmp1):
     for b in range(y.shape[0]):
         # grad_x = A.T @ (A @ x - y)
@@ -141,7 +148,7 @@ def _part1(y, tmp1):
             tmp1[b, i] = tmp1[b, i] - y[b, i]
 
 
-@njit(cache=True, fastmath=True)
+@njit(cache=True, fastmath=True, nogil=True)
 def _part2(step, lam, x, grad_x):
     for b in range(x.shape[0]):
         # x = prox_x(x - step*grad_x, lam*step)
@@ -153,8 +160,9 @@ def _part2(step, lam, x, grad_x):
 
 def _solve_blas(A, step, lam, y, x):
     """All 100 layers for a batch: the products with shared weights are BLAS matrix
-    products over the batch (np.matmul, on all threads); the rest runs in compiled loops over
-    the samples, serially, so they do not fight BLAS's spinning threads for the cores."""
+    products over the batch (np.matmul); the rest runs in compiled loops over the samples,
+    serially, so they do not fight BLAS's spinning threads for the cores (a large batch
+    runs one share per thread instead, each with one BLAS thread: _solve_blas_shares)."""
     batch = y.shape[0]
     dtype = x.dtype
     grad_x = np.empty((batch, 100), dtype)  # gradient of the smooth part at the current point
@@ -174,6 +182,52 @@ def _solve_blas(A, step, lam, y, x):
         # x = prox_x(x - step*grad_x, lam*step)
         _part2(step, lam, x, grad_x)
 
+
+_POOL = []  # (threads, an executor of the others, threadpoolctl's controller), made at the first large batch
+_SPLITTING = threading.Lock()  # held by the batch that is running in shares
+
+
+def _solve_blas_shares(shared, samples):
+    """_solve_blas on one contiguous share of the samples per thread, each share with BLAS held
+    to one thread: the compiled parts then run on every core, where between the products of a
+    whole batch they run on one (in parallel there, they would fight BLAS's spinning threads).
+    np.matmul and the parts release the GIL. ``shared``: the params; ``samples``: the inputs and
+    outputs, batch first. Returns False, having run nothing, with one thread, without
+    threadpoolctl, or while another thread's batch runs in shares (two would interleave
+    threadpoolctl's limits, and could leave BLAS on one thread)."""
+    threads = numba.get_num_threads()
+    if threads < 2 or not _SPLITTING.acquire(blocking=False):
+        return False
+    try:
+        return _in_shares(threads, shared, samples)
+    finally:
+        _SPLITTING.release()
+
+
+def _in_shares(threads, shared, samples):
+    """_solve_blas_shares under its lock: the threads and the BLAS controller, made once per
+    thread count (the controller scans the loaded libraries), then the shares."""
+    if not _POOL or _POOL[0][0] != threads:
+        if importlib.util.find_spec("threadpoolctl") is None:
+            return False
+        from concurrent.futures import ThreadPoolExecutor
+
+        from threadpoolctl import ThreadpoolController
+
+        for _, executor, _ in _POOL:
+            executor.shutdown(wait=False)
+        _POOL[:] = [(threads, ThreadPoolExecutor(threads - 1), ThreadpoolController())]
+    _, executor, controller = _POOL[0]
+    batch = samples[0].shape[0]
+    shares = [[array[batch * share // threads:batch * (share + 1) // threads] for array in samples] for share in range(threads)]
+    with controller.limit(limits=1, user_api="blas"):
+        others = [executor.submit(_solve_blas, *shared, *share) for share in shares[1:]]
+        try:
+            _solve_blas(*shared, *shares[0])  # the first share on the calling thread
+        finally:
+            for other in others:
+                other.result()
+    return True
 
 
 def _checked_inputs(inputs, batched, scanned=True):
@@ -256,7 +310,9 @@ def solve(params, **inputs):
     outputs = {name: np.empty((batch,) + shape, dtype) for name, shape in OUTPUT_SHAPES.items()}
     run = _solve_batch if batch * SAMPLE_FLOPS >= SHARED_MIN_FLOPS else _solve_samples
     run = _solve_blas if batch >= BLAS_MIN_BATCH else run
-    run(*_checked_params(params, dtype).values(), *arrays.values(), *outputs.values())
+    shared, samples = list(_checked_params(params, dtype).values()), [*arrays.values(), *outputs.values()]
+    if not (run is _solve_blas and batch * SAMPLE_FLOPS >= SPLIT_MIN_FLOPS and _solve_blas_shares(shared, samples)):
+        run(*shared, *samples)
     return _checked_outputs(outputs)
 
 

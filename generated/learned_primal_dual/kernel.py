@@ -294,7 +294,6 @@ def _solve_batch(h, dual_step, primal_step, prox_net_X_dual_w0, prox_net_X_dual_
         unrolled(h, dual_step, primal_step, prox_net_X_dual_w0, prox_net_X_dual_b0, prox_net_X_dual_w1, prox_net_X_dual_b1, prox_net_X_dual_w2, prox_net_X_dual_b2, prox_net_w0, prox_net_b0, prox_net_w1, prox_net_b1, prox_net_w2, prox_net_b2, lam, Y[b], X[b])
 
 
-
 def _checked_inputs(inputs, batched, scanned=True):
     """The inputs by name, as contiguous arrays of one floating dtype (the first input's, or
     float64), after checking their names, shapes and (where ``scanned``) values. Numba does not

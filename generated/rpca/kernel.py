@@ -212,7 +212,6 @@ def _solve_batch(step_L, threshold_L, step_S, threshold_S, Y, L, S):
         unrolled(step_L, threshold_L, step_S, threshold_S, Y[b], L[b], S[b])
 
 
-
 def _checked_inputs(inputs, batched, scanned=True):
     """The inputs by name, as contiguous arrays of one floating dtype (the first input's, or
     float64), after checking their names, shapes and (where ``scanned``) values. Numba does not

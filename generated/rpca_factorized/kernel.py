@@ -294,7 +294,6 @@ def _solve_batch(zeta0, zeta, eta, Y, U, V, S):
         unrolled(zeta0, zeta, eta, Y[b], U[b], V[b], S[b])
 
 
-
 def _checked_inputs(inputs, batched, scanned=True):
     """The inputs by name, as contiguous arrays of one floating dtype (the first input's, or
     float64), after checking their names, shapes and (where ``scanned``) values. Numba does not

@@ -125,7 +125,6 @@ def _solve_batch(dual_step, primal_step, lam, y, x):
         unrolled(dual_step, primal_step, lam, y[b], x[b])
 
 
-
 def _checked_inputs(inputs, batched, scanned=True):
     """The inputs by name, as contiguous arrays of one floating dtype (the first input's, or
     float64), after checking their names, shapes and (where ``scanned``) values. Numba does not

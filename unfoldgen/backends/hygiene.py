@@ -45,6 +45,7 @@ MODULE_NAMES = frozenset({
     "SCALAR_PARAMS", "SEED", "SPEC_DTYPE", "SUPPORT", "Unfolded", "analytic_weight", "invert", "jacobi_svd", "svd_into", "lapack_svd",
     "_lapack_usable", "_one_blas_thread", "contextlib", "importlib", "SAMPLE_FLOPS", "SHARED_MIN_FLOPS",
     "_rows_in_parallel", "_one_sample", "all_finite", "_solve_samples", "_solve_batch", "_solve_blas",
+    "SPLIT_MIN_FLOPS", "_POOL", "_SPLITTING", "_solve_blas_shares", "_in_shares", "threading",
     "dot", "matmat", "matmat_nt", "matvec", "matvec_t", "soft_threshold_support", "unrolled_one", "solve", "solve_one", "svd_factor",
     "unrolled", "conv3x3", "add_shifted", "pad_flat", "crop_flat", "softplus", "WEIGHT_DTYPES", "float32_from_bits", "float32_from_half_bits", "intrinsic", "types", "ir",
     "dot_float16", "dot_bfloat16", "dot_int8", "dequantize_float16", "dequantize_bfloat16", "dequantize_int8",

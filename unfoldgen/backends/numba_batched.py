@@ -9,8 +9,9 @@ batched path runs its layer loop in Python: each such product is a ``np.matmul``
 own BLAS, on all threads), and each run of the other statements between two products is one
 ``@njit`` function looping over the samples ("parts"). Parts are serial on purpose: a
 parallel loop between two BLAS calls fights BLAS's spinning threads for the cores and ran
-10 to 100 times slower on two cores. A program with no such product keeps the per-sample
-kernel for batches too.
+10 to 100 times slower on two cores; a large batch is split instead into one share of the
+samples per thread, each with one BLAS thread (``_solve_blas_shares`` in the kernel
+template). A program with no such product keeps the per-sample kernel for batches too.
 
 When every other statement is elementwise (loops over entries, copies, fills) and every
 shared weight is large (:data:`BATCH_LAST_MIN_SIDE`), the batch goes on the *last* axis: a

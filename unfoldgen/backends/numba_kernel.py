@@ -296,6 +296,7 @@ def emit_numba_kernel(program: Program, folded: Mapping[str, np.ndarray] | None 
         first_one=[_code(step, one_sample, rows) for step in lowered.first],
         steps_one=[_code(step, one_sample, rows) for step in lowered.steps],
         batched=batched, blas_min_batch=BLAS_MIN_BATCH, layer_index=k, sample_index=b, batch=batch,
+        split=batched.uses_blas and not weights,  # low-precision weights: one float copy per call, not per share
         used=used_operators(program), prox_helpers=[h.template for h in prox_helpers(program)], linear_templates=linear_templates(program), support=program.support,
         networks=networks,
         proxes=[{"name": p.function_name, "args": argument_names(p), "definition": prox_definition(p),

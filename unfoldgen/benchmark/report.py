@@ -231,8 +231,10 @@ def _why_batched(report: dict[str, Any]) -> str:
     if not profile:
         return ("No product with shared weights, so no BLAS path: the batch runs one sample per thread through "
                 "the per-sample kernel. " + (_why_single(report) or "Its loops are written per sample."))
-    calls = profile["calls"]
-    measured = (f"Profile of one call at batch {profile['batch']} ({profile['total_ms']:.1f} ms): BLAS products "
+    calls, shares = profile["calls"], profile.get("shares", 1)
+    split = (f"; its samples in {shares} shares, one per thread, each with one BLAS thread: the busiest thread's "
+             "share" if shares > 1 else "")
+    measured = (f"Profile of one call at batch {profile['batch']} ({profile['total_ms']:.1f} ms{split}): BLAS products "
                 f"{profile['blas_ms']:.1f} ms ({calls['blas']} calls), compiled loops {profile['compiled_loops_ms']:.1f} ms "
                 f"({calls['compiled_loops']} calls), Python {profile['python_ms']:.1f} ms (the layer loop and the checks). ")
     largest = max(("blas_ms", "compiled_loops_ms", "python_ms"), key=lambda part: profile[part])
@@ -240,7 +242,9 @@ def _why_batched(report: dict[str, Any]) -> str:
         "blas_ms": (f"Most of it is numpy's BLAS ({calls['blas']} products of "
                     f"{1e3 * profile['blas_ms'] / max(calls['blas'], 1):.0f} us on average), which the fastest backend's "
                     "own matrix kernels beat on these shapes."),
-        "compiled_loops_ms": ("Most of it is the compiled loops between two BLAS products, which run on one thread: "
+        "compiled_loops_ms": ("Most of it is the compiled loops between two BLAS products, each thread's over its own "
+                              "share of the samples." if shares > 1 else
+                              "Most of it is the compiled loops between two BLAS products, which run on one thread: "
                               "run in parallel they contend with BLAS's spinning threads (7x slower, measured on "
                               "ALISTA), while onnxruntime and torch.compile run every operation on all threads."),
         "python_ms": ("Most of it is the layer loop in Python (Numba reaches BLAS only through SciPy, so the "

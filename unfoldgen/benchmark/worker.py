@@ -14,6 +14,7 @@ import json
 import os
 import statistics
 import sys
+import threading
 import time
 import types
 from collections.abc import Callable
@@ -97,11 +98,13 @@ def batch_breakdown(kernel: Any, params: dict[str, np.ndarray], inputs: dict[str
     """Where one call of the kernel's BLAS path spends its time: BLAS products (``np.matmul``),
     compiled loops (the ``_part*`` functions), and the rest (the layer loop in Python, the
     checks at the entry). Measured by wrapping those globals of the kernel's module with timers
-    for one call after warm-up; None where the batch does not take the BLAS path."""
+    for one call after warm-up; None where the batch does not take the BLAS path. Where the
+    call splits the samples into one share per thread (``_solve_blas_shares``), each thread's
+    time is its own: ``shares`` says how many ran, and the figures are the busiest thread's."""
     if not hasattr(kernel, "BLAS_MIN_BATCH") or next(iter(inputs.values())).shape[0] < kernel.BLAS_MIN_BATCH:
         return None
-    spent = {"blas": 0.0, "compiled_loops": 0.0}
-    calls = {"blas": 0, "compiled_loops": 0}
+    spent: dict[int, dict[str, float]] = {}
+    calls: dict[int, dict[str, int]] = {}
 
     def timed(function: Callable[..., Any], kind: str) -> Callable[..., Any]:
         def run(*args: Any, **kwargs: Any) -> Any:
@@ -109,8 +112,10 @@ def batch_breakdown(kernel: Any, params: dict[str, np.ndarray], inputs: dict[str
             try:
                 return function(*args, **kwargs)
             finally:
-                spent[kind] += time.perf_counter() - started
-                calls[kind] += 1
+                thread = threading.get_ident()
+                mine = spent.setdefault(thread, {"blas": 0.0, "compiled_loops": 0.0})
+                mine[kind] += time.perf_counter() - started
+                calls.setdefault(thread, {"blas": 0, "compiled_loops": 0})[kind] += 1
         return run
 
     numpy_module = kernel.np
@@ -129,9 +134,11 @@ def batch_breakdown(kernel: Any, params: dict[str, np.ndarray], inputs: dict[str
         kernel.np = numpy_module
         for name, part in parts.items():
             setattr(kernel, name, part)
-    return {"batch": next(iter(inputs.values())).shape[0], "total_ms": total * 1e3, "blas_ms": spent["blas"] * 1e3,
-            "compiled_loops_ms": spent["compiled_loops"] * 1e3,
-            "python_ms": (total - spent["blas"] - spent["compiled_loops"]) * 1e3, "calls": calls}
+    busiest = max(spent, key=lambda thread: sum(spent[thread].values()))
+    mine = spent[busiest]
+    return {"batch": next(iter(inputs.values())).shape[0], "total_ms": total * 1e3, "blas_ms": mine["blas"] * 1e3,
+            "compiled_loops_ms": mine["compiled_loops"] * 1e3,
+            "python_ms": (total - mine["blas"] - mine["compiled_loops"]) * 1e3, "calls": calls[busiest], "shares": len(spent)}
 
 
 def input_checks(model: Any, inputs: dict[str, np.ndarray], batches: list[int]) -> dict[str, float]:
