@@ -363,8 +363,8 @@ class NumbaLowering(Printer):
         """A dense network as statements: per layer, the product with its weights and a loop
         adding the bias (then the activation, but after the last layer). One sample fuses each
         pair into one pass over the weight rows; a batch runs each product as one BLAS product
-        of all the samples (a network called per sample read its weights once per sample: two
-        thirds of PnP-PGD's time at batch 256). ``buffers``: the features (the inputs, one after
+        of all the samples (a network called per sample read its weights once per sample: most
+        of PnP-PGD's time at batch 256). ``buffers``: the features (the inputs, one after
         another, where there are several or a matrix among them), each hidden layer, the output."""
         network, index = step.network, self.index_names[0]
         out: list[Statement] = []
