@@ -198,16 +198,26 @@ def test_a_large_blas_batch_runs_one_share_per_thread_with_one_blas_thread(tmp_p
     in float64 and float32, for batch-first (FISTA) and batch-last (LISTA) layouts. BLAS has its
     threads back afterwards; without threadpoolctl the whole batch runs as before."""
     import importlib.util
+
+    if numba.config.NUMBA_NUM_THREADS < 2:  # the machine has one core: nothing to share
+        return
+    find_spec, threads = importlib.util.find_spec, numba.get_num_threads()
+    numba.set_num_threads(2)
+    try:
+        _check_shares(tmp_path, rng, monkeypatch, find_spec)
+    finally:
+        numba.set_num_threads(threads)
+
+
+def _check_shares(tmp_path, rng, monkeypatch, find_spec) -> None:
+    """The checks of the test above, with two Numba threads (restored by the test)."""
+    import importlib.util
     import threading
 
     from threadpoolctl import threadpool_info
 
     from tests.test_backends_agree import assert_backends_agree, solve_through_blas
 
-    if numba.config.NUMBA_NUM_THREADS < 2:  # the machine has one core: nothing to share
-        return
-    find_spec, threads = importlib.util.find_spec, numba.get_num_threads()
-    numba.set_num_threads(2)
     shares: list[tuple[int, int]] = []  # the thread and the samples of each _solve_blas call
 
     def blas_threads() -> list[int]:
@@ -244,5 +254,4 @@ def test_a_large_blas_batch_runs_one_share_per_thread_with_one_blas_thread(tmp_p
         assert relative(kernel.solve(params, y=y)["x"], whole) < 1e-12
         assert [size for _, size in shares] == [21]
         monkeypatch.undo()
-    numba.set_num_threads(threads)
 

@@ -19,7 +19,7 @@ import sympy as sp
 from sympy.printing.printer import Printer
 
 from unfoldgen.backends.hygiene import Spelling, spelling
-from unfoldgen.backends.numba_networks import activation, network_call
+from unfoldgen.backends.numba_networks import activation, network_buffers
 from unfoldgen.backends.numba_statements import (
     Call,
     Code,
@@ -341,7 +341,7 @@ class NumbaLowering(Printer):
         """Run the network into its output buffer, then ``target = base + output``."""
         network = step.network
         layer = self.k if network.per_layer else "0"
-        buffers = [Buffer(name, shape, comment) for name, shape, comment in network_call(network).buffers]
+        buffers = [Buffer(name, shape, comment) for name, shape, comment in network_buffers(network)]
         names = {b.name for b in self.buffers}
         self.buffers += [b for b in buffers if b.name not in names]
         if network.kind == "mlp":

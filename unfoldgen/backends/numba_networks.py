@@ -10,9 +10,6 @@ direct loops (``conv3x3`` in the kernel) over a zero-bordered copy of their inpu
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
-
 from unfoldgen.backends.common import Locals
 from unfoldgen.backends.hygiene import Spelling
 from unfoldgen.backends.numba_statements import Code
@@ -21,10 +18,7 @@ from unfoldgen.ir.program import Network
 NUMBA_ACTIVATIONS = {"relu": "max({value}, 0.0)", "tanh": "{math}.tanh({value})", "softplus": "{softplus}({value})"}
 
 
-@dataclass(frozen=True)
-class NetworkCode:
-    buffers: Sequence[tuple[str, tuple[int, ...], str]]  # the last one receives the output
-    signature: list[str]
+Buffers = list[tuple[str, tuple[int, ...], str]]  # name, shape, comment; the last receives the output
 
 
 def network_products(network: Network) -> tuple[str, ...]:
@@ -33,7 +27,9 @@ def network_products(network: Network) -> tuple[str, ...]:
     return () if network.kind == "mlp" else ("pad_flat",)
 
 
-def network_call(network: Network) -> NetworkCode:
+def network_buffers(network: Network) -> Buffers:
+    """The buffers the kernel allocates once per sample for the network: each layer's input
+    (a dense network's first, its features, only where its inputs are copied there), the output."""
     return _mlp(network) if network.kind == "mlp" else _cnn(network)
 
 
@@ -41,12 +37,12 @@ def _weights(network: Network) -> list[str]:
     return [name for i in range(network.depth) for name in (f"w{i}", f"b{i}")]
 
 
-def _mlp(network: Network) -> NetworkCode:
+def _mlp(network: Network) -> Buffers:
     sizes = network.sizes
-    buffers = [(f"{network.name}_h{i}", (sizes[i],), f"{network.name}: layer {i} activations")
+    buffers: Buffers = [(f"{network.name}_h{i}", (sizes[i],), f"{network.name}: layer {i} activations")
                for i in range(network.depth)]
     buffers.append((f"{network.name}_out", (sizes[-1],), f"{network.name}: output"))
-    return NetworkCode(buffers, _weights(network))
+    return buffers
 
 
 def activation(name: str, value: Code, g: Spelling) -> Code:
@@ -55,12 +51,12 @@ def activation(name: str, value: Code, g: Spelling) -> Code:
     return (before, *value, after)
 
 
-def _cnn(network: Network) -> NetworkCode:
+def _cnn(network: Network) -> Buffers:
     rows, cols = network.output_shape
-    buffers = [(f"{network.name}_h{i}", (network.sizes[i], rows, cols), f"{network.name}: layer {i} channels")
+    buffers: Buffers = [(f"{network.name}_h{i}", (network.sizes[i], rows, cols), f"{network.name}: layer {i} channels")
                for i in range(network.depth)]
     buffers.append((f"{network.name}_out", (1, rows, cols), f"{network.name}: output"))
-    return NetworkCode(buffers, _weights(network))
+    return buffers
 
 
 def cnn_lines(network: Network, inputs: list[tuple[str, tuple[int, ...]]], g: Spelling) -> list[str]:
@@ -82,10 +78,9 @@ def cnn_lines(network: Network, inputs: list[tuple[str, tuple[int, ...]]], g: Sp
 
 def network_function(network: Network, inputs: list[tuple[str, tuple[int, ...]]], g: Spelling) -> dict[str, object]:
     """What the kernel template needs to emit a convolutional network's function."""
-    code = network_call(network)
     local = Locals(name for name, _ in inputs)
     hidden = [local(f"hidden{i}") for i in range(network.depth)]
-    arguments = [name for name, _ in inputs] + [local(w) for w in code.signature] + hidden + [local("out")]
+    arguments = [name for name, _ in inputs] + [local(w) for w in _weights(network)] + hidden + [local("out")]
     sizes = " -> ".join(map(str, network.sizes))
     return {"name": network.name, "arguments": arguments, "lines": cnn_lines(network, inputs, g),
             "doc": f"{network.description}: 3x3 convolutions, channels {sizes}, {network.activation}. "
