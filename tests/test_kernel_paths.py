@@ -7,7 +7,11 @@ the PyTorch module and the plain path."""
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import subprocess
+import sys
 
 import numba
 import numpy as np
@@ -255,3 +259,64 @@ def _check_shares(tmp_path, rng, monkeypatch, find_spec) -> None:
         assert [size for _, size in shares] == [21]
         monkeypatch.undo()
 
+
+
+POINTER_MODULES_IN_A_PROCESS = """
+import json, sys
+import numpy as np
+before, folder = sys.argv[1], sys.argv[2]
+if before == "scipy.linalg":
+    import scipy.linalg
+elif before == "no scipy":
+    sys.modules["scipy"] = None  # find_spec('scipy') is None, as where SciPy is not installed
+finders = list(sys.meta_path)
+sys.path.insert(0, folder)
+import kernel
+report = {name: name in sys.modules for name in ("scipy.linalg", *kernel.SCIPY_POINTER_MODULES)}
+report["new_finders"] = [type(f).__name__ for f in sys.meta_path if f not in finders]
+if before == "nothing":
+    Y = np.load(folder + "/Y.npy")
+    np.savez(folder + "/out.npz", **kernel.solve_one(dict(np.load(folder + "/params.npz")), Y=Y))
+    report["linalg_after_the_first_result"] = "scipy.linalg" in sys.modules
+    import scipy.linalg
+    import scipy.linalg.cython_blas
+    report["attached"] = (scipy.linalg.cython_blas is sys.modules["scipy.linalg.cython_blas"]
+                          and scipy.linalg.cython_lapack is sys.modules["scipy.linalg.cython_lapack"])
+    report["linalg_works"] = bool(np.allclose(scipy.linalg.svdvals(Y), np.linalg.svd(Y, compute_uv=False)))
+print(json.dumps(report))
+"""
+
+
+def test_the_kernel_loads_only_scipys_pointer_modules_and_a_later_scipy_linalg_gets_them(tmp_path, rng) -> None:
+    """Numba reaches BLAS and LAPACK through scipy.linalg.cython_blas/cython_lapack; the kernel
+    loads those two at import without running scipy.linalg (0.1 s of a cached start). The
+    LAPACK SVD then runs through them, scipy.linalg stays unimported until the user imports it,
+    and it then has them as attributes. Where scipy.linalg is already imported, or SciPy is
+    missing, the kernel changes nothing."""
+    built = variant("rpca", tmp_path, dims={"m": 9, "n": 6}, layers=2)
+    folder = str(built.directory)
+    Y = rng.standard_normal((9, 6))
+    params = built.model.Unfolded(dtype=torch.float64).kernel_params()
+    np.save(built.directory / "Y.npy", Y)
+    np.savez(built.directory / "params.npz", **params)
+
+    def run(before: str) -> dict:
+        # Numba's cache of its own (the in-process kernel has another module name)
+        env = os.environ | {"NUMBA_CACHE_DIR": str(tmp_path / "cache")}
+        done = subprocess.run([sys.executable, "-c", POINTER_MODULES_IN_A_PROCESS, before, folder],
+                              capture_output=True, text=True, check=True, env=env)
+        return json.loads(done.stdout.strip().splitlines()[-1])
+
+    fresh = run("nothing")
+    assert fresh == {"scipy.linalg": False, "scipy.linalg.cython_blas": True, "scipy.linalg.cython_lapack": True,
+                     "new_finders": ["_AttachPointerModules"], "linalg_after_the_first_result": False,
+                     "attached": True, "linalg_works": True}
+    expected = built.kernel.solve_one(params, Y=Y)
+    with np.load(built.directory / "out.npz") as out:
+        assert set(out.files) == set(expected)
+        for name in expected:
+            assert np.array_equal(out[name], expected[name])
+    already = run("scipy.linalg")  # which itself imports the pointer modules
+    assert already["scipy.linalg"] and already["new_finders"] == []
+    assert run("no scipy") == {"scipy.linalg": False, "scipy.linalg.cython_blas": False,
+                               "scipy.linalg.cython_lapack": False, "new_finders": []}

@@ -49,6 +49,7 @@ MODULE_NAMES = frozenset({
     "dot", "matmat", "matmat_nt", "matvec", "matvec_t", "soft_threshold_support", "unrolled_one", "solve", "solve_one", "svd_factor",
     "unrolled", "conv3x3", "add_shifted", "pad_flat", "crop_flat", "softplus", "WEIGHT_DTYPES", "float32_from_bits", "float32_from_half_bits", "intrinsic", "types", "ir",
     "dot_float16", "dot_bfloat16", "dot_int8", "dequantize_float16", "dequantize_bfloat16", "dequantize_int8",
+    "sys", "SCIPY_POINTER_MODULES", "_load_scipy_pointer_modules", "_AttachPointerModules",
     *dir(builtins),
 })
 
