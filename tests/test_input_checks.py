@@ -176,3 +176,23 @@ def load_spec_dtype(folder) -> str:
 
     (path,) = folder.glob("*.yaml")
     return load_spec(path).train.dtype
+
+
+def test_a_division_by_zero_in_the_kernel_is_reported_like_the_modules_inf(tmp_path: Any) -> None:
+    """The kernel's arithmetic follows NumPy's error model, as PyTorch's does: Poisson's
+    y / (A x + eps) with eps = 0 at x = 0 gives inf (Python's model would raise
+    ZeroDivisionError from inside the compiled loop, and test every divisor), and the scan of
+    the outputs reports it, one sample and a batch on the BLAS path alike."""
+    built = variant("poisson_deconv", tmp_path, dims={"n": 6}, layers=2)
+    A = np.abs(np.random.default_rng(0).standard_normal((6, 6)))
+    module = built.model.Unfolded(A=A, dtype=torch.float64, eps=0.0)
+    params = module.kernel_params()
+    y = np.ones((40, 6))
+    assert not torch.isfinite(module(y=torch.from_numpy(y))["x"]).all()
+    with pytest.raises(FloatingPointError, match="output 'x' has NaN or Inf"):
+        built.kernel.solve_one(params, y=y[0])
+    assert 40 >= built.kernel.BLAS_MIN_BATCH
+    with pytest.raises(FloatingPointError, match="output 'x' has NaN or Inf"), np.errstate(invalid="ignore"):
+        built.kernel.solve(params, y=y)  # NumPy's matmul warns of the inf too
+    params["eps"] = np.asarray(0.1)
+    assert np.isfinite(built.kernel.solve(params, y=y)["x"]).all()

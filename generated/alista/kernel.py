@@ -4,7 +4,10 @@
 Needs only numpy and numba. ``solve(params, **inputs)`` runs a batch (batch-first arrays; a
 large one shares its samples among the threads), ``solve_one(params, **inputs)`` one sample;
 ``params`` is the dict that ``Unfolded.kernel_params()`` returns. float32 and float64 inputs
-are both supported: the params are cast to the inputs' dtype. The layers' buffers are
+are both supported: the params are cast to the inputs' dtype. Arithmetic follows NumPy's
+error model (error_model="numpy": a division by zero gives inf or NaN, as in the PyTorch
+module, and the scan of the outputs reports it); Python's would test every divisor, and LLVM
+does not vectorise a loop with such a test in it. The layers' buffers are
 allocated once per sample, outside the layer loop."""
 
 import importlib.abc
@@ -99,7 +102,7 @@ SPLIT_MIN_FLOPS = 1 << 27
 SUPPORT = (6, 12, 18, 24, 30, 36, 42, 48, 54, 60, 65, 65, 65, 65, 65, 65)
 
 
-@njit(cache=True, fastmath=True)
+@njit(cache=True, fastmath=True, error_model="numpy")
 def dot(row, v):
     """row @ v, accumulated in v's precision (a float64 sum of float32 products would halve
     the SIMD width and convert every product)."""
@@ -108,7 +111,7 @@ def dot(row, v):
         acc += row[j] * v[j]
     return acc
 
-@njit(cache=True, fastmath=True)
+@njit(cache=True, fastmath=True, error_model="numpy")
 def matvec_t(a, v, out):
     """out = a.T @ v, accumulated row by row of a so memory is read in order."""
     out[:] = 0.0
@@ -117,13 +120,13 @@ def matvec_t(a, v, out):
         for j in range(a.shape[1]):
             out[j] += a[i, j] * vi
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def soft_threshold(v, threshold):
     """prox of threshold*|.|: sign(v) * max(|v| - threshold, 0), without a branch (branches on
     the iterates' signs mispredicted: ADMM's batch loops ran 4x slower with them)."""
     return np.sign(v) * max(abs(v) - threshold, 0.0 * v)
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def soft_threshold_support(v, threshold, count, magnitudes):
     """Soft thresholding in place, except the `count` entries of largest magnitude, which pass
     untouched (support selection, LISTA-CPSS); ties at the cut pass too."""
@@ -138,7 +141,7 @@ def soft_threshold_support(v, threshold, count, magnitudes):
             v[i] = soft_threshold(v[i], threshold)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def unrolled(A, W_analytic, step, threshold, y, x):
     """All 16 layers for one sample; x receive(s) the result."""
     dtype = x.dtype
@@ -166,14 +169,14 @@ def unrolled(A, W_analytic, step, threshold, y, x):
         soft_threshold_support(x, threshold[k], SUPPORT[k], tmp2)
 
 
-@njit(parallel=True, cache=True, fastmath=True)
+@njit(parallel=True, cache=True, fastmath=True, error_model="numpy")
 def _rows0(A, y, x, tmp4):
     """250 rows shared among the threads (one sample)."""
     for i in prange(250):
         tmp4[i] = dot(A[i], x) - y[i]
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def unrolled_one(A, W_analytic, step, threshold, y, x):
     """``unrolled`` with its large products' rows shared among the threads: one sample alone."""
     dtype = x.dtype
@@ -207,7 +210,7 @@ def _rows_in_parallel():
     return numba.get_num_threads() > 1 and numba.threading_layer() != "workqueue"
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def all_finite(array):
     """Whether no entry of ``array`` is NaN or Inf (stops at the first that is)."""
     for value in array.flat:
@@ -216,7 +219,7 @@ def all_finite(array):
     return True
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _one_sample(rows_in_parallel, A, W_analytic, step, threshold, y, x):
     """One sample between the scans of its inputs and outputs for NaN and Inf, all compiled:
     from Python, the scans and the extra call cost more than a small network's layers. Returns
@@ -230,14 +233,14 @@ def _one_sample(rows_in_parallel, A, W_analytic, step, threshold, y, x):
     return 0 if all_finite(x) else 2
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _solve_samples(A, W_analytic, step, threshold, y, x):
     """The samples one after another, on the calling thread: a batch below SHARED_MIN_FLOPS."""
     for b in range(y.shape[0]):
         unrolled(A, W_analytic, step, threshold, y[b], x[b])
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, error_model="numpy")
 def _solve_batch(A, W_analytic, step, threshold, y, x):
     """The samples shared among the threads. Compiled at the first batch that takes it: Numba
     compiles the whole network again into its parallel wrapper (seconds for a large network)."""
@@ -245,7 +248,7 @@ def _solve_batch(A, W_analytic, step, threshold, y, x):
         unrolled(A, W_analytic, step, threshold, y[b], x[b])
 
 
-@njit(cache=True, fastmath=True, nogil=True)
+@njit(cache=True, fastmath=True, nogil=True, error_model="numpy")
 def _part0(k, step, threshold, x, tmp0, tmp1):
     for b in range(x.shape[0]):
         # x = soft_threshold_support(step*W_analytic.T @ y, threshold, SUPPORT[k])
@@ -255,7 +258,7 @@ def _part0(k, step, threshold, x, tmp0, tmp1):
         soft_threshold_support(x[b], threshold[k], SUPPORT[k], tmp0[b])
 
 
-@njit(cache=True, fastmath=True, nogil=True)
+@njit(cache=True, fastmath=True, nogil=True, error_model="numpy")
 def _part1(y, tmp4):
     for b in range(y.shape[0]):
         # x = soft_threshold_support(x - step*W_analytic.T @ (A @ x - y), threshold, SUPPORT[k])
@@ -263,7 +266,7 @@ def _part1(y, tmp4):
             tmp4[b, i] = tmp4[b, i] - y[b, i]
 
 
-@njit(cache=True, fastmath=True, nogil=True)
+@njit(cache=True, fastmath=True, nogil=True, error_model="numpy")
 def _part2(k, step, threshold, x, tmp2, tmp3):
     for b in range(x.shape[0]):
         # x = soft_threshold_support(x - step*W_analytic.T @ (A @ x - y), threshold, SUPPORT[k])

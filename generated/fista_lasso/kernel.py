@@ -4,7 +4,10 @@
 Needs only numpy and numba. ``solve(params, **inputs)`` runs a batch (batch-first arrays; a
 large one shares its samples among the threads), ``solve_one(params, **inputs)`` one sample;
 ``params`` is the dict that ``Unfolded.kernel_params()`` returns. float32 and float64 inputs
-are both supported: the params are cast to the inputs' dtype. The layers' buffers are
+are both supported: the params are cast to the inputs' dtype. Arithmetic follows NumPy's
+error model (error_model="numpy": a division by zero gives inf or NaN, as in the PyTorch
+module, and the scan of the outputs reports it); Python's would test every divisor, and LLVM
+does not vectorise a loop with such a test in it. The layers' buffers are
 allocated once per sample, outside the layer loop."""
 
 import importlib.abc
@@ -96,7 +99,7 @@ BLAS_MIN_BATCH = 16
 SPLIT_MIN_FLOPS = 1 << 27
 
 
-@njit(cache=True, fastmath=True)
+@njit(cache=True, fastmath=True, error_model="numpy")
 def dot(row, v):
     """row @ v, accumulated in v's precision (a float64 sum of float32 products would halve
     the SIMD width and convert every product)."""
@@ -105,7 +108,7 @@ def dot(row, v):
         acc += row[j] * v[j]
     return acc
 
-@njit(cache=True, fastmath=True)
+@njit(cache=True, fastmath=True, error_model="numpy")
 def matvec_t(a, v, out):
     """out = a.T @ v, accumulated row by row of a so memory is read in order."""
     out[:] = 0.0
@@ -114,21 +117,21 @@ def matvec_t(a, v, out):
         for j in range(a.shape[1]):
             out[j] += a[i, j] * vi
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def soft_threshold(v, threshold):
     """prox of threshold*|.|: sign(v) * max(|v| - threshold, 0), without a branch (branches on
     the iterates' signs mispredicted: ADMM's batch loops ran 4x slower with them)."""
     return np.sign(v) * max(abs(v) - threshold, 0.0 * v)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def prox_x(v, threshold):
     """prox of lam * norm1(x)."""
     v = soft_threshold(v, threshold)
     return v
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def unrolled(A, step, momentum, lam, y, x):
     """All 100 layers for one sample; x receive(s) the result."""
     dtype = x.dtype
@@ -172,7 +175,7 @@ def unrolled(A, step, momentum, lam, y, x):
         x[:] = x_next
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def all_finite(array):
     """Whether no entry of ``array`` is NaN or Inf (stops at the first that is)."""
     for value in array.flat:
@@ -181,7 +184,7 @@ def all_finite(array):
     return True
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _one_sample(A, step, momentum, lam, y, x):
     """One sample between the scans of its inputs and outputs for NaN and Inf, all compiled:
     from Python, the scans and the extra call cost more than a small network's layers. Returns
@@ -192,14 +195,14 @@ def _one_sample(A, step, momentum, lam, y, x):
     return 0 if all_finite(x) else 2
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _solve_samples(A, step, momentum, lam, y, x):
     """The samples one after another, on the calling thread: a batch below SHARED_MIN_FLOPS."""
     for b in range(y.shape[0]):
         unrolled(A, step, momentum, lam, y[b], x[b])
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, error_model="numpy")
 def _solve_batch(A, step, momentum, lam, y, x):
     """The samples shared among the threads. Compiled at the first batch that takes it: Numba
     compiles the whole network again into its parallel wrapper (seconds for a large network)."""
@@ -207,7 +210,7 @@ def _solve_batch(A, step, momentum, lam, y, x):
         unrolled(A, step, momentum, lam, y[b], x[b])
 
 
-@njit(cache=True, fastmath=True, nogil=True)
+@njit(cache=True, fastmath=True, nogil=True, error_model="numpy")
 def _part0(k, step, momentum, lam, x, x_momentum, x_next, grad_x, tmp0):
     for b in range(x.shape[0]):
         # grad_x = -A.T @ y
@@ -226,7 +229,7 @@ def _part0(k, step, momentum, lam, x, x_momentum, x_next, grad_x, tmp0):
         x[b, :] = x_next[b]
 
 
-@njit(cache=True, fastmath=True, nogil=True)
+@njit(cache=True, fastmath=True, nogil=True, error_model="numpy")
 def _part1(y, tmp1):
     for b in range(y.shape[0]):
         # grad_x = A.T @ (A @ x_momentum - y)
@@ -234,7 +237,7 @@ def _part1(y, tmp1):
             tmp1[b, i] = tmp1[b, i] - y[b, i]
 
 
-@njit(cache=True, fastmath=True, nogil=True)
+@njit(cache=True, fastmath=True, nogil=True, error_model="numpy")
 def _part2(k, step, momentum, lam, x, x_momentum, x_next, grad_x):
     for b in range(x.shape[0]):
         # x_next = prox_x(x_momentum - step*grad_x, lam*step)

@@ -4,7 +4,10 @@
 Needs only numpy and numba. ``solve(params, **inputs)`` runs a batch (batch-first arrays; a
 large one shares its samples among the threads), ``solve_one(params, **inputs)`` one sample;
 ``params`` is the dict that ``Unfolded.kernel_params()`` returns. float32 and float64 inputs
-are both supported: the params are cast to the inputs' dtype. The layers' buffers are
+are both supported: the params are cast to the inputs' dtype. Arithmetic follows NumPy's
+error model (error_model="numpy": a division by zero gives inf or NaN, as in the PyTorch
+module, and the scan of the outputs reports it); Python's would test every divisor, and LLVM
+does not vectorise a loop with such a test in it. The layers' buffers are
 allocated once per sample, outside the layer loop."""
 
 import importlib.abc
@@ -90,7 +93,7 @@ SAMPLE_FLOPS = 614400
 SHARED_MIN_FLOPS = 1 << 20
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def pair_shrink(v, threshold):
     """In place, for v = [a; b] (2m x n): each pair (a_ij, b_ij) <- max(1 - threshold/||.||, 0) (a_ij, b_ij)."""
     m = v.shape[0] // 2
@@ -102,7 +105,7 @@ def pair_shrink(v, threshold):
             v[m + i, j] *= factor
 
 
-@njit(cache=True, fastmath=True)
+@njit(cache=True, fastmath=True, error_model="numpy")
 def grad2d(x, adjoint, out):
     """out = [dx; dy] of the image x (m x n), zero on the last row / column; adjoint: out (m x n)
     = minus the divergence of the stacked x (2m x n)."""
@@ -128,13 +131,13 @@ def grad2d(x, adjoint, out):
                 out[m + i, j] = x[i, j + 1] - x[i, j] if j < n - 1 else 0.0
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def prox_X_dual(v, threshold):
     """prox of lam * tv(X) (in place)."""
     pair_shrink(v, threshold)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def unrolled(M, dual_step, primal_step, lam, Y, X):
     """All 20 layers for one sample; X receive(s) the result."""
     dtype = X.dtype
@@ -175,7 +178,7 @@ def unrolled(M, dual_step, primal_step, lam, Y, X):
         X[:] = X_next
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def all_finite(array):
     """Whether no entry of ``array`` is NaN or Inf (stops at the first that is)."""
     for value in array.flat:
@@ -184,7 +187,7 @@ def all_finite(array):
     return True
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _one_sample(M, dual_step, primal_step, lam, Y, X):
     """One sample between the scans of its inputs and outputs for NaN and Inf, all compiled:
     from Python, the scans and the extra call cost more than a small network's layers. Returns
@@ -195,14 +198,14 @@ def _one_sample(M, dual_step, primal_step, lam, Y, X):
     return 0 if all_finite(X) else 2
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _solve_samples(M, dual_step, primal_step, lam, Y, X):
     """The samples one after another, on the calling thread: a batch below SHARED_MIN_FLOPS."""
     for b in range(Y.shape[0]):
         unrolled(M, dual_step, primal_step, lam, Y[b], X[b])
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, error_model="numpy")
 def _solve_batch(M, dual_step, primal_step, lam, Y, X):
     """The samples shared among the threads. Compiled at the first batch that takes it: Numba
     compiles the whole network again into its parallel wrapper (seconds for a large network)."""

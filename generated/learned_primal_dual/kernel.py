@@ -4,7 +4,10 @@
 Needs only numpy and numba. ``solve(params, **inputs)`` runs a batch (batch-first arrays; a
 large one shares its samples among the threads), ``solve_one(params, **inputs)`` one sample;
 ``params`` is the dict that ``Unfolded.kernel_params()`` returns. float32 and float64 inputs
-are both supported: the params are cast to the inputs' dtype. The layers' buffers are
+are both supported: the params are cast to the inputs' dtype. Arithmetic follows NumPy's
+error model (error_model="numpy": a division by zero gives inf or NaN, as in the PyTorch
+module, and the scan of the outputs reports it); Python's would test every divisor, and LLVM
+does not vectorise a loop with such a test in it. The layers' buffers are
 allocated once per sample, outside the layer loop (a convolution
 of an image pads a copy of it at each call)."""
 
@@ -91,7 +94,7 @@ SAMPLE_FLOPS = 186490880
 SHARED_MIN_FLOPS = 1 << 20
 
 
-@njit(cache=True, fastmath=True, inline="always")
+@njit(cache=True, fastmath=True, inline="always", error_model="numpy")
 def pad_flat(x, half_r, half_c, wrap, out):
     """Writes the image x (m x n) into out, zeros of (m + 2 half_r) (n + 2 half_c) + 2 half_c
     entries, with a border of half_r rows and half_c columns (x's far side when wrap, zeros
@@ -115,7 +118,7 @@ def pad_flat(x, half_r, half_c, wrap, out):
                 row[half_c + n + j] = source[j]
 
 
-@njit(cache=True, fastmath=True, inline="always")
+@njit(cache=True, fastmath=True, inline="always", error_model="numpy")
 def crop_flat(total, width, out):
     """out (m x n) = the first n entries of each width-long row of the flat total."""
     for i in range(out.shape[0]):
@@ -123,7 +126,7 @@ def crop_flat(total, width, out):
         for j in range(out.shape[1]):
             row[j] = part[j]
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def pair_shrink(v, threshold):
     """In place, for v = [a; b] (2m x n): each pair (a_ij, b_ij) <- max(1 - threshold/||.||, 0) (a_ij, b_ij)."""
     m = v.shape[0] // 2
@@ -135,7 +138,7 @@ def pair_shrink(v, threshold):
             v[m + i, j] *= factor
 
 
-@njit(cache=True, fastmath=True)
+@njit(cache=True, fastmath=True, error_model="numpy")
 def conv_2d(x, h, wrap, adjoint, out):
     """out = h * x for an image x, same size (circular when wrap, zeros outside x otherwise);
     adjoint: the correlation with h. x is copied once into a padded image (pad_flat), and the
@@ -161,7 +164,7 @@ def conv_2d(x, h, wrap, adjoint, out):
     crop_flat(total, width, out)
 
 
-@njit(cache=True, fastmath=True)
+@njit(cache=True, fastmath=True, error_model="numpy")
 def grad2d(x, adjoint, out):
     """out = [dx; dy] of the image x (m x n), zero on the last row / column; adjoint: out (m x n)
     = minus the divergence of the stacked x (2m x n)."""
@@ -186,7 +189,7 @@ def grad2d(x, adjoint, out):
                 out[i, j] = x[i + 1, j] - x[i, j] if i < m - 1 else 0.0
                 out[m + i, j] = x[i, j + 1] - x[i, j] if j < n - 1 else 0.0
 
-@njit(cache=True, fastmath=True)
+@njit(cache=True, fastmath=True, error_model="numpy")
 def conv3x3(source, weight, bias, target):
     """target[o] = bias[o] + sum_c weight[o, c] (*) source[c]: 3x3 cross-correlation, zero padding
     (what torch.nn.functional.conv2d(..., padding=1) computes). Each source channel is copied
@@ -217,13 +220,13 @@ def conv3x3(source, weight, bias, target):
         crop_flat(total, width, target[o])
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def prox_X_dual(v, threshold):
     """prox of lam * tv(X) (in place)."""
     pair_shrink(v, threshold)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def prox_net_X_dual(X_dual_arg, w0, b0, w1, b1, w2, b2, hidden0, hidden1, hidden2, out):
     """learned part of the prox of X_dual: D_k(v) = P(v) + N_k(v): 3x3 convolutions, channels 1
     -> 8 -> 8 -> 1, relu. Writes `out`."""
@@ -239,7 +242,7 @@ def prox_net_X_dual(X_dual_arg, w0, b0, w1, b1, w2, b2, hidden0, hidden1, hidden
     conv3x3(hidden2, w2, b2, out)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def prox_net(X_arg, w0, b0, w1, b1, w2, b2, hidden0, hidden1, hidden2, out):
     """learned part of the prox of X: D_k(v) = P(v) + N_k(v): 3x3 convolutions, channels 1 -> 8
     -> 8 -> 1, relu. Writes `out`."""
@@ -255,7 +258,7 @@ def prox_net(X_arg, w0, b0, w1, b1, w2, b2, hidden0, hidden1, hidden2, out):
     conv3x3(hidden2, w2, b2, out)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def unrolled(h, dual_step, primal_step, prox_net_X_dual_w0, prox_net_X_dual_b0, prox_net_X_dual_w1, prox_net_X_dual_b1, prox_net_X_dual_w2, prox_net_X_dual_b2, prox_net_w0, prox_net_b0, prox_net_w1, prox_net_b1, prox_net_w2, prox_net_b2, lam, Y, X):
     """All 10 layers for one sample; X receive(s) the result."""
     dtype = X.dtype
@@ -326,7 +329,7 @@ def unrolled(h, dual_step, primal_step, prox_net_X_dual_w0, prox_net_X_dual_b0, 
         X[:] = X_next
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def all_finite(array):
     """Whether no entry of ``array`` is NaN or Inf (stops at the first that is)."""
     for value in array.flat:
@@ -335,7 +338,7 @@ def all_finite(array):
     return True
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _one_sample(h, dual_step, primal_step, prox_net_X_dual_w0, prox_net_X_dual_b0, prox_net_X_dual_w1, prox_net_X_dual_b1, prox_net_X_dual_w2, prox_net_X_dual_b2, prox_net_w0, prox_net_b0, prox_net_w1, prox_net_b1, prox_net_w2, prox_net_b2, lam, Y, X):
     """One sample between the scans of its inputs and outputs for NaN and Inf, all compiled:
     from Python, the scans and the extra call cost more than a small network's layers. Returns
@@ -346,14 +349,14 @@ def _one_sample(h, dual_step, primal_step, prox_net_X_dual_w0, prox_net_X_dual_b
     return 0 if all_finite(X) else 2
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _solve_samples(h, dual_step, primal_step, prox_net_X_dual_w0, prox_net_X_dual_b0, prox_net_X_dual_w1, prox_net_X_dual_b1, prox_net_X_dual_w2, prox_net_X_dual_b2, prox_net_w0, prox_net_b0, prox_net_w1, prox_net_b1, prox_net_w2, prox_net_b2, lam, Y, X):
     """The samples one after another, on the calling thread: a batch below SHARED_MIN_FLOPS."""
     for b in range(Y.shape[0]):
         unrolled(h, dual_step, primal_step, prox_net_X_dual_w0, prox_net_X_dual_b0, prox_net_X_dual_w1, prox_net_X_dual_b1, prox_net_X_dual_w2, prox_net_X_dual_b2, prox_net_w0, prox_net_b0, prox_net_w1, prox_net_b1, prox_net_w2, prox_net_b2, lam, Y[b], X[b])
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, error_model="numpy")
 def _solve_batch(h, dual_step, primal_step, prox_net_X_dual_w0, prox_net_X_dual_b0, prox_net_X_dual_w1, prox_net_X_dual_b1, prox_net_X_dual_w2, prox_net_X_dual_b2, prox_net_w0, prox_net_b0, prox_net_w1, prox_net_b1, prox_net_w2, prox_net_b2, lam, Y, X):
     """The samples shared among the threads. Compiled at the first batch that takes it: Numba
     compiles the whole network again into its parallel wrapper (seconds for a large network)."""

@@ -4,7 +4,10 @@
 Needs only numpy and numba. ``solve(params, **inputs)`` runs a batch (batch-first arrays; a
 large one shares its samples among the threads), ``solve_one(params, **inputs)`` one sample;
 ``params`` is the dict that ``Unfolded.kernel_params()`` returns. float32 and float64 inputs
-are both supported: the params are cast to the inputs' dtype. The layers' buffers are
+are both supported: the params are cast to the inputs' dtype. Arithmetic follows NumPy's
+error model (error_model="numpy": a division by zero gives inf or NaN, as in the PyTorch
+module, and the scan of the outputs reports it); Python's would test every divisor, and LLVM
+does not vectorise a loop with such a test in it. The layers' buffers are
 allocated once per sample, outside the layer loop."""
 
 import importlib.abc
@@ -99,7 +102,7 @@ SPLIT_MIN_FLOPS = 1 << 27
 SUPPORT = (6, 12, 18, 24, 30, 36, 42, 48, 54, 60, 65, 65, 65, 65, 65, 65)
 
 
-@njit(cache=True, fastmath=True)
+@njit(cache=True, fastmath=True, error_model="numpy")
 def dot(row, v):
     """row @ v, accumulated in v's precision (a float64 sum of float32 products would halve
     the SIMD width and convert every product)."""
@@ -108,7 +111,7 @@ def dot(row, v):
         acc += row[j] * v[j]
     return acc
 
-@njit(cache=True, fastmath=True)
+@njit(cache=True, fastmath=True, error_model="numpy")
 def matvec(a, v, out):
     """out = a @ v (rows of a are contiguous)."""
     for i in range(a.shape[0]):
@@ -117,13 +120,13 @@ def matvec(a, v, out):
             acc += a[i, j] * v[j]
         out[i] = acc
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def soft_threshold(v, threshold):
     """prox of threshold*|.|: sign(v) * max(|v| - threshold, 0), without a branch (branches on
     the iterates' signs mispredicted: ADMM's batch loops ran 4x slower with them)."""
     return np.sign(v) * max(abs(v) - threshold, 0.0 * v)
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def soft_threshold_support(v, threshold, count, magnitudes):
     """Soft thresholding in place, except the `count` entries of largest magnitude, which pass
     untouched (support selection, LISTA-CPSS); ties at the cut pass too."""
@@ -138,7 +141,7 @@ def soft_threshold_support(v, threshold, count, magnitudes):
             v[i] = soft_threshold(v[i], threshold)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def unrolled(A, threshold, W, y, x):
     """All 16 layers for one sample; x receive(s) the result."""
     dtype = x.dtype
@@ -159,21 +162,21 @@ def unrolled(A, threshold, W, y, x):
         soft_threshold_support(x, threshold[k], SUPPORT[k], tmp1)
 
 
-@njit(parallel=True, cache=True, fastmath=True)
+@njit(parallel=True, cache=True, fastmath=True, error_model="numpy")
 def _rows0(A, y, x, tmp3):
     """250 rows shared among the threads (one sample)."""
     for i in prange(250):
         tmp3[i] = dot(A[i], x) - y[i]
 
 
-@njit(parallel=True, cache=True, fastmath=True)
+@njit(parallel=True, cache=True, fastmath=True, error_model="numpy")
 def _rows1(k, W, x, tmp3):
     """500 rows shared among the threads (one sample)."""
     for i in prange(500):
         x[i] = x[i] - dot(W[k, i], tmp3)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def unrolled_one(A, threshold, W, y, x):
     """``unrolled`` with its large products' rows shared among the threads: one sample alone."""
     dtype = x.dtype
@@ -199,7 +202,7 @@ def _rows_in_parallel():
     return numba.get_num_threads() > 1 and numba.threading_layer() != "workqueue"
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def all_finite(array):
     """Whether no entry of ``array`` is NaN or Inf (stops at the first that is)."""
     for value in array.flat:
@@ -208,7 +211,7 @@ def all_finite(array):
     return True
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _one_sample(rows_in_parallel, A, threshold, W, y, x):
     """One sample between the scans of its inputs and outputs for NaN and Inf, all compiled:
     from Python, the scans and the extra call cost more than a small network's layers. Returns
@@ -222,14 +225,14 @@ def _one_sample(rows_in_parallel, A, threshold, W, y, x):
     return 0 if all_finite(x) else 2
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _solve_samples(A, threshold, W, y, x):
     """The samples one after another, on the calling thread: a batch below SHARED_MIN_FLOPS."""
     for b in range(y.shape[0]):
         unrolled(A, threshold, W, y[b], x[b])
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, error_model="numpy")
 def _solve_batch(A, threshold, W, y, x):
     """The samples shared among the threads. Compiled at the first batch that takes it: Numba
     compiles the whole network again into its parallel wrapper (seconds for a large network)."""
@@ -237,14 +240,14 @@ def _solve_batch(A, threshold, W, y, x):
         unrolled(A, threshold, W, y[b], x[b])
 
 
-@njit(cache=True, fastmath=True, nogil=True)
+@njit(cache=True, fastmath=True, nogil=True, error_model="numpy")
 def _part0(k, threshold, x, tmp0):
     for b in range(x.shape[0]):
         # x = soft_threshold_support(W @ y, threshold, SUPPORT[k])
         soft_threshold_support(x[b], threshold[k], SUPPORT[k], tmp0[b])
 
 
-@njit(cache=True, fastmath=True, nogil=True)
+@njit(cache=True, fastmath=True, nogil=True, error_model="numpy")
 def _part1(y, tmp3):
     for b in range(y.shape[0]):
         # x = soft_threshold_support(x - W @ (A @ x - y), threshold, SUPPORT[k])
@@ -252,7 +255,7 @@ def _part1(y, tmp3):
             tmp3[b, i] = tmp3[b, i] - y[b, i]
 
 
-@njit(cache=True, fastmath=True, nogil=True)
+@njit(cache=True, fastmath=True, nogil=True, error_model="numpy")
 def _part2(k, threshold, x, tmp1, tmp2):
     for b in range(x.shape[0]):
         # x = soft_threshold_support(x - W @ (A @ x - y), threshold, SUPPORT[k])

@@ -4,7 +4,10 @@
 Needs only numpy and numba. ``solve(params, **inputs)`` runs a batch (batch-first arrays; a
 large one shares its samples among the threads), ``solve_one(params, **inputs)`` one sample;
 ``params`` is the dict that ``Unfolded.kernel_params()`` returns. float32 and float64 inputs
-are both supported: the params are cast to the inputs' dtype. The layers' buffers are
+are both supported: the params are cast to the inputs' dtype. Arithmetic follows NumPy's
+error model (error_model="numpy": a division by zero gives inf or NaN, as in the PyTorch
+module, and the scan of the outputs reports it); Python's would test every divisor, and LLVM
+does not vectorise a loop with such a test in it. The layers' buffers are
 allocated once per sample, outside the layer loop."""
 
 import importlib.abc
@@ -96,7 +99,7 @@ BLAS_MIN_BATCH = 16
 SPLIT_MIN_FLOPS = 1 << 27
 
 
-@njit(cache=True, fastmath=True)
+@njit(cache=True, fastmath=True, error_model="numpy")
 def dot(row, v):
     """row @ v, accumulated in v's precision (a float64 sum of float32 products would halve
     the SIMD width and convert every product)."""
@@ -105,7 +108,7 @@ def dot(row, v):
         acc += row[j] * v[j]
     return acc
 
-@njit(cache=True, fastmath=True)
+@njit(cache=True, fastmath=True, error_model="numpy")
 def matvec_t(a, v, out):
     """out = a.T @ v, accumulated row by row of a so memory is read in order."""
     out[:] = 0.0
@@ -114,21 +117,21 @@ def matvec_t(a, v, out):
         for j in range(a.shape[1]):
             out[j] += a[i, j] * vi
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def soft_threshold(v, threshold):
     """prox of threshold*|.|: sign(v) * max(|v| - threshold, 0), without a branch (branches on
     the iterates' signs mispredicted: ADMM's batch loops ran 4x slower with them)."""
     return np.sign(v) * max(abs(v) - threshold, 0.0 * v)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def prox_x(v, threshold):
     """prox of lam * norm1(x)."""
     v = soft_threshold(v, threshold)
     return v
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def unrolled(A, step, prox_net_w0, prox_net_b0, prox_net_w1, prox_net_b1, lam, y, x):
     """All 16 layers for one sample; x receive(s) the result."""
     dtype = x.dtype
@@ -181,28 +184,28 @@ def unrolled(A, step, prox_net_w0, prox_net_b0, prox_net_w1, prox_net_b1, lam, y
             x[i] = x[i] + prox_net_out[i]
 
 
-@njit(parallel=True, cache=True, fastmath=True)
+@njit(parallel=True, cache=True, fastmath=True, error_model="numpy")
 def _rows0(prox_net_w0, prox_net_b0, x_arg, prox_net_h1):
     """128 rows shared among the threads (one sample)."""
     for i in prange(128):
         prox_net_h1[i] = max(dot(prox_net_w0[0, i], x_arg) + prox_net_b0[0, i], 0.0)
 
 
-@njit(parallel=True, cache=True, fastmath=True)
+@njit(parallel=True, cache=True, fastmath=True, error_model="numpy")
 def _rows1(prox_net_w1, prox_net_b1, prox_net_h1, prox_net_out):
     """500 rows shared among the threads (one sample)."""
     for i in prange(500):
         prox_net_out[i] = dot(prox_net_w1[0, i], prox_net_h1) + prox_net_b1[0, i]
 
 
-@njit(parallel=True, cache=True, fastmath=True)
+@njit(parallel=True, cache=True, fastmath=True, error_model="numpy")
 def _rows2(A, y, x, tmp4):
     """250 rows shared among the threads (one sample)."""
     for i in prange(250):
         tmp4[i] = dot(A[i], x) - y[i]
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def unrolled_one(A, step, prox_net_w0, prox_net_b0, prox_net_w1, prox_net_b1, lam, y, x):
     """``unrolled`` with its large products' rows shared among the threads: one sample alone."""
     dtype = x.dtype
@@ -257,7 +260,7 @@ def _rows_in_parallel():
     return numba.get_num_threads() > 1 and numba.threading_layer() != "workqueue"
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def all_finite(array):
     """Whether no entry of ``array`` is NaN or Inf (stops at the first that is)."""
     for value in array.flat:
@@ -266,7 +269,7 @@ def all_finite(array):
     return True
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _one_sample(rows_in_parallel, A, step, prox_net_w0, prox_net_b0, prox_net_w1, prox_net_b1, lam, y, x):
     """One sample between the scans of its inputs and outputs for NaN and Inf, all compiled:
     from Python, the scans and the extra call cost more than a small network's layers. Returns
@@ -280,14 +283,14 @@ def _one_sample(rows_in_parallel, A, step, prox_net_w0, prox_net_b0, prox_net_w1
     return 0 if all_finite(x) else 2
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _solve_samples(A, step, prox_net_w0, prox_net_b0, prox_net_w1, prox_net_b1, lam, y, x):
     """The samples one after another, on the calling thread: a batch below SHARED_MIN_FLOPS."""
     for b in range(y.shape[0]):
         unrolled(A, step, prox_net_w0, prox_net_b0, prox_net_w1, prox_net_b1, lam, y[b], x[b])
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, error_model="numpy")
 def _solve_batch(A, step, prox_net_w0, prox_net_b0, prox_net_w1, prox_net_b1, lam, y, x):
     """The samples shared among the threads. Compiled at the first batch that takes it: Numba
     compiles the whole network again into its parallel wrapper (seconds for a large network)."""
@@ -295,7 +298,7 @@ def _solve_batch(A, step, prox_net_w0, prox_net_b0, prox_net_w1, prox_net_b1, la
         unrolled(A, step, prox_net_w0, prox_net_b0, prox_net_w1, prox_net_b1, lam, y[b], x[b])
 
 
-@njit(cache=True, fastmath=True, nogil=True)
+@njit(cache=True, fastmath=True, nogil=True, error_model="numpy")
 def _part0(k, step, lam, x, grad_x, x_arg, tmp0):
     for b in range(x.shape[0]):
         # grad_x = -A.T @ y
@@ -311,7 +314,7 @@ def _part0(k, step, lam, x, grad_x, x_arg, tmp0):
             x[b, i] = prox_x(x_arg[b, i], c1)
 
 
-@njit(cache=True, fastmath=True, nogil=True)
+@njit(cache=True, fastmath=True, nogil=True, error_model="numpy")
 def _part1(prox_net_b0, prox_net_h1):
     for b in range(prox_net_h1.shape[0]):
         # x = x + prox_net_k(x_arg)
@@ -319,7 +322,7 @@ def _part1(prox_net_b0, prox_net_h1):
             prox_net_h1[b, i] = max(prox_net_h1[b, i] + prox_net_b0[0, i], 0.0)
 
 
-@njit(cache=True, fastmath=True, nogil=True)
+@njit(cache=True, fastmath=True, nogil=True, error_model="numpy")
 def _part2(prox_net_b1, x, prox_net_out):
     for b in range(x.shape[0]):
         # x = x + prox_net_k(x_arg)
@@ -329,7 +332,7 @@ def _part2(prox_net_b1, x, prox_net_out):
             x[b, i] = x[b, i] + prox_net_out[b, i]
 
 
-@njit(cache=True, fastmath=True, nogil=True)
+@njit(cache=True, fastmath=True, nogil=True, error_model="numpy")
 def _part3(y, tmp4):
     for b in range(y.shape[0]):
         # grad_x = A.T @ (A @ x - y)
@@ -337,7 +340,7 @@ def _part3(y, tmp4):
             tmp4[b, i] = tmp4[b, i] - y[b, i]
 
 
-@njit(cache=True, fastmath=True, nogil=True)
+@njit(cache=True, fastmath=True, nogil=True, error_model="numpy")
 def _part4(k, step, lam, x, grad_x, x_arg):
     for b in range(x.shape[0]):
         # x_arg = x - step*grad_x

@@ -4,7 +4,10 @@
 Needs only numpy and numba. ``solve(params, **inputs)`` runs a batch (batch-first arrays; a
 large one shares its samples among the threads), ``solve_one(params, **inputs)`` one sample;
 ``params`` is the dict that ``Unfolded.kernel_params()`` returns. float32 and float64 inputs
-are both supported: the params are cast to the inputs' dtype. The layers' buffers are
+are both supported: the params are cast to the inputs' dtype. Arithmetic follows NumPy's
+error model (error_model="numpy": a division by zero gives inf or NaN, as in the PyTorch
+module, and the scan of the outputs reports it); Python's would test every divisor, and LLVM
+does not vectorise a loop with such a test in it. The layers' buffers are
 allocated once per sample, outside the layer loop. Its SVDs are LAPACK's (through SciPy) where SciPy and threadpoolctl
 are importable, and the Jacobi sweeps written below otherwise."""
 
@@ -110,7 +113,7 @@ def _one_blas_thread():
     return threadpool_limits(limits=1, user_api="blas")
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def lapack_svd(M, rows, vt):
     """The SVD by LAPACK's divide and conquer (gesdd, through SciPy), in jacobi_svd's layout:
     M = sum_j rows[j] (x) vt[j] with rows[j] = sigma_j u_j^T."""
@@ -124,7 +127,7 @@ def lapack_svd(M, rows, vt):
             vt[j, i] = v[j, i]
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def jacobi_svd(M, rows, vt):
     """One-sided Jacobi SVD without LAPACK (numba's np.linalg.svd needs SciPy): the fallback
     of a numpy-and-numba deployment, about seven times slower than LAPACK at 100 x 100.
@@ -175,13 +178,13 @@ def jacobi_svd(M, rows, vt):
 # sweeps above otherwise.
 svd_into = lapack_svd if _lapack_usable() else jacobi_svd
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def soft_threshold(v, threshold):
     """prox of threshold*|.|: sign(v) * max(|v| - threshold, 0), without a branch (branches on
     the iterates' signs mispredicted: ADMM's batch loops ran 4x slower with them)."""
     return np.sign(v) * max(abs(v) - threshold, 0.0 * v)
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def singular_value_threshold(v, threshold, rows, vt):
     """In place: v <- U max(S - threshold, 0) V^T, from the SVD above (rows and vt are its
     workspace)."""
@@ -201,20 +204,20 @@ def singular_value_threshold(v, threshold, rows, vt):
                 v[i, k] += factor * vt[j, k]
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def prox_L(v, threshold, svd_rows, svd_vt):
     """prox of lam1 * nuclear(L) (in place)."""
     singular_value_threshold(v, threshold, svd_rows, svd_vt)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def prox_S(v, threshold):
     """prox of lam2 * norm1(S)."""
     v = soft_threshold(v, threshold)
     return v
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def unrolled(step_L, threshold_L, step_S, threshold_S, Y, L, S):
     """All 10 layers for one sample; L, S receive(s) the result."""
     dtype = L.dtype
@@ -243,7 +246,7 @@ def unrolled(step_L, threshold_L, step_S, threshold_S, Y, L, S):
             S.flat[i] = prox_S(S.flat[i] - step_S_k*grad_S.flat[i], threshold_S_k)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def all_finite(array):
     """Whether no entry of ``array`` is NaN or Inf (stops at the first that is)."""
     for value in array.flat:
@@ -252,7 +255,7 @@ def all_finite(array):
     return True
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _one_sample(step_L, threshold_L, step_S, threshold_S, Y, L, S):
     """One sample between the scans of its inputs and outputs for NaN and Inf, all compiled:
     from Python, the scans and the extra call cost more than a small network's layers. Returns
@@ -263,14 +266,14 @@ def _one_sample(step_L, threshold_L, step_S, threshold_S, Y, L, S):
     return 0 if all_finite(L) and all_finite(S) else 2
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _solve_samples(step_L, threshold_L, step_S, threshold_S, Y, L, S):
     """The samples one after another, on the calling thread: a batch below SHARED_MIN_FLOPS."""
     for b in range(Y.shape[0]):
         unrolled(step_L, threshold_L, step_S, threshold_S, Y[b], L[b], S[b])
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, error_model="numpy")
 def _solve_batch(step_L, threshold_L, step_S, threshold_S, Y, L, S):
     """The samples shared among the threads. Compiled at the first batch that takes it: Numba
     compiles the whole network again into its parallel wrapper (seconds for a large network)."""

@@ -4,7 +4,10 @@
 Needs only numpy and numba. ``solve(params, **inputs)`` runs a batch (batch-first arrays; a
 large one shares its samples among the threads), ``solve_one(params, **inputs)`` one sample;
 ``params`` is the dict that ``Unfolded.kernel_params()`` returns. float32 and float64 inputs
-are both supported: the params are cast to the inputs' dtype. The layers' buffers are
+are both supported: the params are cast to the inputs' dtype. Arithmetic follows NumPy's
+error model (error_model="numpy": a division by zero gives inf or NaN, as in the PyTorch
+module, and the scan of the outputs reports it); Python's would test every divisor, and LLVM
+does not vectorise a loop with such a test in it. The layers' buffers are
 allocated once per sample, outside the layer loop. Its SVDs are LAPACK's (through SciPy) where SciPy and threadpoolctl
 are importable, and the Jacobi sweeps written below otherwise."""
 
@@ -92,7 +95,7 @@ SAMPLE_FLOPS = 56875000
 SHARED_MIN_FLOPS = 1 << 20
 
 
-@njit(cache=True, fastmath=True)
+@njit(cache=True, fastmath=True, error_model="numpy")
 def matmat(a, b, out):
     """out = a @ b (a may be a transposed view; b and out are contiguous)."""
     out[:] = 0.0
@@ -102,7 +105,7 @@ def matmat(a, b, out):
             for j in range(b.shape[1]):
                 out[i, j] += aik * b[k, j]
 
-@njit(cache=True, fastmath=True)
+@njit(cache=True, fastmath=True, error_model="numpy")
 def matmat_nt(a, b, out):
     """out = a @ b.T: dot products of rows."""
     for i in range(a.shape[0]):
@@ -130,7 +133,7 @@ def _one_blas_thread():
     return threadpool_limits(limits=1, user_api="blas")
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def lapack_svd(M, rows, vt):
     """The SVD by LAPACK's divide and conquer (gesdd, through SciPy), in jacobi_svd's layout:
     M = sum_j rows[j] (x) vt[j] with rows[j] = sigma_j u_j^T."""
@@ -144,7 +147,7 @@ def lapack_svd(M, rows, vt):
             vt[j, i] = v[j, i]
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def jacobi_svd(M, rows, vt):
     """One-sided Jacobi SVD without LAPACK (numba's np.linalg.svd needs SciPy): the fallback
     of a numpy-and-numba deployment, about seven times slower than LAPACK at 100 x 100.
@@ -195,13 +198,13 @@ def jacobi_svd(M, rows, vt):
 # sweeps above otherwise.
 svd_into = lapack_svd if _lapack_usable() else jacobi_svd
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def soft_threshold(v, threshold):
     """prox of threshold*|.|: sign(v) * max(|v| - threshold, 0), without a branch (branches on
     the iterates' signs mispredicted: ADMM's batch loops ran 4x slower with them)."""
     return np.sign(v) * max(abs(v) - threshold, 0.0 * v)
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def invert(matrix, inverse):
     """inverse = matrix^{-1} by Gauss-Jordan elimination with partial pivoting (no allocation;
     `matrix` is overwritten). For the small square matrices of an iteration, e.g. V^T V."""
@@ -230,7 +233,7 @@ def invert(matrix, inverse):
                         matrix[row, j] -= factor * matrix[col, j]
                         inverse[row, j] -= factor * inverse[col, j]
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def svd_factor(M, rank, side, out):
     """out = U_r S_r^{1/2} (side 0) or V_r S_r^{1/2} (side 1) of the rank-r truncated SVD of M
     (runs once, before the first layer, so it may allocate its workspace)."""
@@ -256,14 +259,14 @@ def svd_factor(M, rank, side, out):
                 out[i, r] = sign * vt[j, i] * root
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def prox_S(v, threshold):
     """prox of soft_threshold(v, threshold)."""
     v = soft_threshold(v, threshold)
     return v
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def unrolled(zeta0, zeta, eta, Y, U, V, S):
     """All 10 layers for one sample; U, V, S receive(s) the result."""
     dtype = U.dtype
@@ -325,7 +328,7 @@ def unrolled(zeta0, zeta, eta, Y, U, V, S):
         U[:] = U_next
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def all_finite(array):
     """Whether no entry of ``array`` is NaN or Inf (stops at the first that is)."""
     for value in array.flat:
@@ -334,7 +337,7 @@ def all_finite(array):
     return True
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _one_sample(zeta0, zeta, eta, Y, U, V, S):
     """One sample between the scans of its inputs and outputs for NaN and Inf, all compiled:
     from Python, the scans and the extra call cost more than a small network's layers. Returns
@@ -345,14 +348,14 @@ def _one_sample(zeta0, zeta, eta, Y, U, V, S):
     return 0 if all_finite(U) and all_finite(V) and all_finite(S) else 2
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _solve_samples(zeta0, zeta, eta, Y, U, V, S):
     """The samples one after another, on the calling thread: a batch below SHARED_MIN_FLOPS."""
     for b in range(Y.shape[0]):
         unrolled(zeta0, zeta, eta, Y[b], U[b], V[b], S[b])
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, error_model="numpy")
 def _solve_batch(zeta0, zeta, eta, Y, U, V, S):
     """The samples shared among the threads. Compiled at the first batch that takes it: Numba
     compiles the whole network again into its parallel wrapper (seconds for a large network)."""

@@ -4,7 +4,10 @@
 Needs only numpy and numba. ``solve(params, **inputs)`` runs a batch (batch-first arrays; a
 large one shares its samples among the threads), ``solve_one(params, **inputs)`` one sample;
 ``params`` is the dict that ``Unfolded.kernel_params()`` returns. float32 and float64 inputs
-are both supported: the params are cast to the inputs' dtype. The layers' buffers are
+are both supported: the params are cast to the inputs' dtype. Arithmetic follows NumPy's
+error model (error_model="numpy": a division by zero gives inf or NaN, as in the PyTorch
+module, and the scan of the outputs reports it); Python's would test every divisor, and LLVM
+does not vectorise a loop with such a test in it. The layers' buffers are
 allocated once per sample, outside the layer loop."""
 
 import importlib.abc
@@ -97,7 +100,7 @@ BLAS_MIN_BATCH = 16
 SPLIT_MIN_FLOPS = 1 << 27
 
 
-@njit(cache=True, fastmath=True)
+@njit(cache=True, fastmath=True, error_model="numpy")
 def dot(row, v):
     """row @ v, accumulated in v's precision (a float64 sum of float32 products would halve
     the SIMD width and convert every product)."""
@@ -106,7 +109,7 @@ def dot(row, v):
         acc += row[j] * v[j]
     return acc
 
-@njit(cache=True, fastmath=True)
+@njit(cache=True, fastmath=True, error_model="numpy")
 def matvec_t(a, v, out):
     """out = a.T @ v, accumulated row by row of a so memory is read in order."""
     out[:] = 0.0
@@ -115,21 +118,21 @@ def matvec_t(a, v, out):
         for j in range(a.shape[1]):
             out[j] += a[i, j] * vi
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def soft_threshold(v, threshold):
     """prox of threshold*|.|: sign(v) * max(|v| - threshold, 0), without a branch (branches on
     the iterates' signs mispredicted: ADMM's batch loops ran 4x slower with them)."""
     return np.sign(v) * max(abs(v) - threshold, 0.0 * v)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def prox_x(v, threshold):
     """prox of lam * norm1(x)."""
     v = soft_threshold(v, threshold)
     return v
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def unrolled(A, step, threshold, y, x):
     """All 12 layers for one sample; x receive(s) the result."""
     dtype = x.dtype
@@ -148,7 +151,7 @@ def unrolled(A, step, threshold, y, x):
             x[i] = prox_x(x[i] - step_k*grad_x[i], threshold_k)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def all_finite(array):
     """Whether no entry of ``array`` is NaN or Inf (stops at the first that is)."""
     for value in array.flat:
@@ -157,7 +160,7 @@ def all_finite(array):
     return True
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _one_sample(A, step, threshold, y, x):
     """One sample between the scans of its inputs and outputs for NaN and Inf, all compiled:
     from Python, the scans and the extra call cost more than a small network's layers. Returns
@@ -168,14 +171,14 @@ def _one_sample(A, step, threshold, y, x):
     return 0 if all_finite(x) else 2
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _solve_samples(A, step, threshold, y, x):
     """The samples one after another, on the calling thread: a batch below SHARED_MIN_FLOPS."""
     for b in range(y.shape[0]):
         unrolled(A, step, threshold, y[b], x[b])
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, error_model="numpy")
 def _solve_batch(A, step, threshold, y, x):
     """The samples shared among the threads. Compiled at the first batch that takes it: Numba
     compiles the whole network again into its parallel wrapper (seconds for a large network)."""
@@ -183,13 +186,13 @@ def _solve_batch(A, step, threshold, y, x):
         unrolled(A, step, threshold, y[b], x[b])
 
 
-@njit(cache=True, fastmath=True, nogil=True)
+@njit(cache=True, fastmath=True, nogil=True, error_model="numpy")
 def _part0(x):
     for b in range(x.shape[0]):
         x[b, :] = 0.0
 
 
-@njit(cache=True, fastmath=True, nogil=True)
+@njit(cache=True, fastmath=True, nogil=True, error_model="numpy")
 def _part1(y, tmp0, tmp1):
     for b in range(y.shape[0]):
         # grad_x = A.T @ (-y + sigmoid((A @ x)))
@@ -197,7 +200,7 @@ def _part1(y, tmp0, tmp1):
             tmp0[b, i] = (1.0 / (1.0 + math.exp(-(tmp1[b, i])))) - y[b, i]
 
 
-@njit(cache=True, fastmath=True, nogil=True)
+@njit(cache=True, fastmath=True, nogil=True, error_model="numpy")
 def _part2(k, step, threshold, x, grad_x):
     for b in range(x.shape[0]):
         # x = prox_x(x - step*grad_x, threshold)

@@ -4,7 +4,10 @@
 Needs only numpy and numba. ``solve(params, **inputs)`` runs a batch (batch-first arrays; a
 large one shares its samples among the threads), ``solve_one(params, **inputs)`` one sample;
 ``params`` is the dict that ``Unfolded.kernel_params()`` returns. float32 and float64 inputs
-are both supported: the params are cast to the inputs' dtype. The layers' buffers are
+are both supported: the params are cast to the inputs' dtype. Arithmetic follows NumPy's
+error model (error_model="numpy": a division by zero gives inf or NaN, as in the PyTorch
+module, and the scan of the outputs reports it); Python's would test every divisor, and LLVM
+does not vectorise a loop with such a test in it. The layers' buffers are
 allocated once per sample, outside the layer loop."""
 
 import importlib.abc
@@ -89,14 +92,14 @@ SAMPLE_FLOPS = 20320
 SHARED_MIN_FLOPS = 1 << 20
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def soft_threshold(v, threshold):
     """prox of threshold*|.|: sign(v) * max(|v| - threshold, 0), without a branch (branches on
     the iterates' signs mispredicted: ADMM's batch loops ran 4x slower with them)."""
     return np.sign(v) * max(abs(v) - threshold, 0.0 * v)
 
 
-@njit(cache=True, fastmath=True)
+@njit(cache=True, fastmath=True, error_model="numpy")
 def diff(x, adjoint, out):
     """out = x[1:] - x[:-1]; adjoint: out = (-x[0], x[0] - x[1], ..., x[-1])."""
     if adjoint:
@@ -110,14 +113,14 @@ def diff(x, adjoint, out):
             out[i] = x[i + 1] - x[i]
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def prox_x_dual(v, threshold):
     """prox of lam * norm1(diff(x))."""
     v = soft_threshold(v, threshold)
     return v
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def unrolled(dual_step, primal_step, lam, y, x):
     """All 20 layers for one sample; x receive(s) the result."""
     dtype = x.dtype
@@ -158,7 +161,7 @@ def unrolled(dual_step, primal_step, lam, y, x):
         x[:] = x_next
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def all_finite(array):
     """Whether no entry of ``array`` is NaN or Inf (stops at the first that is)."""
     for value in array.flat:
@@ -167,7 +170,7 @@ def all_finite(array):
     return True
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _one_sample(dual_step, primal_step, lam, y, x):
     """One sample between the scans of its inputs and outputs for NaN and Inf, all compiled:
     from Python, the scans and the extra call cost more than a small network's layers. Returns
@@ -178,14 +181,14 @@ def _one_sample(dual_step, primal_step, lam, y, x):
     return 0 if all_finite(x) else 2
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _solve_samples(dual_step, primal_step, lam, y, x):
     """The samples one after another, on the calling thread: a batch below SHARED_MIN_FLOPS."""
     for b in range(y.shape[0]):
         unrolled(dual_step, primal_step, lam, y[b], x[b])
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, error_model="numpy")
 def _solve_batch(dual_step, primal_step, lam, y, x):
     """The samples shared among the threads. Compiled at the first batch that takes it: Numba
     compiles the whole network again into its parallel wrapper (seconds for a large network)."""
