@@ -33,7 +33,10 @@ def _load_scipy_pointer_modules():
         return
     if importlib.util.find_spec("scipy") is None:
         return
-    linalg = importlib.util.find_spec("scipy.linalg")  # runs scipy's top level, not linalg's
+    try:
+        linalg = importlib.util.find_spec("scipy.linalg")  # runs scipy's top level, not linalg's
+    except ImportError:
+        return
     if linalg is None or not linalg.submodule_search_locations:
         return
     specs = [importlib.machinery.PathFinder.find_spec(name, linalg.submodule_search_locations)
