@@ -181,6 +181,7 @@ def cold_start_reason(cold: dict[str, Any]) -> str:
              "on this machine (its first call imports all of SciPy's linalg, where the kernel loads only the two "
              "modules of BLAS and LAPACK pointers that Numba needs), so " +
              (f"the kernel adds {share:.2f} s to it. " if share >= 0.01 else
+              f"the kernel starts {-share:.2f} s sooner. " if share <= -0.01 else
               "the kernel adds nothing measurable to it. "))
     return (cold_start_phases(cold) + ". " + floor + "Importing numba and Numba's first call (its typing and "
             "lowering registries, then its cached code) come before any work of the kernel's.")
