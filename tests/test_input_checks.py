@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from conftest import Built, variant
+from conftest import ROOT, Built, variant
 
 M, N = 6, 4
 
@@ -196,3 +196,12 @@ def test_a_division_by_zero_in_the_kernel_is_reported_like_the_modules_inf(tmp_p
         built.kernel.solve(params, y=y)  # NumPy's matmul warns of the inf too
     params["eps"] = np.asarray(0.1)
     assert np.isfinite(built.kernel.solve(params, y=y)["x"]).all()
+
+
+def test_every_compiled_function_of_the_bundled_kernels_follows_numpys_error_model() -> None:
+    """A template's @njit without error_model="numpy" would raise ZeroDivisionError where the
+    others give inf, and keep its loops with a division from being vectorised."""
+    decorators = [line.strip() for path in sorted((ROOT / "generated").glob("*/kernel.py"))
+                  for line in path.read_text().splitlines() if line.strip().startswith("@njit(")]
+    assert len(decorators) > 100
+    assert [d for d in decorators if 'error_model="numpy"' not in d] == []

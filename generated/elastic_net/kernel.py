@@ -32,11 +32,9 @@ def _load_scipy_pointer_modules():
     to Numba's own import (the usual path, only slower)."""
     if any(name in sys.modules for name in ("scipy.linalg", *SCIPY_POINTER_MODULES)):
         return
-    if importlib.util.find_spec("scipy") is None:
-        return
     try:
         linalg = importlib.util.find_spec("scipy.linalg")  # runs scipy's top level, not linalg's
-    except ImportError:
+    except ImportError:  # no SciPy, or one whose top level fails
         return
     if linalg is None or not linalg.submodule_search_locations:
         return
